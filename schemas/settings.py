@@ -1,0 +1,103 @@
+"""Per-agent settings: scope, reset policy, retention, context defaults, admins."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from schemas.base import WireModel
+
+Scope = Literal["main", "per-peer", "per-channel-peer"]
+SCOPES: tuple[Scope, ...] = ("main", "per-peer", "per-channel-peer")
+ResetMode = Literal["off", "daily", "idle", "daily+idle"]
+RetentionMode = Literal["enforce", "warn"]
+ContextStrategy = Literal["recent", "smart", "summarize"]
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90d', '30m', '12h', '2w', '45s' -> timedelta; anything else is a ValueError."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"invalid duration {text!r}: use a number and one of s, m, h, d, w (e.g. 30d)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def check_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin") from exc
+    return name
+
+
+def check_hhmm(text: str) -> str:
+    if not _HHMM.match(text):
+        raise ValueError(f"invalid time {text!r}: use HH:MM on a 24-hour clock, e.g. 04:00")
+    return text
+
+
+class ResetPolicy(WireModel):
+    mode: ResetMode = "off"
+    daily_at: str = "04:00"
+    time_zone: str = "UTC"
+    idle_minutes: int = Field(default=60, ge=1, le=525_600)
+
+    @field_validator("daily_at")
+    @classmethod
+    def _check_daily(cls, value: str) -> str:
+        return check_hhmm(value)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        return check_time_zone(value)
+
+    @property
+    def daily(self) -> bool:
+        return self.mode in ("daily", "daily+idle")
+
+    @property
+    def idle(self) -> bool:
+        return self.mode in ("idle", "daily+idle")
+
+
+class RetentionPolicy(WireModel):
+    max_age: str = "90d"
+    max_inactive: str = "30d"
+    keep_minimum: int = Field(default=10, ge=0)
+    mode: RetentionMode = "enforce"
+
+    @field_validator("max_age", "max_inactive")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class ContextDefaults(WireModel):
+    max_tokens: int = Field(default=100_000, ge=1)
+    strategy: ContextStrategy = "recent"
+
+
+class AgentSettings(WireModel):
+    agent_id: str = "main"
+    scope: Scope = "per-channel-peer"
+    reset: ResetPolicy = ResetPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
+    encrypt_transcripts: bool = False
+    context: ContextDefaults = ContextDefaults()
+    admins: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_agent(self) -> AgentSettings:
+        if not self.agent_id.strip():
+            raise ValueError("agent_id must not be empty")
+        return self

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.backends import BACKENDS, open_store, real_mongodb_url
+from worker import create_session_manager
+from worker.clock import ManualClock
+from worker.manager import SessionManager
+from worker.stores.base import SessionStore
+from worker.tokens import TiktokenCounter
+
+
+@pytest.fixture(scope="session")
+def token_counter() -> TiktokenCounter:
+    return TiktokenCounter.load()
+
+
+@pytest.fixture(scope="session")
+def mongodb_url() -> Iterator[str]:
+    with real_mongodb_url() as url:
+        yield url
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 3, 3, 10, 0, tzinfo=UTC))
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
+    url = request.getfixturevalue("mongodb_url") if request.param == "mongodb" else None
+    async with open_store(request.param, tmp_path, url) as opened:
+        yield opened
+
+
+MakeManager = Callable[..., SessionManager]
+
+
+@pytest.fixture
+def make_manager(store: SessionStore, clock: ManualClock, token_counter: TiktokenCounter) -> MakeManager:
+    def make(**options: Any) -> SessionManager:
+        return create_session_manager(store=store, clock=clock, token_counter=token_counter, **options)
+
+    return make
+
+
+@pytest.fixture
+def manager(make_manager: MakeManager) -> SessionManager:
+    return make_manager()

@@ -1,0 +1,74 @@
+"""Agent settings: stored per agent, defaulting to the manager's options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import AgentSettings, ResetMode
+from schemas.settings import check_hhmm, check_time_zone
+from worker.errors import InvalidArgument, InvalidResetTime, InvalidTimeZone
+from worker.scope import parse_scope
+from worker.stores.base import SessionStore
+
+
+class AgentDirectory:
+    def __init__(self, store: SessionStore, defaults: AgentSettings) -> None:
+        self._store = store
+        self._defaults = defaults
+
+    async def get(self, agent_id: str) -> AgentSettings:
+        stored = await self._store.get_settings(agent_id)
+        if stored is not None:
+            return stored
+        return self._defaults.model_copy(update={"agent_id": agent_id})
+
+    async def update(self, agent_id: str, **changes: Any) -> AgentSettings:
+        current = await self.get(agent_id)
+        merged = current.model_dump()
+        for name, value in changes.items():
+            if isinstance(merged.get(name), dict) and isinstance(value, dict):
+                merged[name] = {**merged[name], **value}
+            else:
+                merged[name] = value
+        try:
+            settings = AgentSettings.model_validate(merged)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+            raise InvalidArgument(f"invalid settings for agent {agent_id}: {problems}") from exc
+        await self._store.save_settings(settings)
+        return settings
+
+    async def set_scope(self, agent_id: str, scope: str) -> AgentSettings:
+        return await self.update(agent_id, scope=parse_scope(scope))
+
+    async def set_reset_time(self, agent_id: str, daily_at: str, time_zone: str | None = None) -> AgentSettings:
+        try:
+            check_hhmm(daily_at)
+        except ValueError as exc:
+            raise InvalidResetTime(str(exc)) from exc
+        current = await self.get(agent_id)
+        reset: dict[str, Any] = {"daily_at": daily_at, "mode": _with(current.reset.mode, "daily")}
+        if time_zone is not None:
+            try:
+                reset["time_zone"] = check_time_zone(time_zone)
+            except ValueError as exc:
+                raise InvalidTimeZone(str(exc)) from exc
+        return await self.update(agent_id, reset=reset)
+
+    async def set_idle_reset(self, agent_id: str, minutes: int) -> AgentSettings:
+        current = await self.get(agent_id)
+        if minutes <= 0:
+            return await self.update(agent_id, reset={"mode": _without(current.reset.mode, "idle")})
+        return await self.update(agent_id, reset={"idle_minutes": minutes, "mode": _with(current.reset.mode, "idle")})
+
+
+def _with(mode: ResetMode, part: str) -> ResetMode:
+    parts = {p for p in mode.split("+") if p != "off"} | {part}
+    return "daily+idle" if parts == {"daily", "idle"} else ("daily" if "daily" in parts else "idle")
+
+
+def _without(mode: ResetMode, part: str) -> ResetMode:
+    parts = {p for p in mode.split("+") if p not in ("off", part)}
+    return "daily" if "daily" in parts else ("idle" if "idle" in parts else "off")

@@ -1,0 +1,57 @@
+"""DeliveryContext normalization and merging (seed 003), never crossing channels."""
+
+from __future__ import annotations
+
+from schemas import DeliveryContext
+
+# Gateways spell channels in different ways; the canonical names are what dispatchers bind.
+_CHANNEL_ALIASES = {"tg": "telegram", "wa": "whatsapp", "dc": "discord", "msteams": "teams"}
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def normalize_channel(channel: str | None) -> str | None:
+    text = _clean(channel)
+    if text is None:
+        return None
+    lowered = text.lower()
+    return _CHANNEL_ALIASES.get(lowered, lowered)
+
+
+def normalize_delivery(context: DeliveryContext | None) -> DeliveryContext:
+    if context is None:
+        return DeliveryContext()
+    return DeliveryContext(
+        channel=normalize_channel(context.channel),
+        to=_clean(context.to),
+        account_id=_clean(context.account_id),
+        thread_id=_clean(context.thread_id),
+        reply_to_id=_clean(context.reply_to_id),
+    )
+
+
+def merge_delivery(old: DeliveryContext | None, new: DeliveryContext | None) -> DeliveryContext:
+    """Field by field, newer wins.
+
+    When the channel changes, the old recipient, account and thread belong to the old channel
+    and are dropped; when the recipient changes, the old thread and reply-to belong to the old
+    chat and are dropped too.
+    """
+    base = normalize_delivery(old)
+    fresh = normalize_delivery(new)
+    if fresh.channel and base.channel and fresh.channel != base.channel:
+        return fresh
+    if fresh.to and base.to and fresh.to != base.to:
+        base = DeliveryContext(channel=base.channel, to=base.to, account_id=base.account_id)
+    return DeliveryContext(
+        channel=fresh.channel or base.channel,
+        to=fresh.to or base.to,
+        account_id=fresh.account_id or base.account_id,
+        thread_id=fresh.thread_id or base.thread_id,
+        reply_to_id=fresh.reply_to_id or base.reply_to_id,
+    )

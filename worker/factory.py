@@ -1,0 +1,73 @@
+"""Build a SessionManager from options: pick the store, codec, token counter and clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from worker.agents import AgentDirectory
+from worker.clock import Clock, system_clock
+from worker.errors import InvalidArgument
+from worker.keyed_lock import KeyedLock
+from worker.manager import SessionManager
+from worker.options import ManagerOptions
+from worker.payload import PayloadCodec, PlainCodec
+from worker.stores.base import SessionStore
+from worker.tokens import TiktokenCounter, TokenCounter
+from worker.transcript import Transcript
+
+
+def build_store(options: ManagerOptions) -> SessionStore:
+    if options.storage == "mongodb":
+        from worker.stores.mongo import MongoStore
+
+        assert options.mongodb_url is not None
+        return MongoStore.from_url(options.mongodb_url, options.mongodb_database)
+    from worker.stores.sqlite import SqliteStore
+
+    return SqliteStore.at_path(options.db_path)
+
+
+def build_codec(options: ManagerOptions) -> PayloadCodec:
+    if options.encrypt_transcripts:
+        raise InvalidArgument(
+            "encrypt_transcripts is not available in this release; the transcript payload is "
+            "already stored as an opaque blob so encryption can wrap it"
+        )
+    return PlainCodec()
+
+
+def create_session_manager(
+    *,
+    store: SessionStore | None = None,
+    clock: Clock | None = None,
+    token_counter: TokenCounter | None = None,
+    codec: PayloadCodec | None = None,
+    **options: Any,
+) -> SessionManager:
+    """The seed's createSessionManager. Call `await manager.open()` (or `async with`) before use.
+
+    `store`, `clock`, `token_counter` and `codec` are injectable; every other keyword is a
+    ManagerOptions field (scope, daily_reset_hour, idle_reset_minutes, storage, db_path, ...).
+    """
+    try:
+        settings = ManagerOptions(**options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidArgument(f"invalid session manager options: {problems}") from exc
+    chosen_store = store if store is not None else build_store(settings)
+    chosen_clock = clock or system_clock
+    locks = KeyedLock()
+    transcript = Transcript(
+        chosen_store,
+        codec if codec is not None else build_codec(settings),
+        token_counter if token_counter is not None else TiktokenCounter.load(settings.token_encoding),
+        chosen_clock,
+        locks,
+        max_content_bytes=settings.max_content_bytes,
+    )
+    agents = AgentDirectory(chosen_store, settings.agent_defaults())
+    return SessionManager(chosen_store, transcript, agents, chosen_clock, locks)

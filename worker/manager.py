@@ -1,0 +1,319 @@
+"""SessionManager: the seed-000 API in Python. The worker is a thin event-driven shell around it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, overload
+
+from schemas import (
+    AgentSettings,
+    ChatType,
+    Checkpoint,
+    DeliveryContext,
+    Role,
+    SessionEntry,
+    SessionPage,
+    SessionStatus,
+    TranscriptEntry,
+    Usage,
+)
+from worker.agents import AgentDirectory
+from worker.checkpoints import CheckpointBook
+from worker.clock import Clock
+from worker.errors import InvalidArgument, SessionNotFound
+from worker.keyed_lock import KeyedLock
+from worker.maintenance import CleanupReport, cleanup
+from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
+from worker.scope import ChatAddress
+from worker.slots import Resolution, SlotResolver
+from worker.stores.base import SessionQuery, SessionStore, ViewChange
+from worker.transcript import Draft, Transcript
+from worker.view import cleared_view
+
+HistoryFormat = Literal["messages", "markdown", "text"]
+ExportFormat = Literal["markdown", "json", "jsonl"]
+MAX_PAGE = 500
+
+
+def _usage(value: Usage | dict[str, int] | None) -> Usage | None:
+    return value if value is None or isinstance(value, Usage) else Usage.model_validate(value)
+
+
+def _encode_cursor(session: SessionEntry) -> str:
+    raw = json.dumps([session.last_activity_at.isoformat(), session.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        moment, session_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(moment).astimezone(UTC), str(session_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument("invalid page cursor: pass the next_cursor of the previous page") from exc
+
+
+class SessionManager:
+    def __init__(
+        self,
+        store: SessionStore,
+        transcript: Transcript,
+        agents: AgentDirectory,
+        clock: Clock,
+        locks: KeyedLock,
+    ) -> None:
+        self.store = store
+        self.transcript = transcript
+        self.agents = agents
+        self._clock = clock
+        self._slots = SlotResolver(store, clock, locks)
+        self._checkpoints = CheckpointBook(store, clock, locks)
+        self._locks = locks
+        self._default_agent = "main"
+
+    # Lifecycle ------------------------------------------------------------------------------
+    async def open(self) -> SessionManager:
+        """Create the store's tables or collections and indexes (idempotent)."""
+        await self.store.ensure_schema()
+        return self
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def __aenter__(self) -> SessionManager:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # Sessions -------------------------------------------------------------------------------
+    async def resolve(self, address: ChatAddress) -> Resolution:
+        """Like get_or_create_session, but also says whether a reset happened on the way."""
+        return await self._slots.resolve(await self.agents.get(address.agent_id), address)
+
+    async def get_or_create_session(
+        self,
+        *,
+        user_id: str | None = None,
+        channel_id: str | None = None,
+        peer_id: str | None = None,
+        agent_id: str | None = None,
+        account_id: str | None = None,
+        thread_id: str | None = None,
+        message_id: str | None = None,
+        chat_type: ChatType = "direct",
+    ) -> SessionEntry:
+        address = ChatAddress(
+            agent_id=agent_id or self._default_agent,
+            channel=channel_id,
+            user_id=user_id,
+            peer_id=peer_id,
+            account_id=account_id,
+            thread_id=thread_id,
+            message_id=message_id,
+            chat_type=chat_type,
+        )
+        return (await self.resolve(address)).session
+
+    async def reset(
+        self,
+        *,
+        user_id: str | None = None,
+        channel_id: str | None = None,
+        peer_id: str | None = None,
+        agent_id: str | None = None,
+        chat_type: ChatType = "direct",
+        reason: Literal["reset", "new"] = "reset",
+    ) -> SessionEntry:
+        """Archive the slot's active session and start a new one in the slot."""
+        address = ChatAddress(
+            agent_id=agent_id or self._default_agent,
+            channel=channel_id,
+            user_id=user_id,
+            peer_id=peer_id,
+            chat_type=chat_type,
+        )
+        settings = await self.agents.get(address.agent_id)
+        return (await self._slots.reset(settings, address, reason)).session
+
+    async def get_session(self, session_id: str) -> SessionEntry:
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise SessionNotFound(f"no session {session_id}")
+        return session
+
+    async def restore_session(self, session_id: str) -> SessionEntry:
+        """Make an archived session the active one of its slot again (the current one is archived)."""
+        target = await self.get_session(session_id)
+        if target.status == "active":
+            return target
+        async with self._locks.hold(f"slot:{target.agent_id}:{target.key}"):
+            now = self._clock()
+            current = await self.store.find_active(target.agent_id, target.key)
+            if current is not None:
+                await self.store.archive_session(current.id, "superseded", now)
+            generation = await self.store.last_generation(target.agent_id, target.key) + 1
+            if not await self.store.reactivate_session(target.id, generation, now):
+                raise InvalidArgument(f"session {session_id} could not be restored; it changed meanwhile")
+        return await self.get_session(session_id)
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        status: SessionStatus | None = None,
+        active_within_minutes: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}")
+        since = None
+        if active_within_minutes is not None:
+            since = self._clock() - timedelta(minutes=active_within_minutes)
+        query = SessionQuery(
+            agent_id=agent_id,
+            status=status,
+            active_since=since,
+            limit=limit + 1,
+            after=None if cursor is None else _decode_cursor(cursor),
+        )
+        found = await self.store.list_sessions(query)
+        items = tuple(found[:limit])
+        next_cursor = _encode_cursor(items[-1]) if len(found) > limit else None
+        return SessionPage(items=items, next_cursor=next_cursor)
+
+    # Messages and history ---------------------------------------------------------------------
+    async def add_message(
+        self,
+        session_id: str,
+        role: Role = "user",
+        content: str | None = None,
+        *,
+        usage: Usage | dict[str, int] | None = None,
+        tool: str | None = None,
+        args: dict[str, Any] | None = None,
+        result: Any = None,
+        important: bool = False,
+        event_id: str | None = None,
+        delivery: DeliveryContext | None = None,
+    ) -> TranscriptEntry:
+        draft = Draft(
+            role=role,
+            content=content,
+            tool=tool,
+            args=args,
+            result=result,
+            usage=_usage(usage),
+            important=important,
+            event_id=event_id,
+            delivery=delivery,
+        )
+        return await self.transcript.append(session_id, draft)
+
+    @overload
+    async def get_history(
+        self, session_id: str, *, limit: int = ..., format: Literal["messages"] = ...
+    ) -> list[TranscriptEntry]: ...
+    @overload
+    async def get_history(self, session_id: str, *, limit: int = ..., format: Literal["markdown", "text"]) -> str: ...
+
+    async def get_history(
+        self, session_id: str, *, limit: int = 50, format: HistoryFormat = "messages"
+    ) -> list[TranscriptEntry] | str:
+        entries = await self.transcript.newest(await self.get_session(session_id), limit)
+        if format == "messages":
+            return entries
+        if format == "markdown":
+            return as_markdown(entries)
+        if format == "text":
+            return as_text(entries)
+        raise InvalidArgument(f"unknown history format {format!r}: use messages, markdown or text")
+
+    async def clear_history(self, session_id: str) -> SessionEntry:
+        """Hide every entry so far; the session, its counters and checkpoints stay."""
+        async with self._locks.hold(session_id):
+            session = await self.get_session(session_id)
+            change = ViewChange(
+                view=cleared_view(session.last_seq),
+                message_count=0,
+                at=self._clock(),
+                expected_last_seq=session.last_seq,
+            )
+            if not await self.store.change_view(session.id, change):
+                raise InvalidArgument(f"session {session_id} changed during the clear; try again")
+            return session.model_copy(update={"view": change.view, "message_count": 0, "updated_at": change.at})
+
+    async def mark_important(self, session_id: str, seq: int, important: bool = True) -> None:
+        if not await self.store.set_important(session_id, seq, important):
+            raise InvalidArgument(f"session {session_id} has no entry #{seq}")
+
+    async def export(
+        self, session_id: str, *, format: ExportFormat = "markdown", include_metadata: bool = False
+    ) -> str:
+        session = await self.get_session(session_id)
+        entries = await self.transcript.all_visible(session)
+        if format == "markdown":
+            return export_markdown(session, entries, include_metadata=include_metadata)
+        if format == "json":
+            return export_json(session, entries, include_metadata=include_metadata)
+        if format == "jsonl":
+            return export_jsonl(entries, include_metadata=include_metadata)
+        raise InvalidArgument(f"unknown export format {format!r}: use markdown, json or jsonl")
+
+    # Checkpoints ------------------------------------------------------------------------------
+    async def save_checkpoint(self, session_id: str, name: str, description: str | None = None) -> Checkpoint:
+        return await self._checkpoints.save(session_id, name, description)
+
+    async def list_checkpoints(self, session_id: str, *, whole_slot: bool = False) -> list[Checkpoint]:
+        return await self._checkpoints.list_for(session_id, whole_slot=whole_slot)
+
+    async def restore_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> SessionEntry:
+        """Bring the checkpoint's session back to its saved history.
+
+        With `session_id`, the checkpoint must belong to that session's slot; if it belongs to an
+        archived session of the slot, that session becomes the active one again first.
+        """
+        within = None if session_id is None else await self.get_session(session_id)
+        checkpoint, owner = await self._checkpoints.find(checkpoint_id, within)
+        if owner.status != "active":
+            owner = await self.restore_session(owner.id)
+        return await self._checkpoints.apply(checkpoint, owner.id)
+
+    async def delete_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> None:
+        within = None if session_id is None else await self.get_session(session_id)
+        await self._checkpoints.find(checkpoint_id, within)
+        await self._checkpoints.delete(checkpoint_id)
+
+    # Settings and maintenance -----------------------------------------------------------------
+    async def get_settings(self, agent_id: str | None = None) -> AgentSettings:
+        return await self.agents.get(agent_id or self._default_agent)
+
+    async def set_scope(self, scope: str, *, agent_id: str | None = None) -> AgentSettings:
+        return await self.agents.set_scope(agent_id or self._default_agent, scope)
+
+    async def set_reset_time(
+        self, daily_at: str, *, time_zone: str | None = None, agent_id: str | None = None
+    ) -> AgentSettings:
+        return await self.agents.set_reset_time(agent_id or self._default_agent, daily_at, time_zone)
+
+    async def set_idle_reset(self, minutes: int, *, agent_id: str | None = None) -> AgentSettings:
+        return await self.agents.set_idle_reset(agent_id or self._default_agent, minutes)
+
+    async def cleanup(
+        self,
+        *,
+        older_than: str = "30d",
+        keep_checkpoints: bool = True,
+        agent_id: str | None = None,
+        dry_run: bool = False,
+    ) -> CleanupReport:
+        return await cleanup(
+            self.store,
+            self._clock,
+            older_than=older_than,
+            keep_checkpoints=keep_checkpoints,
+            agent_id=agent_id,
+            dry_run=dry_run,
+        )

@@ -1,0 +1,99 @@
+"""Map an inbound chat address to a session key (the slot) under the agent's scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from schemas import SCOPES, ChatType, DeliveryContext, Origin, Scope
+from worker.delivery import normalize_channel, normalize_delivery
+from worker.errors import InvalidArgument, InvalidScope
+
+# Chat aliases used by `/session scope main|peer|channel`.
+SCOPE_ALIASES: dict[str, Scope] = {
+    "main": "main",
+    "peer": "per-peer",
+    "per-peer": "per-peer",
+    "channel": "per-channel-peer",
+    "per-channel-peer": "per-channel-peer",
+}
+
+
+def parse_scope(text: str) -> Scope:
+    scope = SCOPE_ALIASES.get(text.strip().lower())
+    if scope is None:
+        allowed = ", ".join(SCOPES)
+        raise InvalidScope(f"unknown scope {text!r}: use one of {allowed} (or main, peer, channel)")
+    return scope
+
+
+@dataclass(frozen=True, slots=True)
+class ChatAddress:
+    """Who wrote, where: what a gateway knows about an inbound message.
+
+    `user_id` is the person; `peer_id` the chat the message came from (the DM peer or the
+    group); in a direct chat they are usually the same and either may be given alone.
+    """
+
+    agent_id: str = "main"
+    channel: str | None = None
+    user_id: str | None = None
+    peer_id: str | None = None
+    account_id: str | None = None
+    thread_id: str | None = None
+    message_id: str | None = None
+    chat_type: ChatType = "direct"
+
+    @property
+    def person(self) -> str | None:
+        return self.user_id or self.peer_id
+
+    @property
+    def chat(self) -> str | None:
+        return self.peer_id or self.user_id
+
+    def delivery(self) -> DeliveryContext:
+        return normalize_delivery(
+            DeliveryContext(
+                channel=self.channel,
+                to=self.chat,
+                account_id=self.account_id,
+                thread_id=self.thread_id,
+                reply_to_id=self.message_id,
+            )
+        )
+
+    def origin(self) -> Origin:
+        return Origin(
+            channel=normalize_channel(self.channel),
+            user_id=self.user_id,
+            peer_id=self.peer_id,
+            account_id=self.account_id,
+            thread_id=self.thread_id,
+            chat_type=self.chat_type,
+        )
+
+
+def _part(value: str) -> str:
+    # Ids may contain ':' (Matrix, Slack); escape so keys never collide across parts.
+    return quote(value.strip(), safe="@.+-_=")
+
+
+def session_key(scope: Scope, address: ChatAddress) -> str:
+    agent = _part(address.agent_id)
+    channel = normalize_channel(address.channel)
+    if address.chat_type == "group":
+        group = address.chat
+        if not channel or not group:
+            raise InvalidArgument("a group message needs a channel and a peer_id (the group id)")
+        return f"agent:{agent}:{_part(channel)}:group:{_part(group)}"
+    if scope == "main":
+        return f"agent:{agent}:main"
+    person = address.person
+    if not person:
+        raise InvalidArgument(f"scope {scope} needs a user_id or peer_id to find the session")
+    if scope == "per-peer":
+        return f"agent:{agent}:peer:{_part(person)}"
+    if not channel:
+        raise InvalidArgument("scope per-channel-peer needs a channel_id to find the session")
+    return f"agent:{agent}:{_part(channel)}:peer:{_part(person)}"

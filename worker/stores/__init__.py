@@ -1,0 +1,1 @@
+"""Storage adapters. Only modules in this package import database drivers."""

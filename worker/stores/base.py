@@ -1,0 +1,143 @@
+"""The contract every store keeps. Domain rules live in the engine; stores only store, atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from schemas import (
+    AgentSettings,
+    ArchiveReason,
+    Checkpoint,
+    DeliveryContext,
+    Role,
+    Segment,
+    SessionEntry,
+    SessionStatus,
+    Summary,
+)
+
+
+class DuplicateEvent(Exception):
+    """An entry with this event id is already stored; the append had no effect."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A transcript entry as stored: clear metadata plus the (possibly sealed) payload."""
+
+    session_id: str
+    seq: int
+    event_id: str
+    role: Role
+    timestamp: datetime
+    token_count: int
+    important: bool
+    input_tokens: int
+    output_tokens: int
+    has_usage: bool
+    delivery: DeliveryContext | None
+    payload: bytes
+    key_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdate:
+    """What one appended entry changes on its session; applied only if last_seq == seq - 1."""
+
+    seq: int
+    at: datetime
+    input_tokens: int = 0
+    output_tokens: int = 0
+    delivery: DeliveryContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    agent_id: str | None = None
+    status: SessionStatus | None = None
+    active_since: datetime | None = None
+    key: str | None = None
+    limit: int = 50
+    # Keyset cursor: sessions strictly after (last_activity_at, id) in newest-first order.
+    after: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedCounts:
+    sessions: int = 0
+    entries: int = 0
+    checkpoints: int = 0
+    summaries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChange:
+    view: tuple[Segment, ...]
+    message_count: int
+    at: datetime
+    expected_last_seq: int = field(default=0)
+
+
+class SessionStore(Protocol):
+    async def ensure_schema(self) -> None:
+        """Create tables, collections and indexes. Idempotent; called explicitly, never implicitly."""
+
+    async def close(self) -> None: ...
+
+    # Agent settings
+    async def get_settings(self, agent_id: str) -> AgentSettings | None: ...
+    async def save_settings(self, settings: AgentSettings) -> None: ...
+
+    # Sessions
+    async def find_active(self, agent_id: str, key: str) -> SessionEntry | None: ...
+    async def last_generation(self, agent_id: str, key: str) -> int: ...
+    async def insert_session(self, session: SessionEntry) -> bool:
+        """False when another session already holds this (agent, key, generation)."""
+
+    async def get_session(self, session_id: str) -> SessionEntry | None: ...
+    async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
+        """Active -> archived; False if it was not active."""
+
+    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+        """Archived -> active under a new generation; False if that generation is taken."""
+
+    async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None: ...
+    async def change_view(self, session_id: str, change: ViewChange) -> bool:
+        """Replace the visible ranges; False if entries were appended since `expected_last_seq`."""
+
+    async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]: ...
+
+    # Transcript
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
+        """Store one entry with seq == session.last_seq + 1 and apply `update`.
+
+        Raises DuplicateEvent if the event id is stored already, StoreConflict if the sequence
+        number was taken by a concurrent writer.
+        """
+
+    async def find_entry_by_event(self, event_id: str) -> StoredEntry | None: ...
+    async def read_entries(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
+        """Entries with start <= seq <= end, newest first, at most `limit`."""
+
+    async def set_important(self, session_id: str, seq: int, important: bool) -> bool: ...
+
+    # Checkpoints
+    async def insert_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None: ...
+    async def list_checkpoints(self, session_ids: list[str]) -> list[Checkpoint]: ...
+    async def delete_checkpoint(self, checkpoint_id: str) -> bool: ...
+
+    # Summaries
+    async def insert_summary(self, summary: Summary) -> None: ...
+    async def list_summaries(self, session_id: str) -> list[Summary]: ...
+
+    # Maintenance
+    async def find_inactive(
+        self, cutoff: datetime, agent_id: str | None, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[SessionEntry]:
+        """Sessions last active before `cutoff`, oldest first, keyset-paged after (time, id)."""
+
+    async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]: ...
+    async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts: ...

@@ -1,0 +1,447 @@
+"""MongoDB store over pymongo's native async API.
+
+Every write is one atomic single-document operation. An append is two of them (insert the entry,
+then a guarded update of the session); a writer that dies in between leaves the session behind
+its transcript, and the next writer rolls it forward from the stored entries.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    DuplicateKeyError,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from schemas import AgentSettings, ArchiveReason, Checkpoint, DeliveryContext, SessionEntry, Summary
+from worker.delivery import merge_delivery
+from worker.errors import StoreConflict, StoreUnavailable
+from worker.stores.base import (
+    DeletedCounts,
+    DuplicateEvent,
+    SessionQuery,
+    SessionUpdate,
+    StoredEntry,
+    ViewChange,
+)
+
+Doc = dict[str, Any]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_TRANSIENT = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError)
+
+
+def _unavailable(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn transient driver errors into StoreUnavailable so callers never import pymongo."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except PyMongoError as exc:
+            if isinstance(exc, _TRANSIENT) or exc.has_error_label("RetryableWriteError"):
+                raise StoreUnavailable(f"MongoDB could not complete {fn.__name__}: {exc}; retry shortly") from exc
+            raise
+
+    return wrapper
+
+
+# Conversions. BSON has no tuples and pymongo may return naive datetimes or bson.Binary, so
+# documents are normalized on the way in and out; models validate the result.
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _utc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utc(v) for v in value]
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+def _to_doc(model: SessionEntry | Checkpoint | Summary) -> Doc:
+    doc: Doc = _plain(model.model_dump(mode="python"))
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _fields(doc: Doc) -> Doc:
+    """A stored document as model fields: `_id` back to `id`, datetimes aware."""
+    out: Doc = _utc(doc)
+    out["id"] = out.pop("_id")
+    return out
+
+
+def _session(doc: Doc | None) -> SessionEntry | None:
+    return None if doc is None else SessionEntry.model_validate(_fields(doc))
+
+
+def _entry_doc(entry: StoredEntry) -> Doc:
+    doc: Doc = {f.name: getattr(entry, f.name) for f in fields(entry)}
+    doc["_id"] = f"{entry.session_id}:{entry.seq}"
+    doc["delivery"] = None if entry.delivery is None else entry.delivery.model_dump()
+    doc["payload"] = bytes(entry.payload)
+    return doc
+
+
+def _entry(doc: Doc) -> StoredEntry:
+    values: Doc = _utc(doc)
+    values.pop("_id", None)
+    delivery = values.get("delivery")
+    values["delivery"] = None if delivery is None else DeliveryContext.model_validate(delivery)
+    values["payload"] = bytes(values["payload"])  # bson.Binary is a bytes subclass
+    return StoredEntry(**values)
+
+
+def _delivery_fields(delivery: DeliveryContext) -> Doc:
+    return {
+        "delivery_context": delivery.model_dump(),
+        "last_channel": delivery.channel,
+        "last_to": delivery.to,
+        "last_account_id": delivery.account_id,
+        "last_thread_id": delivery.thread_id,
+    }
+
+
+async def _insert_new(collection: AsyncCollection[Doc], doc: Doc, what: str) -> None:
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError as exc:  # ids are generated, so this is a retried insert or a bug
+        raise StoreConflict(f"{what} already exists") from exc
+
+
+class MongoStore:
+    def __init__(self, client: AsyncMongoClient[Doc] | Any, database: str = "sessions") -> None:
+        # No I/O here: pymongo connects lazily, and ensure_schema is an explicit step.
+        self._client = client
+        db: AsyncDatabase[Doc] = client[database]
+        self._sessions: AsyncCollection[Doc] = db["sessions"]
+        self._entries: AsyncCollection[Doc] = db["entries"]
+        self._checkpoints: AsyncCollection[Doc] = db["checkpoints"]
+        self._summaries: AsyncCollection[Doc] = db["summaries"]
+        self._settings: AsyncCollection[Doc] = db["settings"]
+
+    @classmethod
+    def from_url(cls, url: str, database: str) -> MongoStore:
+        return cls(AsyncMongoClient(url, tz_aware=True), database)
+
+    @_unavailable
+    async def ensure_schema(self) -> None:
+        up, down = ASCENDING, DESCENDING
+        newest = [("last_activity_at", down), ("_id", down)]
+        indexes: list[tuple[AsyncCollection[Doc], list[tuple[str, int]], bool]] = [
+            (self._sessions, [("agent_id", up), ("key", up), ("generation", up)], True),
+            (self._sessions, [("agent_id", up), ("key", up), ("status", up)], False),
+            (self._sessions, [("agent_id", up), ("status", up), *newest], False),
+            (self._sessions, newest, False),
+            (self._entries, [("session_id", up), ("seq", up)], True),
+            (self._entries, [("event_id", up)], True),
+            (self._checkpoints, [("session_id", up), ("created_at", up)], False),
+            (self._summaries, [("session_id", up), ("from_seq", up)], False),
+        ]
+        for collection, keys, unique in indexes:
+            await collection.create_index(keys, unique=unique)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # Agent settings: one small admin-edited document, so a whole-document replace is fine.
+
+    @_unavailable
+    async def get_settings(self, agent_id: str) -> AgentSettings | None:
+        doc = await self._settings.find_one({"_id": agent_id})
+        if doc is None:
+            return None
+        doc.pop("_id")
+        return AgentSettings.model_validate(_utc(doc))
+
+    @_unavailable
+    async def save_settings(self, settings: AgentSettings) -> None:
+        doc: Doc = _plain(settings.model_dump(mode="python"))
+        await self._settings.replace_one({"_id": settings.agent_id}, doc, upsert=True)
+
+    # Sessions
+
+    @_unavailable
+    async def find_active(self, agent_id: str, key: str) -> SessionEntry | None:
+        where = {"agent_id": agent_id, "key": key, "status": "active"}
+        return _session(await self._sessions.find_one(where, sort=[("generation", DESCENDING)]))
+
+    @_unavailable
+    async def last_generation(self, agent_id: str, key: str) -> int:
+        doc = await self._sessions.find_one(
+            {"agent_id": agent_id, "key": key}, {"generation": 1}, sort=[("generation", DESCENDING)]
+        )
+        return 0 if doc is None else int(doc["generation"])
+
+    @_unavailable
+    async def insert_session(self, session: SessionEntry) -> bool:
+        try:
+            await self._sessions.insert_one(_to_doc(session))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    @_unavailable
+    async def get_session(self, session_id: str) -> SessionEntry | None:
+        return _session(await self._sessions.find_one({"_id": session_id}))
+
+    @_unavailable
+    async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
+        result = await self._sessions.update_one(
+            {"_id": session_id, "status": "active"},
+            {"$set": {"status": "archived", "archived_reason": reason, "archived_at": at, "updated_at": at}},
+        )
+        return result.modified_count == 1
+
+    @_unavailable
+    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+        try:
+            result = await self._sessions.update_one(
+                {"_id": session_id, "status": "archived"},
+                {
+                    "$set": {
+                        "status": "active",
+                        "generation": generation,
+                        "archived_reason": None,
+                        "archived_at": None,
+                        "updated_at": at,
+                    }
+                },
+            )
+        except DuplicateKeyError:  # another session holds (agent, key, generation)
+            return False
+        return result.matched_count == 1
+
+    @_unavailable
+    async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None:
+        changes = {**_delivery_fields(delivery), "updated_at": at}
+        await self._sessions.update_one({"_id": session_id}, {"$set": changes})
+
+    @_unavailable
+    async def change_view(self, session_id: str, change: ViewChange) -> bool:
+        result = await self._sessions.update_one(
+            {"_id": session_id, "last_seq": change.expected_last_seq},
+            {
+                "$set": {
+                    "view": [s.model_dump() for s in change.view],
+                    "message_count": change.message_count,
+                    "updated_at": change.at,
+                }
+            },
+        )
+        return result.matched_count == 1
+
+    @_unavailable
+    async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]:
+        if query.limit <= 0:  # pymongo treats limit 0 as "no limit"
+            return []
+        where: Doc = {}
+        for name in ("agent_id", "status", "key"):
+            if (value := getattr(query, name)) is not None:
+                where[name] = value
+        if query.active_since is not None:
+            where["last_activity_at"] = {"$gte": query.active_since}
+        if query.after is not None:
+            ts, after_id = query.after
+            where["$or"] = [{"last_activity_at": {"$lt": ts}}, {"last_activity_at": ts, "_id": {"$lt": after_id}}]
+        cursor = (
+            self._sessions.find(where).sort([("last_activity_at", DESCENDING), ("_id", DESCENDING)]).limit(query.limit)
+        )
+        return [SessionEntry.model_validate(_fields(doc)) async for doc in cursor]
+
+    # Transcript
+
+    @_unavailable
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
+        sid = entry.session_id
+        try:
+            await self._entries.insert_one(_entry_doc(entry))
+        except DuplicateKeyError as exc:
+            # mongomock's error has no `details`, so ask the data which unique index was hit.
+            if (stored := await self.find_entry_by_event(entry.event_id)) is not None:
+                # A retry after a failure between our two writes lands here: heal the session.
+                await self._roll_forward(stored.session_id)
+                raise DuplicateEvent(entry.event_id) from exc
+            await self._roll_forward(sid)
+            raise StoreConflict(f"sequence {entry.seq} of session {sid} was taken by a concurrent writer") from exc
+        if await self._apply(sid, update):
+            return
+        # The session lags: an earlier writer died between its two writes, or another writer
+        # rolled the session forward, possibly through our own entry already.
+        await self._roll_forward(sid)
+        if await self._last_seq(sid) >= update.seq or await self._apply(sid, update):
+            return
+        raise StoreConflict(f"session {sid} moved on while appending sequence {entry.seq}")
+
+    async def _apply(self, session_id: str, update: SessionUpdate) -> bool:
+        """One guarded atomic update; matches only if the session is exactly one entry behind."""
+        changes: Doc = {"last_seq": update.seq, "updated_at": update.at, "last_activity_at": update.at}
+        if update.delivery is not None:
+            changes.update(_delivery_fields(update.delivery))
+        result = await self._sessions.update_one(
+            {"_id": session_id, "last_seq": update.seq - 1},
+            {
+                "$set": changes,
+                "$inc": {
+                    "message_count": 1,
+                    "input_tokens": update.input_tokens,
+                    "output_tokens": update.output_tokens,
+                },
+            },
+        )
+        return result.matched_count == 1
+
+    async def _last_seq(self, session_id: str) -> int:
+        doc = await self._sessions.find_one({"_id": session_id}, {"last_seq": 1})
+        return -1 if doc is None else int(doc["last_seq"])
+
+    async def _roll_forward(self, session_id: str) -> None:
+        """Apply stored entries the session has not counted yet, each with a guarded update."""
+        session = await self._sessions.find_one({"_id": session_id}, {"last_seq": 1, "delivery_context": 1})
+        if session is None:
+            return
+        raw = session.get("delivery_context")
+        delivery = None if raw is None else DeliveryContext.model_validate(raw)
+        cursor = self._entries.find({"session_id": session_id, "seq": {"$gt": int(session["last_seq"])}}).sort(
+            "seq", ASCENDING
+        )
+        async for doc in cursor:
+            entry = _entry(doc)
+            fresh = None
+            if entry.delivery is not None:
+                delivery = fresh = merge_delivery(delivery, entry.delivery)
+            update = SessionUpdate(
+                seq=entry.seq,
+                at=entry.timestamp,
+                delivery=fresh,
+                input_tokens=entry.input_tokens,
+                output_tokens=entry.output_tokens,
+            )
+            if not await self._apply(session_id, update):
+                return  # another writer is rolling forward too; it finishes the job
+
+    @_unavailable
+    async def find_entry_by_event(self, event_id: str) -> StoredEntry | None:
+        doc = await self._entries.find_one({"event_id": event_id})
+        return None if doc is None else _entry(doc)
+
+    @_unavailable
+    async def read_entries(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
+        if limit <= 0:
+            return []
+        cursor = (
+            self._entries.find({"session_id": session_id, "seq": {"$gte": start, "$lte": end}})
+            .sort("seq", DESCENDING)
+            .limit(limit)
+        )
+        return [_entry(doc) async for doc in cursor]
+
+    @_unavailable
+    async def set_important(self, session_id: str, seq: int, important: bool) -> bool:
+        result = await self._entries.update_one(
+            {"session_id": session_id, "seq": seq}, {"$set": {"important": important}}
+        )
+        return result.matched_count == 1
+
+    # Checkpoints and summaries
+
+    @_unavailable
+    async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await _insert_new(self._checkpoints, _to_doc(checkpoint), f"checkpoint {checkpoint.id}")
+
+    @_unavailable
+    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        doc = await self._checkpoints.find_one({"_id": checkpoint_id})
+        return None if doc is None else Checkpoint.model_validate(_fields(doc))
+
+    @_unavailable
+    async def list_checkpoints(self, session_ids: list[str]) -> list[Checkpoint]:
+        if not session_ids:
+            return []
+        cursor = self._checkpoints.find({"session_id": {"$in": list(session_ids)}}).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [Checkpoint.model_validate(_fields(doc)) async for doc in cursor]
+
+    @_unavailable
+    async def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        result = await self._checkpoints.delete_one({"_id": checkpoint_id})
+        return result.deleted_count == 1
+
+    @_unavailable
+    async def insert_summary(self, summary: Summary) -> None:
+        await _insert_new(self._summaries, _to_doc(summary), f"summary {summary.id}")
+
+    @_unavailable
+    async def list_summaries(self, session_id: str) -> list[Summary]:
+        cursor = self._summaries.find({"session_id": session_id}).sort([("from_seq", ASCENDING), ("_id", ASCENDING)])
+        return [Summary.model_validate(_fields(doc)) async for doc in cursor]
+
+    # Maintenance
+
+    @_unavailable
+    async def find_inactive(
+        self,
+        cutoff: datetime,
+        agent_id: str | None,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[SessionEntry]:
+        if limit <= 0:
+            return []
+        where: Doc = {"last_activity_at": {"$lt": cutoff}}
+        if agent_id is not None:
+            where["agent_id"] = agent_id
+        if after is not None:  # keyset, oldest first: strictly after (time, id)
+            ts, after_id = after
+            where["$or"] = [{"last_activity_at": {"$gt": ts}}, {"last_activity_at": ts, "_id": {"$gt": after_id}}]
+        cursor = self._sessions.find(where).sort([("last_activity_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        return [SessionEntry.model_validate(_fields(doc)) async for doc in cursor]
+
+    @_unavailable
+    async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]:
+        if not session_ids:
+            return set()
+        owned = {"session_id": {"$in": list(session_ids)}}
+        return {str(sid) for sid in await self._checkpoints.distinct("session_id", owned)}
+
+    @_unavailable
+    async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts:
+        if not session_ids:
+            return DeletedCounts()
+        owned: Doc = {"session_id": {"$in": list(session_ids)}}
+        # Children first, sessions last: if we die midway, the session is still there to be
+        # found and deleted again, instead of leaving orphaned entries nobody can reach.
+        entries = await self._entries.delete_many(owned)
+        checkpoints = await self._checkpoints.delete_many(owned)
+        summaries = await self._summaries.delete_many(owned)
+        sessions = await self._sessions.delete_many({"_id": {"$in": list(session_ids)}})
+        return DeletedCounts(
+            sessions=sessions.deleted_count,
+            entries=entries.deleted_count,
+            checkpoints=checkpoints.deleted_count,
+            summaries=summaries.deleted_count,
+        )

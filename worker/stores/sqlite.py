@@ -1,0 +1,329 @@
+"""The embedded store: one SQLite file in WAL mode, same semantics as the MongoDB store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from schemas import AgentSettings, ArchiveReason, Checkpoint, DeliveryContext, SessionEntry, Summary
+from worker.errors import StoreConflict
+from worker.stores.base import (
+    DeletedCounts,
+    DuplicateEvent,
+    SessionQuery,
+    SessionUpdate,
+    StoredEntry,
+    ViewChange,
+)
+from worker.stores.sqlite_db import Connection, SqliteDatabase, transaction
+from worker.stores.sqlite_rows import (
+    ENTRY_COLUMNS,
+    SCHEMA,
+    SESSION_COLUMNS,
+    checkpoint_from_doc,
+    entry_from_row,
+    entry_params,
+    session_from_row,
+    session_params,
+    summary_from_doc,
+    to_ms,
+)
+
+_SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM sessions"
+_SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
+_DELIVERY_SET = "delivery_context = ?, last_channel = ?, last_to = ?, last_account_id = ?, last_thread_id = ?"
+
+
+def _delivery_params(delivery: DeliveryContext) -> tuple[Any, ...]:
+    return (
+        json.dumps(delivery.model_dump(mode="json")),
+        delivery.channel,
+        delivery.to,
+        delivery.account_id,
+        delivery.thread_id,
+    )
+
+
+def _placeholders(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class SqliteStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    @classmethod
+    def at_path(cls, path: str, *, busy_timeout_ms: int = 5000) -> SqliteStore:
+        return cls(SqliteDatabase(path, busy_timeout_ms=busy_timeout_ms))
+
+    async def ensure_schema(self) -> None:
+        await self._db.open()
+        await self._db.write(lambda conn: conn.executescript(SCHEMA))
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # Agent settings -------------------------------------------------------------------------
+    async def get_settings(self, agent_id: str) -> AgentSettings | None:
+        def run(conn: Connection) -> AgentSettings | None:
+            row = conn.execute("SELECT doc FROM settings WHERE agent_id = ?", (agent_id,)).fetchone()
+            return None if row is None else AgentSettings.model_validate_json(row[0])
+
+        return await self._db.read(run)
+
+    async def save_settings(self, settings: AgentSettings) -> None:
+        doc = settings.model_dump_json()
+        await self._db.write(
+            lambda conn: conn.execute(
+                "INSERT INTO settings (agent_id, doc) VALUES (?, ?)"
+                " ON CONFLICT (agent_id) DO UPDATE SET doc = excluded.doc",
+                (settings.agent_id, doc),
+            )
+        )
+
+    # Sessions -------------------------------------------------------------------------------
+    async def find_active(self, agent_id: str, key: str) -> SessionEntry | None:
+        return await self._one_session(
+            f"{_SELECT_SESSION} WHERE agent_id = ? AND key = ? AND status = 'active' ORDER BY generation DESC LIMIT 1",
+            (agent_id, key),
+        )
+
+    async def last_generation(self, agent_id: str, key: str) -> int:
+        def run(conn: Connection) -> int:
+            row = conn.execute(
+                "SELECT MAX(generation) FROM sessions WHERE agent_id = ? AND key = ?", (agent_id, key)
+            ).fetchone()
+            return int(row[0] or 0)
+
+        return await self._db.read(run)
+
+    async def insert_session(self, session: SessionEntry) -> bool:
+        params = session_params(session)
+
+        def run(conn: Connection) -> bool:
+            try:
+                conn.execute(
+                    f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_placeholders(len(params))})",
+                    params,
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+        return await self._db.write(run)
+
+    async def get_session(self, session_id: str) -> SessionEntry | None:
+        return await self._one_session(f"{_SELECT_SESSION} WHERE id = ?", (session_id,))
+
+    async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
+        return await self._update(
+            "UPDATE sessions SET status = 'archived', archived_reason = ?, archived_at = ?,"
+            " updated_at = ? WHERE id = ? AND status = 'active'",
+            (reason, to_ms(at), to_ms(at), session_id),
+        )
+
+    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+        try:
+            return await self._update(
+                "UPDATE sessions SET status = 'active', archived_reason = NULL, archived_at = NULL,"
+                " generation = ?, updated_at = ? WHERE id = ? AND status = 'archived'",
+                (generation, to_ms(at), session_id),
+            )
+        except sqlite3.IntegrityError:
+            return False
+
+    async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None:
+        await self._update(
+            f"UPDATE sessions SET {_DELIVERY_SET}, updated_at = ? WHERE id = ?",
+            (*_delivery_params(delivery), to_ms(at), session_id),
+        )
+
+    async def change_view(self, session_id: str, change: ViewChange) -> bool:
+        view = json.dumps([segment.model_dump(mode="json") for segment in change.view])
+        return await self._update(
+            "UPDATE sessions SET view = ?, message_count = ?, updated_at = ? WHERE id = ? AND last_seq = ?",
+            (view, change.message_count, to_ms(change.at), session_id, change.expected_last_seq),
+        )
+
+    async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("agent_id", query.agent_id), ("status", query.status), ("key", query.key)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.active_since is not None:
+            clauses.append("last_activity_at >= ?")
+            params.append(to_ms(query.active_since))
+        if query.after is not None:
+            clauses.append("(last_activity_at < ? OR (last_activity_at = ? AND id < ?))")
+            moment = to_ms(query.after[0])
+            params.extend((moment, moment, query.after[1]))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{_SELECT_SESSION}{where} ORDER BY last_activity_at DESC, id DESC LIMIT ?"
+        params.append(query.limit)
+        return await self._many_sessions(sql, tuple(params))
+
+    # Transcript -----------------------------------------------------------------------------
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
+        params = entry_params(entry)
+        delivery_sql, delivery_params = "", ()
+        if update.delivery is not None:
+            delivery_sql, delivery_params = f", {_DELIVERY_SET}", _delivery_params(update.delivery)
+        session_sql = (
+            "UPDATE sessions SET last_seq = ?, updated_at = ?, last_activity_at = ?,"
+            " message_count = message_count + 1, input_tokens = input_tokens + ?,"
+            f" output_tokens = output_tokens + ?{delivery_sql} WHERE id = ? AND last_seq = ?"
+        )
+        at = to_ms(update.at)
+        session_params_ = (
+            update.seq,
+            at,
+            at,
+            update.input_tokens,
+            update.output_tokens,
+            *delivery_params,
+            entry.session_id,
+            update.seq - 1,
+        )
+
+        def run(conn: Connection) -> None:
+            with transaction(conn):
+                if conn.execute("SELECT 1 FROM entries WHERE event_id = ?", (entry.event_id,)).fetchone():
+                    raise DuplicateEvent(entry.event_id)
+                if conn.execute(session_sql, session_params_).rowcount != 1:
+                    raise StoreConflict(f"session {entry.session_id} moved past seq {update.seq - 1}")
+                conn.execute(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({_placeholders(len(params))})", params)
+
+        await self._db.write(run)
+
+    async def find_entry_by_event(self, event_id: str) -> StoredEntry | None:
+        def run(conn: Connection) -> StoredEntry | None:
+            row = conn.execute(f"{_SELECT_ENTRY} WHERE event_id = ?", (event_id,)).fetchone()
+            return None if row is None else entry_from_row(row)
+
+        return await self._db.read(run)
+
+    async def read_entries(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
+        def run(conn: Connection) -> list[StoredEntry]:
+            rows = conn.execute(
+                f"{_SELECT_ENTRY} WHERE session_id = ? AND seq BETWEEN ? AND ? ORDER BY seq DESC LIMIT ?",
+                (session_id, start, end, limit),
+            ).fetchall()
+            return [entry_from_row(row) for row in rows]
+
+        return await self._db.read(run)
+
+    async def set_important(self, session_id: str, seq: int, important: bool) -> bool:
+        return await self._update(
+            "UPDATE entries SET important = ? WHERE session_id = ? AND seq = ?",
+            (int(important), session_id, seq),
+        )
+
+    # Checkpoints and summaries ---------------------------------------------------------------
+    async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._update(
+            "INSERT INTO checkpoints (id, session_id, doc, created_at) VALUES (?, ?, ?, ?)",
+            (checkpoint.id, checkpoint.session_id, checkpoint.model_dump_json(), to_ms(checkpoint.created_at)),
+        )
+
+    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        def run(conn: Connection) -> Checkpoint | None:
+            row = conn.execute("SELECT doc FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone()
+            return None if row is None else checkpoint_from_doc(row[0])
+
+        return await self._db.read(run)
+
+    async def list_checkpoints(self, session_ids: list[str]) -> list[Checkpoint]:
+        def run(conn: Connection) -> list[Checkpoint]:
+            rows = conn.execute(
+                f"SELECT doc FROM checkpoints WHERE session_id IN ({_placeholders(len(session_ids))})"
+                " ORDER BY created_at, id",
+                session_ids,
+            ).fetchall()
+            return [checkpoint_from_doc(row[0]) for row in rows]
+
+        return await self._db.read(run) if session_ids else []
+
+    async def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        return await self._update("DELETE FROM checkpoints WHERE id = ?", (checkpoint_id,))
+
+    async def insert_summary(self, summary: Summary) -> None:
+        await self._update(
+            "INSERT INTO summaries (id, session_id, from_seq, doc) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (summary.id, summary.session_id, summary.from_seq, summary.model_dump_json()),
+        )
+
+    async def list_summaries(self, session_id: str) -> list[Summary]:
+        def run(conn: Connection) -> list[Summary]:
+            rows = conn.execute(
+                "SELECT doc FROM summaries WHERE session_id = ? ORDER BY from_seq", (session_id,)
+            ).fetchall()
+            return [summary_from_doc(row[0]) for row in rows]
+
+        return await self._db.read(run)
+
+    # Maintenance ----------------------------------------------------------------------------
+    async def find_inactive(
+        self, cutoff: datetime, agent_id: str | None, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[SessionEntry]:
+        clauses: list[str] = ["last_activity_at < ?"]
+        params: list[Any] = [to_ms(cutoff)]
+        if agent_id is not None:
+            clauses.append("agent_id = ?")
+            params.append(agent_id)
+        if after is not None:
+            clauses.append("(last_activity_at > ? OR (last_activity_at = ? AND id > ?))")
+            params.extend((to_ms(after[0]), to_ms(after[0]), after[1]))
+        sql = f"{_SELECT_SESSION} WHERE {' AND '.join(clauses)} ORDER BY last_activity_at, id LIMIT ?"
+        return await self._many_sessions(sql, (*params, limit))
+
+    async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]:
+        def run(conn: Connection) -> set[str]:
+            rows = conn.execute(
+                f"SELECT DISTINCT session_id FROM checkpoints WHERE session_id IN ({_placeholders(len(session_ids))})",
+                session_ids,
+            ).fetchall()
+            return {row[0] for row in rows}
+
+        return await self._db.read(run) if session_ids else set()
+
+    async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts:
+        marks = _placeholders(len(session_ids))
+
+        def run(conn: Connection) -> DeletedCounts:
+            with transaction(conn):
+                counts = {
+                    table: conn.execute(
+                        f"DELETE FROM {table} WHERE {column} IN ({marks})",
+                        session_ids,
+                    ).rowcount
+                    for table, column in (
+                        ("entries", "session_id"),
+                        ("checkpoints", "session_id"),
+                        ("summaries", "session_id"),
+                        ("sessions", "id"),
+                    )
+                }
+            return DeletedCounts(**counts)
+
+        return await self._db.write(run) if session_ids else DeletedCounts()
+
+    # Helpers ---------------------------------------------------------------------------------
+    async def _update(self, sql: str, params: tuple[Any, ...]) -> bool:
+        return await self._db.write(lambda conn: conn.execute(sql, params).rowcount == 1)
+
+    async def _one_session(self, sql: str, params: tuple[Any, ...]) -> SessionEntry | None:
+        def run(conn: Connection) -> SessionEntry | None:
+            row = conn.execute(sql, params).fetchone()
+            return None if row is None else session_from_row(row)
+
+        return await self._db.read(run)
+
+    async def _many_sessions(self, sql: str, params: tuple[Any, ...]) -> list[SessionEntry]:
+        def run(conn: Connection) -> list[SessionEntry]:
+            return [session_from_row(row) for row in conn.execute(sql, params).fetchall()]
+
+        return await self._db.read(run)

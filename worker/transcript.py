@@ -1,0 +1,185 @@
+"""Appending and reading transcript entries: sequence numbers, token counts, sealing, views."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from schemas import ROLES, DeliveryContext, Role, SessionEntry, TranscriptEntry, Usage
+from worker.clock import Clock
+from worker.delivery import merge_delivery
+from worker.errors import ContentTooLarge, InvalidArgument, SessionNotActive, SessionNotFound, StoreConflict
+from worker.keyed_lock import KeyedLock
+from worker.payload import PayloadCodec, Sealed, pack_payload, unpack_payload
+from worker.stores.base import DuplicateEvent, SessionStore, SessionUpdate, StoredEntry
+from worker.tokens import TokenCounter
+from worker.view import newest_first
+
+_APPEND_ATTEMPTS = 8
+EXPORT_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An entry about to be appended: what the caller said, before seq and sealing."""
+
+    role: Role
+    content: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] | None = None
+    result: Any = None
+    usage: Usage | None = None
+    important: bool = False
+    event_id: str | None = None
+    delivery: DeliveryContext | None = None
+
+
+def token_text(draft: Draft) -> str:
+    parts = [draft.content or "", draft.tool or ""]
+    if draft.args is not None:
+        parts.append(json.dumps(draft.args, ensure_ascii=False))
+    if draft.result is not None:
+        parts.append(draft.result if isinstance(draft.result, str) else json.dumps(draft.result, ensure_ascii=False))
+    return " ".join(part for part in parts if part)
+
+
+class Transcript:
+    def __init__(
+        self,
+        store: SessionStore,
+        codec: PayloadCodec,
+        counter: TokenCounter,
+        clock: Clock,
+        locks: KeyedLock,
+        *,
+        max_content_bytes: int,
+    ) -> None:
+        self._store = store
+        self._codec = codec
+        self._counter = counter
+        self._clock = clock
+        self._locks = locks
+        self._max_content_bytes = max_content_bytes
+
+    def _check(self, draft: Draft) -> bytes:
+        if draft.role not in ROLES:
+            raise InvalidArgument(f"unknown role {draft.role!r}: use one of {', '.join(ROLES)}")
+        if draft.role == "tool" and not draft.tool:
+            raise InvalidArgument("a tool entry needs the tool's name")
+        payload = pack_payload(draft.content, draft.tool, draft.args, draft.result)
+        if len(payload) > self._max_content_bytes:
+            raise ContentTooLarge(
+                f"message of {len(payload)} bytes is over the limit of {self._max_content_bytes} bytes"
+            )
+        return payload
+
+    async def append(self, session_id: str, draft: Draft) -> TranscriptEntry:
+        payload = self._check(draft)
+        token_count = self._counter.count(token_text(draft))
+        event_id = draft.event_id or uuid.uuid4().hex
+        async with self._locks.hold(session_id):
+            for attempt in range(_APPEND_ATTEMPTS):
+                session = await self._active_session(session_id)
+                entry = self._stored(session, draft, payload, token_count, event_id)
+                update = SessionUpdate(
+                    seq=entry.seq,
+                    at=entry.timestamp,
+                    input_tokens=entry.input_tokens,
+                    output_tokens=entry.output_tokens,
+                    delivery=None
+                    if draft.delivery is None
+                    else merge_delivery(session.delivery_context, draft.delivery),
+                )
+                try:
+                    await self._store.append_entry(entry, update)
+                except DuplicateEvent:
+                    return await self._existing(event_id)
+                except StoreConflict:
+                    # Another process appended to this session; re-read and take the next number.
+                    await asyncio.sleep(0.005 * (attempt + 1))
+                    continue
+                return self.open(entry)
+        raise StoreConflict(f"could not append to session {session_id}: too many concurrent writers")
+
+    async def _existing(self, event_id: str) -> TranscriptEntry:
+        stored = await self._store.find_entry_by_event(event_id)
+        if stored is None:
+            raise StoreConflict(f"event {event_id} was reported stored but cannot be read back")
+        return self.open(stored)
+
+    async def _active_session(self, session_id: str) -> SessionEntry:
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise SessionNotFound(f"no session {session_id}")
+        if session.status != "active":
+            raise SessionNotActive(
+                f"session {session_id} is archived ({session.archived_reason}); start or restore one"
+            )
+        return session
+
+    def _stored(self, session: SessionEntry, draft: Draft, payload: bytes, tokens: int, event_id: str) -> StoredEntry:
+        seq = session.last_seq + 1
+        sealed = self._codec.seal(session.id, seq, payload)
+        usage = draft.usage or Usage()
+        return StoredEntry(
+            session_id=session.id,
+            seq=seq,
+            event_id=event_id,
+            role=draft.role,
+            timestamp=self._clock(),
+            token_count=tokens,
+            important=draft.important,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            has_usage=draft.usage is not None,
+            delivery=draft.delivery,
+            payload=sealed.blob,
+            key_id=sealed.key_id,
+        )
+
+    def open(self, stored: StoredEntry) -> TranscriptEntry:
+        """Unseal and decode one stored entry."""
+        plain = self._codec.open(stored.session_id, stored.seq, Sealed(stored.payload, stored.key_id))
+        body = unpack_payload(plain)
+        usage = (
+            Usage(input_tokens=stored.input_tokens, output_tokens=stored.output_tokens) if stored.has_usage else None
+        )
+        return TranscriptEntry(
+            session_id=stored.session_id,
+            seq=stored.seq,
+            event_id=stored.event_id,
+            role=stored.role,
+            timestamp=stored.timestamp,
+            content=body["content"],
+            tool=body["tool"],
+            args=body["args"],
+            result=body["result"],
+            usage=usage,
+            token_count=stored.token_count,
+            important=stored.important,
+            delivery=stored.delivery,
+        )
+
+    async def newest(self, session: SessionEntry, limit: int) -> list[TranscriptEntry]:
+        """The newest `limit` visible entries, oldest first."""
+        if limit < 1:
+            raise InvalidArgument("limit must be at least 1")
+        found: list[StoredEntry] = []
+        for start, end in newest_first(session.view, session.last_seq):
+            found.extend(await self._store.read_entries(session.id, start, end, limit - len(found)))
+            if len(found) >= limit:
+                break
+        return [self.open(stored) for stored in reversed(found)]
+
+    async def all_visible(self, session: SessionEntry) -> list[TranscriptEntry]:
+        """Every visible entry, oldest first, read in bounded pages."""
+        entries: list[TranscriptEntry] = []
+        for start, end in reversed(newest_first(session.view, session.last_seq)):
+            for low in range(start, end + 1, EXPORT_PAGE):
+                high = min(low + EXPORT_PAGE - 1, end)
+                page = await self._store.read_entries(session.id, low, high, EXPORT_PAGE)
+                entries.extend(self.open(stored) for stored in reversed(page))
+        return entries
