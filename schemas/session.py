@@ -50,6 +50,9 @@ class SessionEntry(WireModel):
     output_tokens: int = 0
     model: str | ModelConfig | None = None
     origin: Origin | None = None
+    # The event that opened this session (a /new, a reset, or the message that found the old
+    # one due): a redelivered event that finds its own session in place changes nothing.
+    opened_by: str | None = None
     # Which sequence ranges are visible: clear and checkpoint restore edit this list instead of
     # copying or deleting transcript entries, so their cost does not grow with the transcript.
     view: tuple[Segment, ...] = (Segment(start=1),)

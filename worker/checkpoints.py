@@ -26,7 +26,10 @@ class CheckpointBook:
         self._clock = clock
         self._locks = locks
 
-    async def save(self, session_id: str, name: str, description: str | None) -> Checkpoint:
+    async def save(
+        self, session_id: str, name: str, description: str | None, checkpoint_id: str | None = None
+    ) -> Checkpoint:
+        """Save the session's visible history; with `checkpoint_id`, a replay returns the first save."""
         name = name.strip()
         if not name:
             raise InvalidArgument('a checkpoint needs a name, e.g. /checkpoint save "before refactor"')
@@ -35,9 +38,13 @@ class CheckpointBook:
                 f"checkpoint name is limited to {MAX_NAME} and description to {MAX_DESCRIPTION} characters"
             )
         async with self._locks.hold(session_id):
+            if checkpoint_id is not None:
+                existing = await self._store.get_checkpoint(checkpoint_id)
+                if existing is not None and existing.session_id == session_id:
+                    return existing
             session = await self._session(session_id)
             checkpoint = Checkpoint(
-                id=new_checkpoint_id(),
+                id=checkpoint_id or new_checkpoint_id(),
                 session_id=session.id,
                 name=name,
                 description=(description or "").strip() or None,

@@ -88,9 +88,20 @@ class SessionManager:
         await self.close()
 
     # Sessions -------------------------------------------------------------------------------
-    async def resolve(self, address: ChatAddress) -> Resolution:
+    async def resolve(self, address: ChatAddress, event_id: str | None = None) -> Resolution:
         """Like get_or_create_session, but also says whether a reset happened on the way."""
-        return await self._slots.resolve(await self.agents.get(address.agent_id), address)
+        return await self._slots.resolve(await self.agents.get(address.agent_id), address, event_id)
+
+    async def reset_address(
+        self, address: ChatAddress, reason: Literal["reset", "new"] = "reset", event_id: str | None = None
+    ) -> Resolution:
+        """Archive the address's slot session and start a new one; idempotent on `event_id`."""
+        settings = await self.agents.get(address.agent_id)
+        return await self._slots.reset(settings, address, reason, event_id)
+
+    async def slot_sessions(self, session_id: str) -> list[SessionEntry]:
+        """Every session (active and archived) of the session's slot, newest first."""
+        return await self._checkpoints.slot_sessions(await self.get_session(session_id))
 
     async def get_or_create_session(
         self,
@@ -134,8 +145,7 @@ class SessionManager:
             peer_id=peer_id,
             chat_type=chat_type,
         )
-        settings = await self.agents.get(address.agent_id)
-        return (await self._slots.reset(settings, address, reason)).session
+        return (await self.reset_address(address, reason)).session
 
     async def get_session(self, session_id: str) -> SessionEntry:
         session = await self.store.get_session(session_id)
@@ -198,7 +208,9 @@ class SessionManager:
         important: bool = False,
         event_id: str | None = None,
         delivery: DeliveryContext | None = None,
+        allow_archived: bool = False,
     ) -> TranscriptEntry:
+        """Append one entry. `allow_archived` lets a late agent reply land in a session reset meanwhile."""
         draft = Draft(
             role=role,
             content=content,
@@ -210,7 +222,7 @@ class SessionManager:
             event_id=event_id,
             delivery=delivery,
         )
-        return await self.transcript.append(session_id, draft)
+        return await self.transcript.append(session_id, draft, allow_archived=allow_archived)
 
     @overload
     async def get_history(
@@ -263,8 +275,10 @@ class SessionManager:
         raise InvalidArgument(f"unknown export format {format!r}: use markdown, json or jsonl")
 
     # Checkpoints ------------------------------------------------------------------------------
-    async def save_checkpoint(self, session_id: str, name: str, description: str | None = None) -> Checkpoint:
-        return await self._checkpoints.save(session_id, name, description)
+    async def save_checkpoint(
+        self, session_id: str, name: str, description: str | None = None, *, checkpoint_id: str | None = None
+    ) -> Checkpoint:
+        return await self._checkpoints.save(session_id, name, description, checkpoint_id)
 
     async def list_checkpoints(self, session_id: str, *, whole_slot: bool = False) -> list[Checkpoint]:
         return await self._checkpoints.list_for(session_id, whole_slot=whole_slot)

@@ -37,13 +37,18 @@ class SlotResolver:
         self._clock = clock
         self._locks = locks
 
-    async def resolve(self, settings: AgentSettings, address: ChatAddress) -> Resolution:
-        """The active session for this address, applying a due daily or idle reset first."""
+    async def resolve(self, settings: AgentSettings, address: ChatAddress, event_id: str | None = None) -> Resolution:
+        """The active session for this address, applying a due daily or idle reset first.
+
+        A session created here records `event_id` as its opener.
+        """
         key = session_key(settings.scope, address)
         async with self._locks.hold(f"slot:{settings.agent_id}:{key}"):
-            return await self._resolve(settings, key, address)
+            return await self._resolve(settings, key, address, event_id)
 
-    async def _resolve(self, settings: AgentSettings, key: str, address: ChatAddress) -> Resolution:
+    async def _resolve(
+        self, settings: AgentSettings, key: str, address: ChatAddress, event_id: str | None
+    ) -> Resolution:
         archived: SessionEntry | None = None
         due: ResetDue | None = None
         for _ in range(_RESOLVE_ATTEMPTS):
@@ -59,23 +64,30 @@ class SlotResolver:
                 if await self._store.archive_session(current.id, current_due.reason, now):
                     archived, due = current, current_due
                 continue
-            session = await self._create(settings.agent_id, key, address)
+            session = await self._create(settings.agent_id, key, address, event_id)
             if session is not None:
                 return Resolution(session, created=True, archived=archived, due=due)
         raise StoreConflict(f"could not settle slot {key}: too many concurrent changes")
 
-    async def reset(self, settings: AgentSettings, address: ChatAddress, reason: ArchiveReason) -> Resolution:
-        """Archive the slot's active session (if any) and start a new one."""
+    async def reset(
+        self, settings: AgentSettings, address: ChatAddress, reason: ArchiveReason, event_id: str | None = None
+    ) -> Resolution:
+        """Archive the slot's active session (if any) and start a new one.
+
+        Replaying the same `event_id` finds the session it opened and changes nothing.
+        """
         key = session_key(settings.scope, address)
         async with self._locks.hold(f"slot:{settings.agent_id}:{key}"):
             archived = None
             current = await self._store.find_active(settings.agent_id, key)
+            if current is not None and event_id is not None and current.opened_by == event_id:
+                return Resolution(current, created=False)
             if current is not None and await self._store.archive_session(current.id, reason, self._clock()):
                 archived = current
-            resolution = await self._resolve(settings, key, address)
+            resolution = await self._resolve(settings, key, address, event_id)
             return Resolution(resolution.session, created=resolution.created, archived=archived)
 
-    async def _create(self, agent_id: str, key: str, address: ChatAddress) -> SessionEntry | None:
+    async def _create(self, agent_id: str, key: str, address: ChatAddress, event_id: str | None) -> SessionEntry | None:
         now = self._clock()
         generation = await self._store.last_generation(agent_id, key) + 1
         delivery = address.delivery()
@@ -94,6 +106,7 @@ class SlotResolver:
             updated_at=now,
             last_activity_at=now,
             origin=address.origin(),
+            opened_by=event_id,
         )
         # The unique (agent, key, generation) index lets exactly one concurrent creator win.
         return session if await self._store.insert_session(session) else None

@@ -64,6 +64,9 @@ class Transcript:
         self._locks = locks
         self._max_content_bytes = max_content_bytes
 
+    def count_tokens(self, text: str) -> int:
+        return self._counter.count(text)
+
     def _check(self, draft: Draft) -> bytes:
         if draft.role not in ROLES:
             raise InvalidArgument(f"unknown role {draft.role!r}: use one of {', '.join(ROLES)}")
@@ -76,13 +79,13 @@ class Transcript:
             )
         return payload
 
-    async def append(self, session_id: str, draft: Draft) -> TranscriptEntry:
+    async def append(self, session_id: str, draft: Draft, *, allow_archived: bool = False) -> TranscriptEntry:
         payload = self._check(draft)
         token_count = self._counter.count(token_text(draft))
         event_id = draft.event_id or uuid.uuid4().hex
         async with self._locks.hold(session_id):
             for attempt in range(_APPEND_ATTEMPTS):
-                session = await self._active_session(session_id)
+                session = await self._writable_session(session_id, allow_archived)
                 entry = self._stored(session, draft, payload, token_count, event_id)
                 update = SessionUpdate(
                     seq=entry.seq,
@@ -110,11 +113,11 @@ class Transcript:
             raise StoreConflict(f"event {event_id} was reported stored but cannot be read back")
         return self.open(stored)
 
-    async def _active_session(self, session_id: str) -> SessionEntry:
+    async def _writable_session(self, session_id: str, allow_archived: bool) -> SessionEntry:
         session = await self._store.get_session(session_id)
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
-        if session.status != "active":
+        if session.status != "active" and not allow_archived:
             raise SessionNotActive(
                 f"session {session_id} is archived ({session.archived_reason}); start or restore one"
             )

@@ -133,6 +133,13 @@ class SessionStore(Protocol):
     async def insert_summary(self, summary: Summary) -> None: ...
     async def list_summaries(self, session_id: str) -> list[Summary]: ...
 
+    # Processed events: the outcome (replies to re-publish) of each applied event, by event id
+    async def get_outcome(self, event_id: str) -> str | None: ...
+    async def save_outcome(self, event_id: str, outcome: str, at: datetime) -> None:
+        """Record once; a second save of the same event id keeps the first."""
+
+    async def prune_outcomes(self, before: datetime) -> int: ...
+
     # Maintenance
     async def find_inactive(
         self, cutoff: datetime, agent_id: str | None, limit: int, after: tuple[datetime, str] | None = None

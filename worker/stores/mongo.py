@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
@@ -36,8 +35,18 @@ from worker.stores.base import (
     StoredEntry,
     ViewChange,
 )
+from worker.stores.mongo_docs import (
+    Doc,
+    delivery_fields,
+    entry_doc,
+    entry_from_doc,
+    model_fields_of,
+    plain,
+    session_from_doc,
+    to_doc,
+    utc,
+)
 
-Doc = dict[str, Any]
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -59,72 +68,6 @@ def _unavailable(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, An
     return wrapper
 
 
-# Conversions. BSON has no tuples and pymongo may return naive datetimes or bson.Binary, so
-# documents are normalized on the way in and out; models validate the result.
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _utc(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _utc(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_utc(v) for v in value]
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
-
-
-def _to_doc(model: SessionEntry | Checkpoint | Summary) -> Doc:
-    doc: Doc = _plain(model.model_dump(mode="python"))
-    doc["_id"] = doc.pop("id")
-    return doc
-
-
-def _fields(doc: Doc) -> Doc:
-    """A stored document as model fields: `_id` back to `id`, datetimes aware."""
-    out: Doc = _utc(doc)
-    out["id"] = out.pop("_id")
-    return out
-
-
-def _session(doc: Doc | None) -> SessionEntry | None:
-    return None if doc is None else SessionEntry.model_validate(_fields(doc))
-
-
-def _entry_doc(entry: StoredEntry) -> Doc:
-    doc: Doc = {f.name: getattr(entry, f.name) for f in fields(entry)}
-    doc["_id"] = f"{entry.session_id}:{entry.seq}"
-    doc["delivery"] = None if entry.delivery is None else entry.delivery.model_dump()
-    doc["payload"] = bytes(entry.payload)
-    return doc
-
-
-def _entry(doc: Doc) -> StoredEntry:
-    values: Doc = _utc(doc)
-    values.pop("_id", None)
-    delivery = values.get("delivery")
-    values["delivery"] = None if delivery is None else DeliveryContext.model_validate(delivery)
-    values["payload"] = bytes(values["payload"])  # bson.Binary is a bytes subclass
-    return StoredEntry(**values)
-
-
-def _delivery_fields(delivery: DeliveryContext) -> Doc:
-    return {
-        "delivery_context": delivery.model_dump(),
-        "last_channel": delivery.channel,
-        "last_to": delivery.to,
-        "last_account_id": delivery.account_id,
-        "last_thread_id": delivery.thread_id,
-    }
-
-
 async def _insert_new(collection: AsyncCollection[Doc], doc: Doc, what: str) -> None:
     try:
         await collection.insert_one(doc)
@@ -142,6 +85,7 @@ class MongoStore:
         self._checkpoints: AsyncCollection[Doc] = db["checkpoints"]
         self._summaries: AsyncCollection[Doc] = db["summaries"]
         self._settings: AsyncCollection[Doc] = db["settings"]
+        self._outcomes: AsyncCollection[Doc] = db["outcomes"]
 
     @classmethod
     def from_url(cls, url: str, database: str) -> MongoStore:
@@ -155,11 +99,13 @@ class MongoStore:
             (self._sessions, [("agent_id", up), ("key", up), ("generation", up)], True),
             (self._sessions, [("agent_id", up), ("key", up), ("status", up)], False),
             (self._sessions, [("agent_id", up), ("status", up), *newest], False),
+            (self._sessions, [("agent_id", up), *newest], False),
             (self._sessions, newest, False),
             (self._entries, [("session_id", up), ("seq", up)], True),
             (self._entries, [("event_id", up)], True),
             (self._checkpoints, [("session_id", up), ("created_at", up)], False),
             (self._summaries, [("session_id", up), ("from_seq", up)], False),
+            (self._outcomes, [("at", up)], False),
         ]
         for collection, keys, unique in indexes:
             await collection.create_index(keys, unique=unique)
@@ -175,11 +121,11 @@ class MongoStore:
         if doc is None:
             return None
         doc.pop("_id")
-        return AgentSettings.model_validate(_utc(doc))
+        return AgentSettings.model_validate(utc(doc))
 
     @_unavailable
     async def save_settings(self, settings: AgentSettings) -> None:
-        doc: Doc = _plain(settings.model_dump(mode="python"))
+        doc: Doc = plain(settings.model_dump(mode="python"))
         await self._settings.replace_one({"_id": settings.agent_id}, doc, upsert=True)
 
     # Sessions
@@ -187,7 +133,7 @@ class MongoStore:
     @_unavailable
     async def find_active(self, agent_id: str, key: str) -> SessionEntry | None:
         where = {"agent_id": agent_id, "key": key, "status": "active"}
-        return _session(await self._sessions.find_one(where, sort=[("generation", DESCENDING)]))
+        return session_from_doc(await self._sessions.find_one(where, sort=[("generation", DESCENDING)]))
 
     @_unavailable
     async def last_generation(self, agent_id: str, key: str) -> int:
@@ -199,14 +145,14 @@ class MongoStore:
     @_unavailable
     async def insert_session(self, session: SessionEntry) -> bool:
         try:
-            await self._sessions.insert_one(_to_doc(session))
+            await self._sessions.insert_one(to_doc(session))
         except DuplicateKeyError:
             return False
         return True
 
     @_unavailable
     async def get_session(self, session_id: str) -> SessionEntry | None:
-        return _session(await self._sessions.find_one({"_id": session_id}))
+        return session_from_doc(await self._sessions.find_one({"_id": session_id}))
 
     @_unavailable
     async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
@@ -237,7 +183,7 @@ class MongoStore:
 
     @_unavailable
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None:
-        changes = {**_delivery_fields(delivery), "updated_at": at}
+        changes = {**delivery_fields(delivery), "updated_at": at}
         await self._sessions.update_one({"_id": session_id}, {"$set": changes})
 
     @_unavailable
@@ -270,7 +216,7 @@ class MongoStore:
         cursor = (
             self._sessions.find(where).sort([("last_activity_at", DESCENDING), ("_id", DESCENDING)]).limit(query.limit)
         )
-        return [SessionEntry.model_validate(_fields(doc)) async for doc in cursor]
+        return [SessionEntry.model_validate(model_fields_of(doc)) async for doc in cursor]
 
     # Transcript
 
@@ -278,7 +224,7 @@ class MongoStore:
     async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
         sid = entry.session_id
         try:
-            await self._entries.insert_one(_entry_doc(entry))
+            await self._entries.insert_one(entry_doc(entry))
         except DuplicateKeyError as exc:
             # mongomock's error has no `details`, so ask the data which unique index was hit.
             if (stored := await self.find_entry_by_event(entry.event_id)) is not None:
@@ -300,7 +246,7 @@ class MongoStore:
         """One guarded atomic update; matches only if the session is exactly one entry behind."""
         changes: Doc = {"last_seq": update.seq, "updated_at": update.at, "last_activity_at": update.at}
         if update.delivery is not None:
-            changes.update(_delivery_fields(update.delivery))
+            changes.update(delivery_fields(update.delivery))
         result = await self._sessions.update_one(
             {"_id": session_id, "last_seq": update.seq - 1},
             {
@@ -329,7 +275,7 @@ class MongoStore:
             "seq", ASCENDING
         )
         async for doc in cursor:
-            entry = _entry(doc)
+            entry = entry_from_doc(doc)
             fresh = None
             if entry.delivery is not None:
                 delivery = fresh = merge_delivery(delivery, entry.delivery)
@@ -346,7 +292,7 @@ class MongoStore:
     @_unavailable
     async def find_entry_by_event(self, event_id: str) -> StoredEntry | None:
         doc = await self._entries.find_one({"event_id": event_id})
-        return None if doc is None else _entry(doc)
+        return None if doc is None else entry_from_doc(doc)
 
     @_unavailable
     async def read_entries(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
@@ -357,7 +303,7 @@ class MongoStore:
             .sort("seq", DESCENDING)
             .limit(limit)
         )
-        return [_entry(doc) async for doc in cursor]
+        return [entry_from_doc(doc) async for doc in cursor]
 
     @_unavailable
     async def set_important(self, session_id: str, seq: int, important: bool) -> bool:
@@ -370,12 +316,12 @@ class MongoStore:
 
     @_unavailable
     async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
-        await _insert_new(self._checkpoints, _to_doc(checkpoint), f"checkpoint {checkpoint.id}")
+        await _insert_new(self._checkpoints, to_doc(checkpoint), f"checkpoint {checkpoint.id}")
 
     @_unavailable
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         doc = await self._checkpoints.find_one({"_id": checkpoint_id})
-        return None if doc is None else Checkpoint.model_validate(_fields(doc))
+        return None if doc is None else Checkpoint.model_validate(model_fields_of(doc))
 
     @_unavailable
     async def list_checkpoints(self, session_ids: list[str]) -> list[Checkpoint]:
@@ -384,7 +330,7 @@ class MongoStore:
         cursor = self._checkpoints.find({"session_id": {"$in": list(session_ids)}}).sort(
             [("created_at", ASCENDING), ("_id", ASCENDING)]
         )
-        return [Checkpoint.model_validate(_fields(doc)) async for doc in cursor]
+        return [Checkpoint.model_validate(model_fields_of(doc)) async for doc in cursor]
 
     @_unavailable
     async def delete_checkpoint(self, checkpoint_id: str) -> bool:
@@ -393,12 +339,12 @@ class MongoStore:
 
     @_unavailable
     async def insert_summary(self, summary: Summary) -> None:
-        await _insert_new(self._summaries, _to_doc(summary), f"summary {summary.id}")
+        await _insert_new(self._summaries, to_doc(summary), f"summary {summary.id}")
 
     @_unavailable
     async def list_summaries(self, session_id: str) -> list[Summary]:
         cursor = self._summaries.find({"session_id": session_id}).sort([("from_seq", ASCENDING), ("_id", ASCENDING)])
-        return [Summary.model_validate(_fields(doc)) async for doc in cursor]
+        return [Summary.model_validate(model_fields_of(doc)) async for doc in cursor]
 
     # Maintenance
 
@@ -419,7 +365,7 @@ class MongoStore:
             ts, after_id = after
             where["$or"] = [{"last_activity_at": {"$gt": ts}}, {"last_activity_at": ts, "_id": {"$gt": after_id}}]
         cursor = self._sessions.find(where).sort([("last_activity_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
-        return [SessionEntry.model_validate(_fields(doc)) async for doc in cursor]
+        return [SessionEntry.model_validate(model_fields_of(doc)) async for doc in cursor]
 
     @_unavailable
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]:
@@ -427,6 +373,23 @@ class MongoStore:
             return set()
         owned = {"session_id": {"$in": list(session_ids)}}
         return {str(sid) for sid in await self._checkpoints.distinct("session_id", owned)}
+
+    # Processed events ------------------------------------------------------------------------
+
+    @_unavailable
+    async def get_outcome(self, event_id: str) -> str | None:
+        doc = await self._outcomes.find_one({"_id": event_id})
+        return None if doc is None else str(doc["doc"])
+
+    @_unavailable
+    async def save_outcome(self, event_id: str, outcome: str, at: datetime) -> None:
+        # $setOnInsert keeps the first outcome: a replay never overwrites what was published.
+        await self._outcomes.update_one({"_id": event_id}, {"$setOnInsert": {"doc": outcome, "at": at}}, upsert=True)
+
+    @_unavailable
+    async def prune_outcomes(self, before: datetime) -> int:
+        result = await self._outcomes.delete_many({"at": {"$lt": before}})
+        return int(result.deleted_count)
 
     @_unavailable
     async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts:

@@ -265,6 +265,25 @@ class SqliteStore:
 
         return await self._db.read(run)
 
+    # Processed events ------------------------------------------------------------------------
+    async def get_outcome(self, event_id: str) -> str | None:
+        def run(conn: Connection) -> str | None:
+            row = conn.execute("SELECT doc FROM outcomes WHERE event_id = ?", (event_id,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._db.read(run)
+
+    async def save_outcome(self, event_id: str, outcome: str, at: datetime) -> None:
+        await self._update(
+            "INSERT INTO outcomes (event_id, doc, at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            (event_id, outcome, to_ms(at)),
+        )
+
+    async def prune_outcomes(self, before: datetime) -> int:
+        return await self._db.write(
+            lambda conn: conn.execute("DELETE FROM outcomes WHERE at < ?", (to_ms(before),)).rowcount
+        )
+
     # Maintenance ----------------------------------------------------------------------------
     async def find_inactive(
         self, cutoff: datetime, agent_id: str | None, limit: int, after: tuple[datetime, str] | None = None

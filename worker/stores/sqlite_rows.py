@@ -35,11 +35,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     model TEXT,
     origin TEXT,
     view TEXT NOT NULL,
+    opened_by TEXT,
     UNIQUE (agent_id, key, generation)
 );
 CREATE INDEX IF NOT EXISTS sessions_slot_status ON sessions (agent_id, key, status);
 CREATE INDEX IF NOT EXISTS sessions_agent_activity
     ON sessions (agent_id, status, last_activity_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS sessions_agent_recent ON sessions (agent_id, last_activity_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS sessions_activity ON sessions (last_activity_at DESC, id DESC);
 CREATE TABLE IF NOT EXISTS entries (
     session_id TEXT NOT NULL,
@@ -71,6 +73,12 @@ CREATE TABLE IF NOT EXISTS summaries (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS summaries_session ON summaries (session_id, from_seq);
+CREATE TABLE IF NOT EXISTS outcomes (
+    event_id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_at ON outcomes (at);
 CREATE TABLE IF NOT EXISTS settings (
     agent_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
@@ -80,7 +88,7 @@ CREATE TABLE IF NOT EXISTS settings (
 SESSION_COLUMNS = (
     "id, agent_id, key, generation, status, archived_reason, archived_at, channel, last_channel,"
     " last_to, last_account_id, last_thread_id, delivery_context, created_at, updated_at,"
-    " last_activity_at, message_count, last_seq, input_tokens, output_tokens, model, origin, view"
+    " last_activity_at, message_count, last_seq, input_tokens, output_tokens, model, origin, view, opened_by"
 )
 ENTRY_COLUMNS = (
     "session_id, seq, event_id, role, ts, token_count, important, input_tokens, output_tokens,"
@@ -126,6 +134,7 @@ def session_params(session: SessionEntry) -> tuple[Any, ...]:
         _json(doc["model"]),
         _json(doc["origin"]),
         _json(doc["view"]),
+        session.opened_by,
     )
 
 
@@ -154,6 +163,7 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
         model,
         origin,
         view,
+        opened_by,
     ) = row
     return SessionEntry.model_validate(
         {
@@ -180,6 +190,7 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
             "model": None if model is None else json.loads(model),
             "origin": None if origin is None else json.loads(origin),
             "view": json.loads(view),
+            "opened_by": opened_by,
         }
     )
 

@@ -1,0 +1,156 @@
+"""Inbound events: what gateways, agent runtimes, APIs and the scheduler publish to the workers.
+
+Every event is versioned JSON with an `event_id` (the idempotency key), a `type`, `occurred_at`
+and `agent_id`. Ids are restricted to a safe alphabet so no id can ever act as a query operator.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, TypeAdapter
+
+from schemas.base import WireModel, utc_now
+from schemas.delivery import ChatType
+from schemas.transcript import Usage
+
+SCHEMA_VERSION: Literal[1] = 1
+SafeId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9@+!#][A-Za-z0-9._:@+=\-/#!~|]*$")
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(max_length=1_000_000)]
+
+
+class EventBase(WireModel):
+    version: Literal[1] = SCHEMA_VERSION
+    event_id: SafeId
+    occurred_at: datetime = Field(default_factory=utc_now)
+    agent_id: SafeId = "main"
+
+
+class ChatSource(WireModel):
+    """Where an inbound chat event came from, as the gateway knows it."""
+
+    channel: SafeId
+    peer_id: SafeId | None = None
+    user_id: SafeId | None = None
+    account_id: SafeId | None = None
+    thread_id: SafeId | None = None
+    message_id: SafeId | None = None
+    chat_type: ChatType = "direct"
+
+
+class InboundMessage(EventBase):
+    """A user's chat message; text starting with '/' is a chat command."""
+
+    type: Literal["message.inbound"] = "message.inbound"
+    source: ChatSource
+    text: Text
+    sender_name: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class CommandEvent(EventBase):
+    """The chat commands, from tools or admin consoles, on behalf of `source`'s user."""
+
+    type: Literal["command"] = "command"
+    source: ChatSource
+    command: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+
+class CheckpointSave(EventBase):
+    type: Literal["checkpoint.save"] = "checkpoint.save"
+    source: ChatSource
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class CheckpointRestore(EventBase):
+    type: Literal["checkpoint.restore"] = "checkpoint.restore"
+    source: ChatSource
+    checkpoint_id: SafeId
+
+
+class CheckpointDelete(EventBase):
+    type: Literal["checkpoint.delete"] = "checkpoint.delete"
+    source: ChatSource
+    checkpoint_id: SafeId
+
+
+class AgentMessage(EventBase):
+    """An assistant, tool or tool-result entry from the agent runtime."""
+
+    type: Literal["message.agent"] = "message.agent"
+    session_id: SafeId
+    role: Literal["assistant", "tool", "tool-result", "system"]
+    content: Text | None = None
+    tool: Name | None = None
+    args: dict[str, Any] | None = None
+    result: Any = None
+    usage: Usage | None = None
+    important: bool = False
+    in_reply_to: SafeId | None = Field(default=None, description="the inbound event this answers")
+
+
+class SummaryProduced(EventBase):
+    """A summary of entries from_seq..to_seq made by an external summarizer."""
+
+    type: Literal["summary"] = "summary"
+    session_id: SafeId
+    from_seq: int = Field(ge=1)
+    to_seq: int = Field(ge=1)
+    content: Text
+
+
+class MarkImportant(EventBase):
+    type: Literal["entry.important"] = "entry.important"
+    session_id: SafeId
+    seq: int = Field(ge=1)
+    important: bool = True
+
+
+class SessionResetDue(EventBase):
+    """From the scheduler: the session was due for a daily or idle reset at `due_at`."""
+
+    type: Literal["session.reset"] = "session.reset"
+    session_id: SafeId
+    reason: Literal["daily", "idle"]
+    due_at: datetime
+
+
+class RetentionDue(EventBase):
+    """From the scheduler: the session is past its retention (`enforce` deletes, `warn` reports)."""
+
+    type: Literal["session.retention"] = "session.retention"
+    session_id: SafeId
+    rule: Literal["max_age", "max_inactive"]
+    mode: Literal["enforce", "warn"] = "enforce"
+
+
+InboundEvent = Annotated[
+    InboundMessage
+    | CommandEvent
+    | CheckpointSave
+    | CheckpointRestore
+    | CheckpointDelete
+    | AgentMessage
+    | SummaryProduced
+    | MarkImportant
+    | SessionResetDue
+    | RetentionDue,
+    Field(discriminator="type"),
+]
+INBOUND_EVENT: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
+EVENT_TYPES = (
+    "message.inbound",
+    "command",
+    "checkpoint.save",
+    "checkpoint.restore",
+    "checkpoint.delete",
+    "message.agent",
+    "summary",
+    "entry.important",
+    "session.reset",
+    "session.retention",
+)

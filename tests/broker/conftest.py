@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import BrokerHarness, isolated_topology, require_broker
+from worker.tokens import TiktokenCounter
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return require_broker()
+
+
+@pytest.fixture
+async def harness(amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter) -> AsyncIterator[BrokerHarness]:
+    async with isolated_topology(amqp_url) as names:
+        opened = await BrokerHarness(amqp_url, names, tmp_path, token_counter).open()
+        try:
+            yield opened
+        finally:
+            await opened.close()

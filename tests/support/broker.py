@@ -1,0 +1,168 @@
+"""Real-broker test support: reachability (fail under CI, skip elsewhere), isolated topologies,
+in-process workers and taps that collect what the workers publish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from schemas.topology import Topology
+from worker import create_session_manager
+from worker.amqp.gateway import GatewayClient
+from worker.amqp.service import WorkerService
+from worker.amqp.taps import bound_queue
+from worker.clock import Clock, system_clock
+from worker.config import Settings
+from worker.manager import SessionManager
+from worker.tokens import TokenCounter
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def broker_reachable(url: str = AMQP_URL) -> bool:
+    parsed = urlparse(url)
+    try:
+        socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), 2).close()
+    except OSError:
+        return False
+    return True
+
+
+def require_broker() -> str:
+    if broker_reachable():
+        return AMQP_URL
+    message = f"RabbitMQ is not reachable at {urlparse(AMQP_URL).hostname}:{urlparse(AMQP_URL).port or 5672}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; broker tests must run in CI (start it with `make broker`)")
+    pytest.skip(f"{message}; set AMQP_URL or run `make broker`")
+
+
+@asynccontextmanager
+async def isolated_topology(url: str, shards: int = 4) -> AsyncIterator[Topology]:
+    """A fresh name prefix per test, deleted afterwards (quorum queues outlive connections)."""
+    names = Topology(prefix=f"t{uuid.uuid4().hex[:10]}", shards=shards)
+    try:
+        yield names
+    finally:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            for queue in names.queues():
+                await channel.queue_delete(queue)
+            for exchange in names.exchanges():
+                await channel.exchange_delete(exchange)
+
+
+class Tap:
+    """Collects every message published to an exchange, keyed by `inReplyTo` and in arrival order."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.by_reply: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.routing_keys: list[str] = []
+        self._changed = asyncio.Condition()
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        doc = json.loads(message.body)
+        async with self._changed:
+            self.items.append(doc)
+            self.routing_keys.append(message.routing_key or "")
+            if "inReplyTo" in doc:
+                self.by_reply[doc["inReplyTo"]].append(doc)
+            self._changed.notify_all()
+
+    async def wait_for(self, in_reply_to: str, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.by_reply.get(in_reply_to, [])) >= count)
+        return self.by_reply[in_reply_to]
+
+    async def wait_count(self, count: int, timeout: float = 60) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.items) >= count)
+
+
+class BrokerHarness:
+    """Workers, a gateway and taps on one isolated topology, sharing one SQLite file."""
+
+    def __init__(
+        self, url: str, names: Topology, tmp: Path, counter: TokenCounter, clock: Clock = system_clock
+    ) -> None:
+        self.url = url
+        self.names = names
+        self.db_path = str(tmp / "sessions.db")
+        self.counter = counter
+        self.clock = clock
+        self.workers: list[WorkerService] = []
+        self.managers: list[SessionManager] = []
+        self.replies = Tap()
+        self.turns = Tap()
+        self.notices = Tap()
+        self.dead = Tap()
+        self._connection: AbstractRobustConnection | None = None
+        self.gateway: GatewayClient | None = None
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "AMQP_URL": self.url,
+            "topology_prefix": self.names.prefix,
+            "shards": self.names.shards,
+            "db_path": self.db_path,
+            "heartbeat_seconds": 0.2,
+            "worker_id": f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}",
+            "shutdown_grace_seconds": 10,
+            "admins": "telegram:admin",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    async def start_worker(self, **overrides: Any) -> WorkerService:
+        settings = self.settings(**overrides)
+        manager = create_session_manager(clock=self.clock, token_counter=self.counter, **settings.manager_options())
+        await manager.open()
+        worker = WorkerService(settings, manager, self.clock)
+        await worker.start()
+        self.workers.append(worker)
+        self.managers.append(manager)
+        return worker
+
+    async def open(self) -> BrokerHarness:
+        self._connection = await aio_pika.connect_robust(self.url)
+        channel = await self._connection.channel()
+        from worker.amqp.topology import declare_topology
+
+        await declare_topology(channel, self.names, delivery_limit=20)
+        for tap, exchange in (
+            (self.replies, self.names.reply_exchange),
+            (self.turns, self.names.turn_exchange),
+            (self.notices, self.names.notice_exchange),
+            (self.dead, self.names.dead_letter_exchange),
+        ):
+            queue = await bound_queue(channel, exchange)
+            await queue.consume(tap.on_message, no_ack=True)
+        self.gateway = await GatewayClient.open(self._connection, self.names)
+        return self
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
+        for manager in self.managers:
+            await manager.close()
+        if self._connection is not None:
+            await self._connection.close()
+
+    @property
+    def manager(self) -> SessionManager:
+        return self.managers[0]

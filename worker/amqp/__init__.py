@@ -1,0 +1,1 @@
+"""RabbitMQ adapters. Only modules in this package import aio-pika."""

@@ -1,0 +1,93 @@
+"""Live workers, learned from heartbeats on a fanout exchange; no database involved."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aio_pika import DeliveryMode, Message
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+
+log = logging.getLogger(__name__)
+OnChange = Callable[[frozenset[str]], Awaitable[None]]
+
+
+class Membership:
+    def __init__(
+        self, channel: AbstractChannel, exchange: str, worker_id: str, interval: float, on_change: OnChange
+    ) -> None:
+        self.worker_id = worker_id
+        self._exchange_name = exchange
+        self._channel = channel
+        self._interval = interval
+        self._on_change = on_change
+        self._seen: dict[str, float] = {worker_id: time.monotonic()}
+        self._exchange: AbstractExchange | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._current: frozenset[str] = frozenset()
+
+    @property
+    def timeout(self) -> float:
+        return self._interval * 3.5
+
+    def live(self) -> frozenset[str]:
+        horizon = time.monotonic() - self.timeout
+        return frozenset(worker for worker, seen in self._seen.items() if seen >= horizon or worker == self.worker_id)
+
+    async def start(self) -> None:
+        self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=True)
+        queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
+        await queue.bind(self._exchange)
+        await queue.consume(self._on_heartbeat, no_ack=True)
+        await self._beat(leaving=False)
+        # Listen for a moment before claiming shards, so a new worker does not grab them all.
+        await asyncio.sleep(self._interval * 1.5)
+        self._task = asyncio.create_task(self._loop())
+        await self._check()
+
+    async def leave(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self._beat(leaving=True)
+        except Exception:  # the broker may already be gone; the others will time us out
+            log.info("could not announce leaving; peers will notice the missing heartbeats")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self._beat(leaving=False)
+                await self._check()
+            except Exception:
+                log.exception("heartbeat failed; retrying")
+
+    async def _beat(self, *, leaving: bool) -> None:
+        assert self._exchange is not None
+        body = json.dumps({"worker": self.worker_id, "leaving": leaving}).encode()
+        await self._exchange.publish(
+            Message(body, delivery_mode=DeliveryMode.NOT_PERSISTENT, expiration=10), routing_key=""
+        )
+
+    async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
+        try:
+            beat = json.loads(message.body)
+            worker, leaving = str(beat["worker"]), bool(beat.get("leaving"))
+        except (ValueError, KeyError, TypeError):
+            return
+        if leaving:
+            self._seen.pop(worker, None)
+            await self._check()
+        else:
+            self._seen[worker] = time.monotonic()
+
+    async def _check(self) -> None:
+        live = self.live()
+        if live != self._current:
+            self._current = live
+            log.info("live workers: %s", ", ".join(sorted(live)))
+            await self._on_change(live)

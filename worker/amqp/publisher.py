@@ -1,0 +1,92 @@
+"""Publishing with publisher confirms: outcomes, forwards and dead-letters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from aio_pika import DeliveryMode, Message
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+
+from schemas import WireModel
+from schemas.topology import (
+    HEADER_DEAD_DETAIL,
+    HEADER_DEAD_REASON,
+    HEADER_FORWARDED,
+    HEADER_ORIGINAL_KEY,
+    Topology,
+    reply_routing_key,
+)
+from worker.outcome import Outcome
+
+
+def json_message(event: WireModel, headers: Mapping[str, str | int] | None = None) -> Message:
+    body = event.model_dump_json(by_alias=True, exclude_none=True).encode()
+    return Message(
+        body,
+        content_type="application/json",
+        delivery_mode=DeliveryMode.PERSISTENT,
+        message_id=str(getattr(event, "event_id", "")) or None,
+        type=str(getattr(event, "type", "")) or None,
+        headers=dict(headers or {}),
+    )
+
+
+class Publisher:
+    """Every publish here returns only after the broker confirmed it."""
+
+    def __init__(self, channel: AbstractChannel, names: Topology) -> None:
+        self._channel = channel
+        self._names = names
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def open(self) -> Publisher:
+        for name in self._names.exchanges():
+            self._exchanges[name] = await self._channel.get_exchange(name, ensure=True)
+        return self
+
+    async def publish(self, exchange: str, routing_key: str, message: Message) -> None:
+        await self._exchanges[exchange].publish(message, routing_key=routing_key)
+
+    async def publish_outcome(self, outcome: Outcome) -> None:
+        names = self._names
+        sends = [
+            *(
+                self.publish(names.reply_exchange, reply_routing_key(r.delivery.channel, r.kind), json_message(r))
+                for r in outcome.replies
+            ),
+            *(self.publish(names.turn_exchange, t.agent_id, json_message(t)) for t in outcome.turns),
+            *(self.publish(names.notice_exchange, f"{n.kind}.{n.agent_id}", json_message(n)) for n in outcome.notices),
+            *(self.publish(names.summarize_exchange, s.agent_id, json_message(s)) for s in outcome.summarize),
+        ]
+        await asyncio.gather(*sends)
+
+    async def forward(self, message: AbstractIncomingMessage, routing_key: str, hops: int) -> None:
+        """Re-publish an event under its slot's key so it is applied on the slot's shard."""
+        headers = dict(message.headers or {})
+        headers[HEADER_FORWARDED] = hops
+        headers[HEADER_ORIGINAL_KEY] = message.routing_key or ""
+        copy = Message(
+            message.body,
+            content_type=message.content_type,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+            headers=headers,
+        )
+        await self.publish(self._names.inbound_exchange, routing_key, copy)
+
+    async def dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
+        headers = dict(message.headers or {})
+        headers[HEADER_DEAD_REASON] = reason
+        headers[HEADER_DEAD_DETAIL] = detail[:1000]
+        headers[HEADER_ORIGINAL_KEY] = message.routing_key or ""
+        copy = Message(
+            message.body,
+            content_type=message.content_type,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+            headers=headers,
+        )
+        await self.publish(self._names.dead_letter_exchange, reason, copy)

@@ -1,0 +1,116 @@
+"""The worker process: topology, shard ownership, consuming, and a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aio_pika
+from aio_pika.abc import AbstractRobustConnection
+
+from schemas.topology import Topology
+from worker.amqp.consumer import EventHandler
+from worker.amqp.membership import Membership
+from worker.amqp.publisher import Publisher
+from worker.amqp.subscription import ShardSubscription, lanes_for
+from worker.amqp.topology import declare_topology
+from worker.clock import Clock
+from worker.config import Settings
+from worker.manager import SessionManager
+from worker.processor import EventProcessor
+from worker.shards import owned_shards
+
+log = logging.getLogger(__name__)
+
+
+async def connect(url: str) -> AbstractRobustConnection:
+    """Connect with back-off; aio-pika's robust connection then reconnects by itself."""
+    delay = 0.5
+    while True:
+        try:
+            return await aio_pika.connect_robust(url, reconnect_interval=1.0, fail_fast=True)
+        except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+            log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+
+class WorkerService:
+    def __init__(self, settings: Settings, manager: SessionManager, clock: Clock) -> None:
+        self.settings = settings
+        self.worker_id = settings.worker_id
+        self.topology = Topology(settings.topology_prefix, settings.shards)
+        self._manager = manager
+        self._clock = clock
+        self._stopping = asyncio.Event()
+        self._connection: AbstractRobustConnection | None = None
+        self._subscriptions: dict[int, ShardSubscription] = {}
+        self._membership: Membership | None = None
+        self._rebalance_lock = asyncio.Lock()
+        self.handler: EventHandler | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def owned(self) -> frozenset[int]:
+        return frozenset(self._subscriptions)
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._connection = await connect(settings.amqp_url.get_secret_value())
+        setup = await self._connection.channel()
+        await declare_topology(setup, self.topology, delivery_limit=settings.delivery_limit)
+        publisher = await Publisher(await self._connection.channel(publisher_confirms=True), self.topology).open()
+        processor = EventProcessor(self._manager, self._clock, max_reply_chars=settings.max_reply_chars)
+        self.handler = EventHandler(
+            processor,
+            self._manager.store,
+            publisher,
+            self._clock,
+            self._stopping,
+            max_payload_bytes=settings.max_payload_bytes,
+        )
+        self._lanes = lanes_for(self.handler)
+        self._membership = Membership(
+            setup, self.topology.workers_exchange, self.worker_id, settings.heartbeat_seconds, self._rebalance
+        )
+        await self._membership.start()
+        self.ready.set()
+
+    async def _rebalance(self, live: frozenset[str]) -> None:
+        async with self._rebalance_lock:
+            if self._stopping.is_set() or self._connection is None:
+                return
+            wanted = owned_shards(self.worker_id, live, self.settings.shards)
+            leaving = [self._subscriptions.pop(s) for s in sorted(set(self._subscriptions) - wanted)]
+            await asyncio.gather(*(sub.release(self.settings.shutdown_grace_seconds) for sub in leaving))
+            for shard in sorted(wanted - set(self._subscriptions)):
+                subscription = ShardSubscription(
+                    self._connection, self.topology.shard_queue(shard), self._lanes, self.settings.prefetch
+                )
+                await subscription.start()
+                self._subscriptions[shard] = subscription
+            log.info("worker %s owns %d shards: %s", self.worker_id, len(wanted), sorted(wanted))
+
+    async def stop(self) -> None:
+        """SIGTERM: stop taking work, finish and ack what is in flight, then leave."""
+        self._stopping.set()
+        if self._membership is not None:
+            await self._membership.leave()
+        async with self._rebalance_lock:
+            subscriptions = list(self._subscriptions.values())
+            self._subscriptions.clear()
+            await asyncio.gather(*(s.release(self.settings.shutdown_grace_seconds) for s in subscriptions))
+        if self._connection is not None:
+            await self._connection.close()
+        log.info("worker %s stopped", self.worker_id)
+
+    async def abort(self) -> None:
+        """Drop the connection without any goodbye, as a crash would (for fault tests)."""
+        self._stopping.set()
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        await stop.wait()
+        await self.stop()

@@ -1,0 +1,78 @@
+"""A worker's hold on one shard queue: its own channel, so releasing it requeues what was not started."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from worker.amqp.consumer import EventHandler
+from worker.lanes import Lanes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    subscription: ShardSubscription
+    message: AbstractIncomingMessage
+
+
+def lanes_for(handler: EventHandler) -> Lanes[Delivery]:
+    """Lanes that run the handler and report each finished delivery to its subscription."""
+
+    async def run(delivery: Delivery) -> None:
+        try:
+            await handler.handle(delivery.message)
+        finally:
+            delivery.subscription.finished()
+
+    return Lanes(run)
+
+
+class ShardSubscription:
+    def __init__(self, connection: AbstractConnection, queue: str, lanes: Lanes[Delivery], prefetch: int) -> None:
+        self.queue = queue
+        self._connection = connection
+        self._lanes = lanes
+        self._prefetch = prefetch
+        self._channel: AbstractChannel | None = None
+        self._releasing = False
+        self._running = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel(publisher_confirms=False)
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        queue = await self._channel.get_queue(self.queue, ensure=True)
+        await queue.consume(self._on_message)
+        log.info("consuming %s", self.queue)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._releasing:
+            return  # not started: stays unacked and returns to the queue when the channel closes
+        self._running += 1
+        self._drained.clear()
+        # Keyed by routing key, which for applied events is the slot key: one slot, one lane.
+        self._lanes.submit(message.routing_key or "", Delivery(self, message))
+
+    def finished(self) -> None:
+        """Called by the handler wrapper after each message of this shard."""
+        self._running -= 1
+        if self._running == 0:
+            self._drained.set()
+
+    async def release(self, grace: float) -> None:
+        """Stop taking messages, finish the started ones, then close so the rest is requeued."""
+        self._releasing = True
+        try:
+            async with asyncio.timeout(grace):
+                await self._drained.wait()
+        except TimeoutError:
+            log.warning("%s: %d messages still running at release; they will be redelivered", self.queue, self._running)
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        log.info("released %s", self.queue)
