@@ -13,7 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import Scope
-from schemas.topology import DEFAULT_PREFIX, DEFAULT_SHARDS
+from schemas.topology import DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
 
 
 def _default_worker_id() -> str:
@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
     outcome_retention_hours: int = Field(default=72, ge=1)
     max_reply_chars: int = Field(default=4000, ge=200)
+
+    def topology(self) -> Topology:
+        return Topology(self.topology_prefix, self.shards)
 
     def admin_list(self) -> tuple[str, ...]:
         return tuple(item.strip() for item in self.admins.split(",") if item.strip())

@@ -76,7 +76,12 @@ class Tap:
         self._changed = asyncio.Condition()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
-        doc = json.loads(message.body)
+        try:
+            doc = json.loads(message.body)
+        except ValueError:
+            doc = {"raw": message.body.decode(errors="replace")}
+        if not isinstance(doc, dict):
+            doc = {"raw": doc}
         async with self._changed:
             self.items.append(doc)
             self.routing_keys.append(message.routing_key or "")

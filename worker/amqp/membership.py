@@ -57,6 +57,11 @@ class Membership:
         except Exception:  # the broker may already be gone; the others will time us out
             log.info("could not announce leaving; peers will notice the missing heartbeats")
 
+    def silence(self) -> None:
+        """Stop heartbeats without a goodbye, as a crashed worker would."""
+        if self._task is not None:
+            self._task.cancel()
+
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval)

@@ -93,6 +93,8 @@ class WorkerService:
 
     async def stop(self) -> None:
         """SIGTERM: stop taking work, finish and ack what is in flight, then leave."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._membership is not None:
             await self._membership.leave()
@@ -105,8 +107,11 @@ class WorkerService:
         log.info("worker %s stopped", self.worker_id)
 
     async def abort(self) -> None:
-        """Drop the connection without any goodbye, as a crash would (for fault tests)."""
+        """Die as a crash would: drop the connection and abandon in-flight work (for fault tests)."""
         self._stopping.set()
+        if self._membership is not None:
+            self._membership.silence()
+        await self._lanes.cancel()
         if self._connection is not None:
             await self._connection.close()
 

@@ -1,0 +1,173 @@
+"""The `sessions` command: run the service, talk to it through the broker, inspect the store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.markup import escape
+
+from worker import cli_sessions  # noqa: F401 - registers the inspection commands on `app`
+from worker.cli_support import app, console, fail, load_settings
+from worker.config import Settings
+
+T = TypeVar("T")
+
+
+async def _serve(settings: Settings) -> None:
+    from worker import create_session_manager
+    from worker.amqp.service import WorkerService
+    from worker.clock import system_clock
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with create_session_manager(**settings.manager_options()) as manager:
+        await WorkerService(settings, manager, system_clock).run_until(stop)
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker: consume inbound events, apply them, publish replies (SIGTERM stops it gracefully)."""
+    settings = load_settings(json_logs=True)
+    asyncio.run(_serve(settings))
+
+
+@app.command()
+def run() -> None:
+    """Run a worker for one machine (embedded SQLite store by default)."""
+    settings = load_settings(json_logs=True)
+    asyncio.run(_serve(settings))
+
+
+@app.command()
+def topology() -> None:
+    """Declare the exchanges and queues (idempotent)."""
+    import aio_pika
+
+    from worker.amqp.topology import declare_topology
+
+    settings = load_settings()
+
+    async def declare() -> None:
+        connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+        async with connection:
+            await declare_topology(
+                await connection.channel(), settings.topology(), delivery_limit=settings.delivery_limit
+            )
+
+    _broker(declare())
+    names = settings.topology()
+    console.print(
+        f"declared {len(names.exchanges())} exchanges and {len(names.queues())} queues (prefix {names.prefix})"
+    )
+
+
+@app.command()
+def send(
+    text: Annotated[str, typer.Argument(help="message text; start with / for a chat command")],
+    channel: Annotated[str, typer.Option(help="messaging channel, e.g. telegram")] = "cli",
+    peer: Annotated[str, typer.Option(help="chat id (DM peer or group)")] = "local",
+    agent: Annotated[str, typer.Option(help="agent id")] = "main",
+    user: Annotated[str | None, typer.Option(help="sender's user id (defaults to the peer)")] = None,
+    account: Annotated[str | None, typer.Option(help="bot account id")] = None,
+    thread: Annotated[str | None, typer.Option(help="thread id")] = None,
+    group: Annotated[bool, typer.Option(help="the chat is a group")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the published event as JSON")] = False,
+) -> None:
+    """Publish an inbound chat message, as a gateway would."""
+    import uuid
+
+    from worker.amqp.gateway import connect_gateway
+
+    settings = load_settings()
+
+    async def publish() -> str:
+        connection, gateway = await connect_gateway(settings.amqp_url.get_secret_value(), settings.topology())
+        async with connection:
+            event = await gateway.send_message(
+                channel=channel,
+                peer_id=peer,
+                text=text,
+                agent_id=agent,
+                user_id=user,
+                account_id=account,
+                thread_id=thread,
+                message_id=f"cli-{uuid.uuid4().hex[:8]}",
+                chat_type="group" if group else "direct",
+            )
+            return event.model_dump_json(by_alias=True, exclude_none=True)
+
+    published = _broker(publish())
+    if as_json:
+        typer.echo(published)
+    else:
+        console.print(f"published event {json.loads(published)['eventId']}")
+
+
+@app.command()
+def replies(
+    count: Annotated[int | None, typer.Option(help="stop after N replies")] = None,
+    timeout: Annotated[float, typer.Option(help="stop after S seconds without a reply")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON reply event per line")] = False,
+) -> None:
+    """Print reply-routing events from the reply outbox as they arrive (and take them off it)."""
+    import aio_pika
+
+    from worker.amqp.taps import messages
+
+    settings = load_settings()
+
+    async def tail() -> int:
+        seen = 0
+        connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(settings.topology().reply_outbox_queue, ensure=True)
+            async for message in messages(queue, count=count, idle_seconds=timeout):
+                seen += 1
+                reply = json.loads(message.body)
+                if as_json:
+                    typer.echo(json.dumps(reply, ensure_ascii=False))
+                else:
+                    route = reply.get("delivery", {})
+                    where = "/".join(str(route[k]) for k in ("channel", "to", "threadId") if route.get(k))
+                    console.print(f"[bold]{reply.get('kind')}[/] → {escape(where)} (re {reply.get('inReplyTo')}):")
+                    console.print(str(reply.get("text")), markup=False)
+        return seen
+
+    seen = _broker(tail())
+    if count is not None and seen < count:
+        fail(f"only {seen} of {count} replies arrived within {timeout:g}s of silence", code=3)
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path | None, typer.Option(help="write one .json file per contract into this folder")] = None,
+) -> None:
+    """Export the event contracts as JSON Schema."""
+    from schemas.jsonschema import event_schemas
+
+    docs = event_schemas()
+    if out is None:
+        typer.echo(json.dumps(docs, indent=2))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, doc in docs.items():
+        (out / f"{name}.schema.json").write_text(json.dumps(doc, indent=2) + "\n")
+    console.print(f"wrote {len(docs)} schemas to {out}")
+
+
+def _broker(coro: Coroutine[Any, Any, T]) -> T:
+    import aio_pika
+
+    try:
+        return asyncio.run(coro)
+    except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+        fail(f"cannot reach RabbitMQ: {exc}. Is it running? (make broker, or set AMQP_URL)", code=2)

@@ -1,0 +1,209 @@
+"""Inspection and maintenance commands: list, show, history, export, checkpoints, cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+from rich.progress import Progress
+
+from worker.cli_support import app, console, fail, load_settings, opened_manager, print_json, table
+from worker.errors import SessionNotFound, SessionsError
+
+T = TypeVar("T")
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
+checkpoints_app = typer.Typer(help="List, save, restore and delete checkpoints.", no_args_is_help=True)
+app.add_typer(checkpoints_app, name="checkpoints")
+
+
+def _with_manager(action: Callable[[Any], Awaitable[T]]) -> T:
+    settings = load_settings()
+
+    async def go() -> T:
+        async with opened_manager(settings) as manager:
+            return await action(manager)
+
+    try:
+        return asyncio.run(go())
+    except SessionNotFound as exc:
+        fail(str(exc), code=4)
+    except SessionsError as exc:
+        fail(str(exc), code=1)
+
+
+@app.command("list")
+def list_sessions(
+    agent: Annotated[str | None, typer.Option(help="only this agent (default: SESSIONS_AGENT)")] = None,
+    all_agents: Annotated[bool, typer.Option("--all-agents", help="every agent")] = False,
+    active: Annotated[int | None, typer.Option(help="only sessions active within MINUTES")] = None,
+    status: Annotated[str | None, typer.Option(help="active or archived")] = None,
+    limit: Annotated[int, typer.Option(help="page size")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next-page cursor from the previous page")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="more columns")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List sessions, newest activity first, one page at a time."""
+    if status not in (None, "active", "archived"):
+        fail("--status must be active or archived", code=2)
+    settings = load_settings()
+    agent_id = None if all_agents else (agent or settings.agent)
+    page = _with_manager(
+        lambda m: m.list_sessions(
+            agent_id=agent_id, status=status, active_within_minutes=active, limit=limit, cursor=cursor
+        )
+    )
+    if as_json:
+        print_json({"items": [s.to_wire() for s in page.items], "nextCursor": page.next_cursor})
+        return
+    columns = ["id", "key", "status", "messages", "last activity"]
+    if verbose:
+        columns += ["agent", "created", "tokens in/out", "route"]
+    rows = []
+    for s in page.items:
+        row: list[Any] = [
+            s.id,
+            s.key,
+            s.status if s.status == "active" else f"archived ({s.archived_reason})",
+            s.message_count,
+            f"{s.last_activity_at:%Y-%m-%d %H:%M:%S}",
+        ]
+        if verbose:
+            route = s.delivery_context.to_wire() if s.delivery_context else {}
+            row += [
+                s.agent_id,
+                f"{s.created_at:%Y-%m-%d %H:%M}",
+                f"{s.input_tokens}/{s.output_tokens}",
+                "/".join(str(v) for v in route.values()),
+            ]
+        rows.append(row)
+    table(f"Sessions ({'all agents' if agent_id is None else agent_id})", columns, rows)
+    if page.next_cursor:
+        console.print(f"next page: --cursor {page.next_cursor}")
+
+
+@app.command()
+def show(session_id: str, as_json: JsonOption = False) -> None:
+    """Show one session's document."""
+    session = _with_manager(lambda m: m.get_session(session_id))
+    if as_json:
+        print_json(session.to_wire())
+        return
+    table(f"Session {session.id}", ["field", "value"], [(k, v) for k, v in session.to_wire().items()])
+
+
+@app.command()
+def history(
+    session_id: str,
+    limit: Annotated[int, typer.Option(help="newest N entries")] = 50,
+    fmt: Annotated[str, typer.Option("--format", help="text, markdown or messages")] = "text",
+    as_json: JsonOption = False,
+) -> None:
+    """Print a session's recent history."""
+    if as_json or fmt == "messages":
+        entries = _with_manager(lambda m: m.get_history(session_id, limit=limit, format="messages"))
+        print_json([e.to_wire() for e in entries])
+        return
+    if fmt not in ("text", "markdown"):
+        fail("--format must be text, markdown or messages", code=2)
+    typer.echo(_with_manager(lambda m: m.get_history(session_id, limit=limit, format=fmt)))
+
+
+@app.command()
+def export(
+    session_id: str,
+    fmt: Annotated[str, typer.Option("--format", help="markdown, json or jsonl")] = "markdown",
+    metadata: Annotated[bool, typer.Option("--metadata", help="include session metadata")] = False,
+    out: Annotated[Path | None, typer.Option(help="write to this file instead of stdout")] = None,
+) -> None:
+    """Export a session's visible transcript."""
+    if fmt not in ("markdown", "json", "jsonl"):
+        fail("--format must be markdown, json or jsonl", code=2)
+    chosen: Literal["markdown", "json", "jsonl"] = fmt  # type: ignore[assignment]
+    text = _with_manager(lambda m: m.export(session_id, format=chosen, include_metadata=metadata))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {len(text)} characters to {out}")
+
+
+@app.command()
+def cleanup(
+    older_than: Annotated[str, typer.Option(help="inactive longer than, e.g. 30d, 12h")] = "30d",
+    keep_checkpoints: Annotated[bool, typer.Option(help="keep sessions that have checkpoints")] = True,
+    agent: Annotated[str | None, typer.Option(help="only this agent")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="report, delete nothing")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete sessions inactive for longer than --older-than, with their transcripts."""
+
+    async def run(manager: Any) -> Any:
+        with Progress(transient=True, console=console) as progress:
+            progress.add_task("cleaning up" if not dry_run else "finding old sessions", total=None)
+            return await manager.cleanup(
+                older_than=older_than, keep_checkpoints=keep_checkpoints, agent_id=agent, dry_run=dry_run
+            )
+
+    report = _with_manager(run)
+    doc = {
+        "dryRun": report.dry_run,
+        "sessions": report.sessions,
+        "entries": report.entries,
+        "checkpoints": report.checkpoints,
+        "summaries": report.summaries,
+        "keptWithCheckpoints": report.kept_with_checkpoints,
+    }
+    if as_json:
+        print_json(doc)
+        return
+    verb = "would delete" if report.dry_run else "deleted"
+    console.print(
+        f"{verb} {report.sessions} sessions ({report.entries} entries, {report.checkpoints} checkpoints); "
+        f"kept {report.kept_with_checkpoints} with checkpoints"
+    )
+
+
+@checkpoints_app.command("list")
+def checkpoints_list(session_id: str, as_json: JsonOption = False) -> None:
+    """Checkpoints of the session's slot (its archived sessions included)."""
+    found = _with_manager(lambda m: m.list_checkpoints(session_id, whole_slot=True))
+    if as_json:
+        print_json([c.to_wire() for c in found])
+        return
+    table(
+        "Checkpoints",
+        ["id", "session", "name", "messages", "created"],
+        [(c.id, c.session_id, c.name, c.message_count, f"{c.created_at:%Y-%m-%d %H:%M}") for c in found],
+    )
+
+
+@checkpoints_app.command("save")
+def checkpoints_save(
+    session_id: str, name: str, description: Annotated[str | None, typer.Option()] = None, as_json: JsonOption = False
+) -> None:
+    """Save a checkpoint of the session's visible history."""
+    checkpoint = _with_manager(lambda m: m.save_checkpoint(session_id, name, description))
+    if as_json:
+        print_json(checkpoint.to_wire())
+    else:
+        console.print(f"saved {checkpoint.id} ({checkpoint.message_count} messages)")
+
+
+@checkpoints_app.command("restore")
+def checkpoints_restore(checkpoint_id: str, as_json: JsonOption = False) -> None:
+    """Restore a checkpoint (reactivating its session if it was archived)."""
+    session = _with_manager(lambda m: m.restore_checkpoint(checkpoint_id))
+    if as_json:
+        print_json(session.to_wire())
+    else:
+        console.print(f"restored {checkpoint_id}: session {session.id} has {session.message_count} messages")
+
+
+@checkpoints_app.command("delete")
+def checkpoints_delete(checkpoint_id: str) -> None:
+    """Delete a checkpoint."""
+    _with_manager(lambda m: m.delete_checkpoint(checkpoint_id))
+    console.print(f"deleted {checkpoint_id}")

@@ -1,0 +1,63 @@
+"""Shared pieces of the CLI: the Typer app, console output, settings and clear failures."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from worker.config import Settings
+
+app = typer.Typer(
+    help="Chat sessions: the worker, its scheduler and the tools to operate them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+# Wide when piped, so ids in tables are never cut; a terminal keeps its own width.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def load_settings(*, json_logs: bool = False) -> Settings:
+    from worker.logs import configure
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"SESSIONS_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        fail(f"invalid settings: {problems}", code=2)
+    configure("INFO" if json_logs else "WARNING", json_logs=json_logs)
+    return settings
+
+
+@asynccontextmanager
+async def opened_manager(settings: Settings) -> AsyncIterator[Any]:
+    from worker import create_session_manager
+
+    async with create_session_manager(**settings.manager_options()) as manager:
+        yield manager
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    view = Table(title=title, title_justify="left")
+    for column in columns:
+        view.add_column(column, overflow="fold")
+    for row in rows:
+        view.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(view)
