@@ -1,0 +1,1 @@
+"""The periodic jobs that emit reset and retention events (APScheduler, one process)."""

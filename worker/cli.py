@@ -19,7 +19,7 @@ from worker.config import Settings
 T = TypeVar("T")
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     from worker import create_session_manager
     from worker.amqp.service import WorkerService
     from worker.clock import system_clock
@@ -29,21 +29,52 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with create_session_manager(**settings.manager_options()) as manager:
-        await WorkerService(settings, manager, system_clock).run_until(stop)
+        parts = []
+        if worker:
+            parts.append(WorkerService(settings, manager, system_clock).run_until(stop))
+        if scheduler:
+            parts.append(_run_scheduler(settings, manager, stop))
+        await asyncio.gather(*parts)
+
+
+async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event) -> None:
+    from scheduler.service import SchedulerService
+    from worker.amqp.gateway import GatewayClient
+    from worker.amqp.service import connect
+    from worker.amqp.topology import declare_topology
+    from worker.clock import system_clock
+
+    connection = await connect(settings.amqp_url.get_secret_value())
+    async with connection:
+        await declare_topology(await connection.channel(), settings.topology(), delivery_limit=settings.delivery_limit)
+        gateway = await GatewayClient.open(connection, settings.topology())
+        service = SchedulerService(
+            manager.store,
+            manager.agents,
+            system_clock,
+            gateway.publish,
+            reset_every_seconds=settings.reset_sweep_seconds,
+            retention_every_seconds=settings.retention_sweep_seconds,
+        )
+        await service.run_until(stop)
 
 
 @app.command()
 def worker() -> None:
     """Run a worker: consume inbound events, apply them, publish replies (SIGTERM stops it gracefully)."""
-    settings = load_settings(json_logs=True)
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=False))
+
+
+@app.command("scheduler")
+def scheduler_command() -> None:
+    """Run the scheduler: sweep for due resets and retention, publish their events (run one replica)."""
+    asyncio.run(_serve(load_settings(json_logs=True), worker=False, scheduler=True))
 
 
 @app.command()
 def run() -> None:
-    """Run a worker for one machine (embedded SQLite store by default)."""
-    settings = load_settings(json_logs=True)
-    asyncio.run(_serve(settings))
+    """Run a worker and the scheduler in one process, for one machine (SQLite store by default)."""
+    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=True))
 
 
 @app.command()

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas import Scope
+from schemas import ResetPolicy, RetentionPolicy, Scope
 from schemas.topology import DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
 
 
@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     outcome_retention_hours: int = Field(default=72, ge=1)
     max_reply_chars: int = Field(default=4000, ge=200)
 
+    # Scheduler
+    reset_sweep_seconds: float = Field(default=60.0, gt=0)
+    retention_sweep_seconds: float = Field(default=3600.0, gt=0)
+    retention_max_age: str = "90d"
+    retention_max_inactive: str = "30d"
+    retention_keep_minimum: int = Field(default=10, ge=0)
+    retention_mode: Literal["enforce", "warn"] = "enforce"
+
     def topology(self) -> Topology:
         return Topology(self.topology_prefix, self.shards)
 
@@ -66,7 +74,6 @@ class Settings(BaseSettings):
 
     def manager_options(self) -> dict[str, Any]:
         """Keyword arguments for create_session_manager."""
-        from schemas import ResetPolicy
 
         options: dict[str, Any] = {
             "scope": self.scope,
@@ -77,6 +84,12 @@ class Settings(BaseSettings):
                 idle_minutes=self.idle_minutes,
             ),
             "admins": self.admin_list(),
+            "retention": RetentionPolicy(
+                max_age=self.retention_max_age,
+                max_inactive=self.retention_max_inactive,
+                keep_minimum=self.retention_keep_minimum,
+                mode=self.retention_mode,
+            ),
             "default_agent": self.agent,
             "storage": self.storage,
             "db_path": self.db_path,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from schemas import parse_duration
 from worker.clock import Clock
 from worker.errors import InvalidArgument
-from worker.stores.base import SessionStore
+from worker.stores.base import SessionScan, SessionStore
 
 _PAGE = 500
 
@@ -41,7 +41,7 @@ async def cleanup(
     kept = 0
     after = None
     while True:
-        page = await store.find_inactive(cutoff, agent_id, _PAGE, after)
+        page = await store.scan_sessions(SessionScan(before=cutoff, agent_id=agent_id, limit=_PAGE, after=after))
         if not page:
             break
         after = (page[-1].last_activity_at, page[-1].id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from schemas import DeliveryContext, SessionEntry, Summary
+from schemas import DeliveryContext, SessionEntry, Summary, parse_duration
 from schemas.events import (
     AgentMessage,
     ChatSource,
@@ -224,7 +224,12 @@ class EventProcessor:
     async def _retention(self, event: RetentionDue) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
         if session is None:
-            return Outcome()
+            return Outcome()  # deleted already: a second scheduler or a replay
+        retention = (await self._manager.get_settings(session.agent_id)).retention
+        if event.rule == "max_inactive" and session.last_activity_at >= self._clock() - parse_duration(
+            retention.max_inactive
+        ):
+            return Outcome()  # active again since the sweep found it
         if event.mode == "warn":
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
             return self._notice(event.event_id, session, "retention-warning", text, None)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import BrokerHarness, isolated_topology, require_broker
+from worker.clock import ManualClock
 from worker.tokens import TiktokenCounter
 
 
@@ -18,6 +19,19 @@ def amqp_url() -> str:
 async def harness(amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter) -> AsyncIterator[BrokerHarness]:
     async with isolated_topology(amqp_url) as names:
         opened = await BrokerHarness(amqp_url, names, tmp_path, token_counter).open()
+        try:
+            yield opened
+        finally:
+            await opened.close()
+
+
+@pytest.fixture
+async def clocked_harness(
+    amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter, clock: ManualClock
+) -> AsyncIterator[BrokerHarness]:
+    """A harness whose workers (and schedulers) read the test's ManualClock."""
+    async with isolated_topology(amqp_url) as names:
+        opened = await BrokerHarness(amqp_url, names, tmp_path, token_counter, clock=clock).open()
         try:
             yield opened
         finally:

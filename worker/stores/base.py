@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from schemas import (
     AgentSettings,
@@ -61,6 +61,19 @@ class SessionQuery:
     key: str | None = None
     limit: int = 50
     # Keyset cursor: sessions strictly after (last_activity_at, id) in newest-first order.
+    after: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionScan:
+    """Old sessions for cleanup, retention and reset sweeps: `field` < `before`, ascending."""
+
+    before: datetime
+    field: Literal["last_activity_at", "created_at"] = "last_activity_at"
+    agent_id: str | None = None
+    status: SessionStatus | None = None
+    limit: int = 500
+    # Keyset cursor: strictly after (field value, id) in oldest-first order.
     after: tuple[datetime, str] | None = None
 
 
@@ -141,10 +154,11 @@ class SessionStore(Protocol):
     async def prune_outcomes(self, before: datetime) -> int: ...
 
     # Maintenance
-    async def find_inactive(
-        self, cutoff: datetime, agent_id: str | None, limit: int, after: tuple[datetime, str] | None = None
-    ) -> list[SessionEntry]:
-        """Sessions last active before `cutoff`, oldest first, keyset-paged after (time, id)."""
+    async def scan_sessions(self, scan: SessionScan) -> list[SessionEntry]:
+        """Sessions with `scan.field` before `scan.before`, oldest first, keyset-paged."""
+
+    async def agent_ids(self) -> set[str]:
+        """Every agent that has sessions or stored settings."""
 
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]: ...
     async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts: ...

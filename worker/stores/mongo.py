@@ -31,6 +31,7 @@ from worker.stores.base import (
     DeletedCounts,
     DuplicateEvent,
     SessionQuery,
+    SessionScan,
     SessionUpdate,
     StoredEntry,
     ViewChange,
@@ -100,6 +101,8 @@ class MongoStore:
             (self._sessions, [("agent_id", up), ("key", up), ("status", up)], False),
             (self._sessions, [("agent_id", up), ("status", up), *newest], False),
             (self._sessions, [("agent_id", up), *newest], False),
+            (self._sessions, [("agent_id", up), ("created_at", up), ("_id", up)], False),
+            (self._sessions, [("created_at", up), ("_id", up)], False),
             (self._sessions, newest, False),
             (self._entries, [("session_id", up), ("seq", up)], True),
             (self._entries, [("event_id", up)], True),
@@ -349,23 +352,26 @@ class MongoStore:
     # Maintenance
 
     @_unavailable
-    async def find_inactive(
-        self,
-        cutoff: datetime,
-        agent_id: str | None,
-        limit: int,
-        after: tuple[datetime, str] | None = None,
-    ) -> list[SessionEntry]:
-        if limit <= 0:
+    async def scan_sessions(self, scan: SessionScan) -> list[SessionEntry]:
+        if scan.limit <= 0:
             return []
-        where: Doc = {"last_activity_at": {"$lt": cutoff}}
-        if agent_id is not None:
-            where["agent_id"] = agent_id
-        if after is not None:  # keyset, oldest first: strictly after (time, id)
-            ts, after_id = after
-            where["$or"] = [{"last_activity_at": {"$gt": ts}}, {"last_activity_at": ts, "_id": {"$gt": after_id}}]
-        cursor = self._sessions.find(where).sort([("last_activity_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        field = "created_at" if scan.field == "created_at" else "last_activity_at"
+        where: Doc = {field: {"$lt": scan.before}}
+        if scan.agent_id is not None:
+            where["agent_id"] = scan.agent_id
+        if scan.status is not None:
+            where["status"] = scan.status
+        if scan.after is not None:  # keyset, oldest first: strictly after (value, id)
+            value, after_id = scan.after
+            where["$or"] = [{field: {"$gt": value}}, {field: value, "_id": {"$gt": after_id}}]
+        cursor = self._sessions.find(where).sort([(field, ASCENDING), ("_id", ASCENDING)]).limit(scan.limit)
         return [SessionEntry.model_validate(model_fields_of(doc)) async for doc in cursor]
+
+    @_unavailable
+    async def agent_ids(self) -> set[str]:
+        with_sessions = await self._sessions.distinct("agent_id")
+        with_settings = await self._settings.distinct("_id")
+        return {str(agent) for agent in [*with_sessions, *with_settings]}
 
     @_unavailable
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]:

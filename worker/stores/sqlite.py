@@ -13,6 +13,7 @@ from worker.stores.base import (
     DeletedCounts,
     DuplicateEvent,
     SessionQuery,
+    SessionScan,
     SessionUpdate,
     StoredEntry,
     ViewChange,
@@ -285,19 +286,26 @@ class SqliteStore:
         )
 
     # Maintenance ----------------------------------------------------------------------------
-    async def find_inactive(
-        self, cutoff: datetime, agent_id: str | None, limit: int, after: tuple[datetime, str] | None = None
-    ) -> list[SessionEntry]:
-        clauses: list[str] = ["last_activity_at < ?"]
-        params: list[Any] = [to_ms(cutoff)]
-        if agent_id is not None:
-            clauses.append("agent_id = ?")
-            params.append(agent_id)
-        if after is not None:
-            clauses.append("(last_activity_at > ? OR (last_activity_at = ? AND id > ?))")
-            params.extend((to_ms(after[0]), to_ms(after[0]), after[1]))
-        sql = f"{_SELECT_SESSION} WHERE {' AND '.join(clauses)} ORDER BY last_activity_at, id LIMIT ?"
-        return await self._many_sessions(sql, (*params, limit))
+    async def scan_sessions(self, scan: SessionScan) -> list[SessionEntry]:
+        column = "created_at" if scan.field == "created_at" else "last_activity_at"
+        clauses: list[str] = [f"{column} < ?"]
+        params: list[Any] = [to_ms(scan.before)]
+        for name, value in (("agent_id", scan.agent_id), ("status", scan.status)):
+            if value is not None:
+                clauses.append(f"{name} = ?")
+                params.append(value)
+        if scan.after is not None:
+            clauses.append(f"({column} > ? OR ({column} = ? AND id > ?))")
+            params.extend((to_ms(scan.after[0]), to_ms(scan.after[0]), scan.after[1]))
+        sql = f"{_SELECT_SESSION} WHERE {' AND '.join(clauses)} ORDER BY {column}, id LIMIT ?"
+        return await self._many_sessions(sql, (*params, scan.limit))
+
+    async def agent_ids(self) -> set[str]:
+        def run(conn: Connection) -> set[str]:
+            rows = conn.execute("SELECT DISTINCT agent_id FROM sessions UNION SELECT agent_id FROM settings")
+            return {str(row[0]) for row in rows.fetchall()}
+
+        return await self._db.read(run)
 
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]:
         def run(conn: Connection) -> set[str]:

@@ -43,6 +43,8 @@ CREATE INDEX IF NOT EXISTS sessions_agent_activity
     ON sessions (agent_id, status, last_activity_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS sessions_agent_recent ON sessions (agent_id, last_activity_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS sessions_activity ON sessions (last_activity_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS sessions_agent_created ON sessions (agent_id, created_at, id);
+CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created_at, id);
 CREATE TABLE IF NOT EXISTS entries (
     session_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
