@@ -134,6 +134,9 @@ class SessionStore(Protocol):
     async def read_entries(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
         """Entries with start <= seq <= end, newest first, at most `limit`."""
 
+    async def read_pinned(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
+        """Like read_entries, but only system entries and entries marked important."""
+
     async def set_important(self, session_id: str, seq: int, important: bool) -> bool: ...
 
     # Checkpoints
@@ -145,6 +148,21 @@ class SessionStore(Protocol):
     # Summaries
     async def insert_summary(self, summary: Summary) -> None: ...
     async def list_summaries(self, session_id: str) -> list[Summary]: ...
+    async def summaries_before(self, session_id: str, before_seq: int, limit: int) -> list[Summary]:
+        """Summaries ending before `before_seq`, the latest-ending first."""
+
+    # Key rotation: records not sealed by `key_id` (plaintext included), and compare-and-set reseals
+    async def count_unsealed(self, key_id: str) -> int: ...
+    async def scan_unsealed(self, key_id: str, after: str | None, limit: int) -> tuple[list[StoredEntry], str | None]:
+        """Entries whose key id is not `key_id`, after the opaque cursor; returns the next cursor."""
+
+    async def reseal_entry(self, entry: StoredEntry, payload: bytes, key_id: str) -> bool:
+        """Replace the payload if the entry is still sealed as `entry.key_id` says."""
+
+    async def scan_checkpoints(self, after: str | None, limit: int) -> list[Checkpoint]: ...
+    async def replace_checkpoint_text(self, checkpoint_id: str, name: str, description: str | None) -> None: ...
+    async def scan_summaries(self, after: str | None, limit: int) -> list[Summary]: ...
+    async def replace_summary_content(self, summary_id: str, content: str) -> None: ...
 
     # Processed events: the outcome (replies to re-publish) of each applied event, by event id
     async def get_outcome(self, event_id: str) -> str | None: ...

@@ -7,26 +7,17 @@ its transcript, and the next writer rolls it forward from the stored entries.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
-    AutoReconnect,
-    ConnectionFailure,
     DuplicateKeyError,
-    NetworkTimeout,
-    PyMongoError,
-    ServerSelectionTimeoutError,
 )
 
-from schemas import AgentSettings, ArchiveReason, Checkpoint, DeliveryContext, SessionEntry, Summary
+from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry
 from worker.delivery import merge_delivery
-from worker.errors import StoreConflict, StoreUnavailable
+from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
     DuplicateEvent,
@@ -36,6 +27,7 @@ from worker.stores.base import (
     StoredEntry,
     ViewChange,
 )
+from worker.stores.mongo_base import unavailable
 from worker.stores.mongo_docs import (
     Doc,
     delivery_fields,
@@ -47,52 +39,15 @@ from worker.stores.mongo_docs import (
     to_doc,
     utc,
 )
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-_TRANSIENT = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError)
+from worker.stores.mongo_records import MongoRecords
 
 
-def _unavailable(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn transient driver errors into StoreUnavailable so callers never import pymongo."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except PyMongoError as exc:
-            if isinstance(exc, _TRANSIENT) or exc.has_error_label("RetryableWriteError"):
-                raise StoreUnavailable(f"MongoDB could not complete {fn.__name__}: {exc}; retry shortly") from exc
-            raise
-
-    return wrapper
-
-
-async def _insert_new(collection: AsyncCollection[Doc], doc: Doc, what: str) -> None:
-    try:
-        await collection.insert_one(doc)
-    except DuplicateKeyError as exc:  # ids are generated, so this is a retried insert or a bug
-        raise StoreConflict(f"{what} already exists") from exc
-
-
-class MongoStore:
-    def __init__(self, client: AsyncMongoClient[Doc] | Any, database: str = "sessions") -> None:
-        # No I/O here: pymongo connects lazily, and ensure_schema is an explicit step.
-        self._client = client
-        db: AsyncDatabase[Doc] = client[database]
-        self._sessions: AsyncCollection[Doc] = db["sessions"]
-        self._entries: AsyncCollection[Doc] = db["entries"]
-        self._checkpoints: AsyncCollection[Doc] = db["checkpoints"]
-        self._summaries: AsyncCollection[Doc] = db["summaries"]
-        self._settings: AsyncCollection[Doc] = db["settings"]
-        self._outcomes: AsyncCollection[Doc] = db["outcomes"]
-
+class MongoStore(MongoRecords):
     @classmethod
     def from_url(cls, url: str, database: str) -> MongoStore:
         return cls(AsyncMongoClient(url, tz_aware=True), database)
 
-    @_unavailable
+    @unavailable
     async def ensure_schema(self) -> None:
         up, down = ASCENDING, DESCENDING
         newest = [("last_activity_at", down), ("_id", down)]
@@ -107,7 +62,10 @@ class MongoStore:
             (self._entries, [("session_id", up), ("seq", up)], True),
             (self._entries, [("event_id", up)], True),
             (self._checkpoints, [("session_id", up), ("created_at", up)], False),
-            (self._summaries, [("session_id", up), ("from_seq", up)], False),
+            (self._entries, [("session_id", up), ("important", up), ("seq", up)], False),
+            (self._entries, [("session_id", up), ("role", up), ("seq", up)], False),
+            (self._entries, [("key_id", up)], False),
+            (self._summaries, [("session_id", up), ("to_seq", up)], False),
             (self._outcomes, [("at", up)], False),
         ]
         for collection, keys, unique in indexes:
@@ -118,7 +76,7 @@ class MongoStore:
 
     # Agent settings: one small admin-edited document, so a whole-document replace is fine.
 
-    @_unavailable
+    @unavailable
     async def get_settings(self, agent_id: str) -> AgentSettings | None:
         doc = await self._settings.find_one({"_id": agent_id})
         if doc is None:
@@ -126,26 +84,26 @@ class MongoStore:
         doc.pop("_id")
         return AgentSettings.model_validate(utc(doc))
 
-    @_unavailable
+    @unavailable
     async def save_settings(self, settings: AgentSettings) -> None:
         doc: Doc = plain(settings.model_dump(mode="python"))
         await self._settings.replace_one({"_id": settings.agent_id}, doc, upsert=True)
 
     # Sessions
 
-    @_unavailable
+    @unavailable
     async def find_active(self, agent_id: str, key: str) -> SessionEntry | None:
         where = {"agent_id": agent_id, "key": key, "status": "active"}
         return session_from_doc(await self._sessions.find_one(where, sort=[("generation", DESCENDING)]))
 
-    @_unavailable
+    @unavailable
     async def last_generation(self, agent_id: str, key: str) -> int:
         doc = await self._sessions.find_one(
             {"agent_id": agent_id, "key": key}, {"generation": 1}, sort=[("generation", DESCENDING)]
         )
         return 0 if doc is None else int(doc["generation"])
 
-    @_unavailable
+    @unavailable
     async def insert_session(self, session: SessionEntry) -> bool:
         try:
             await self._sessions.insert_one(to_doc(session))
@@ -153,11 +111,11 @@ class MongoStore:
             return False
         return True
 
-    @_unavailable
+    @unavailable
     async def get_session(self, session_id: str) -> SessionEntry | None:
         return session_from_doc(await self._sessions.find_one({"_id": session_id}))
 
-    @_unavailable
+    @unavailable
     async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
         result = await self._sessions.update_one(
             {"_id": session_id, "status": "active"},
@@ -165,7 +123,7 @@ class MongoStore:
         )
         return result.modified_count == 1
 
-    @_unavailable
+    @unavailable
     async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
         try:
             result = await self._sessions.update_one(
@@ -184,12 +142,12 @@ class MongoStore:
             return False
         return result.matched_count == 1
 
-    @_unavailable
+    @unavailable
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None:
         changes = {**delivery_fields(delivery), "updated_at": at}
         await self._sessions.update_one({"_id": session_id}, {"$set": changes})
 
-    @_unavailable
+    @unavailable
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
         result = await self._sessions.update_one(
             {"_id": session_id, "last_seq": change.expected_last_seq},
@@ -203,7 +161,7 @@ class MongoStore:
         )
         return result.matched_count == 1
 
-    @_unavailable
+    @unavailable
     async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]:
         if query.limit <= 0:  # pymongo treats limit 0 as "no limit"
             return []
@@ -223,7 +181,7 @@ class MongoStore:
 
     # Transcript
 
-    @_unavailable
+    @unavailable
     async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
         sid = entry.session_id
         try:
@@ -292,12 +250,12 @@ class MongoStore:
             if not await self._apply(session_id, update):
                 return  # another writer is rolling forward too; it finishes the job
 
-    @_unavailable
+    @unavailable
     async def find_entry_by_event(self, event_id: str) -> StoredEntry | None:
         doc = await self._entries.find_one({"event_id": event_id})
         return None if doc is None else entry_from_doc(doc)
 
-    @_unavailable
+    @unavailable
     async def read_entries(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
         if limit <= 0:
             return []
@@ -308,50 +266,16 @@ class MongoStore:
         )
         return [entry_from_doc(doc) async for doc in cursor]
 
-    @_unavailable
+    @unavailable
     async def set_important(self, session_id: str, seq: int, important: bool) -> bool:
         result = await self._entries.update_one(
             {"session_id": session_id, "seq": seq}, {"$set": {"important": important}}
         )
         return result.matched_count == 1
 
-    # Checkpoints and summaries
-
-    @_unavailable
-    async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
-        await _insert_new(self._checkpoints, to_doc(checkpoint), f"checkpoint {checkpoint.id}")
-
-    @_unavailable
-    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
-        doc = await self._checkpoints.find_one({"_id": checkpoint_id})
-        return None if doc is None else Checkpoint.model_validate(model_fields_of(doc))
-
-    @_unavailable
-    async def list_checkpoints(self, session_ids: list[str]) -> list[Checkpoint]:
-        if not session_ids:
-            return []
-        cursor = self._checkpoints.find({"session_id": {"$in": list(session_ids)}}).sort(
-            [("created_at", ASCENDING), ("_id", ASCENDING)]
-        )
-        return [Checkpoint.model_validate(model_fields_of(doc)) async for doc in cursor]
-
-    @_unavailable
-    async def delete_checkpoint(self, checkpoint_id: str) -> bool:
-        result = await self._checkpoints.delete_one({"_id": checkpoint_id})
-        return result.deleted_count == 1
-
-    @_unavailable
-    async def insert_summary(self, summary: Summary) -> None:
-        await _insert_new(self._summaries, to_doc(summary), f"summary {summary.id}")
-
-    @_unavailable
-    async def list_summaries(self, session_id: str) -> list[Summary]:
-        cursor = self._summaries.find({"session_id": session_id}).sort([("from_seq", ASCENDING), ("_id", ASCENDING)])
-        return [Summary.model_validate(model_fields_of(doc)) async for doc in cursor]
-
     # Maintenance
 
-    @_unavailable
+    @unavailable
     async def scan_sessions(self, scan: SessionScan) -> list[SessionEntry]:
         if scan.limit <= 0:
             return []
@@ -367,13 +291,13 @@ class MongoStore:
         cursor = self._sessions.find(where).sort([(field, ASCENDING), ("_id", ASCENDING)]).limit(scan.limit)
         return [SessionEntry.model_validate(model_fields_of(doc)) async for doc in cursor]
 
-    @_unavailable
+    @unavailable
     async def agent_ids(self) -> set[str]:
         with_sessions = await self._sessions.distinct("agent_id")
         with_settings = await self._settings.distinct("_id")
         return {str(agent) for agent in [*with_sessions, *with_settings]}
 
-    @_unavailable
+    @unavailable
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]:
         if not session_ids:
             return set()
@@ -382,22 +306,22 @@ class MongoStore:
 
     # Processed events ------------------------------------------------------------------------
 
-    @_unavailable
+    @unavailable
     async def get_outcome(self, event_id: str) -> str | None:
         doc = await self._outcomes.find_one({"_id": event_id})
         return None if doc is None else str(doc["doc"])
 
-    @_unavailable
+    @unavailable
     async def save_outcome(self, event_id: str, outcome: str, at: datetime) -> None:
         # $setOnInsert keeps the first outcome: a replay never overwrites what was published.
         await self._outcomes.update_one({"_id": event_id}, {"$setOnInsert": {"doc": outcome, "at": at}}, upsert=True)
 
-    @_unavailable
+    @unavailable
     async def prune_outcomes(self, before: datetime) -> int:
         result = await self._outcomes.delete_many({"at": {"$lt": before}})
         return int(result.deleted_count)
 
-    @_unavailable
+    @unavailable
     async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts:
         if not session_ids:
             return DeletedCounts()

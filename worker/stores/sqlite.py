@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from schemas import AgentSettings, ArchiveReason, Checkpoint, DeliveryContext, SessionEntry, Summary
+from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry
 from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
@@ -19,16 +19,15 @@ from worker.stores.base import (
     ViewChange,
 )
 from worker.stores.sqlite_db import Connection, SqliteDatabase, transaction
+from worker.stores.sqlite_records import SqliteRecords
 from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
     SCHEMA,
     SESSION_COLUMNS,
-    checkpoint_from_doc,
     entry_from_row,
     entry_params,
     session_from_row,
     session_params,
-    summary_from_doc,
     to_ms,
 )
 
@@ -51,7 +50,7 @@ def _placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
-class SqliteStore:
+class SqliteStore(SqliteRecords):
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
@@ -208,63 +207,23 @@ class SqliteStore:
         return await self._db.read(run)
 
     async def read_entries(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
-        def run(conn: Connection) -> list[StoredEntry]:
-            rows = conn.execute(
-                f"{_SELECT_ENTRY} WHERE session_id = ? AND seq BETWEEN ? AND ? ORDER BY seq DESC LIMIT ?",
-                (session_id, start, end, limit),
-            ).fetchall()
-            return [entry_from_row(row) for row in rows]
+        return await self._entries(
+            f"{_SELECT_ENTRY} WHERE session_id = ? AND seq BETWEEN ? AND ? ORDER BY seq DESC LIMIT ?",
+            (session_id, start, end, limit),
+        )
 
-        return await self._db.read(run)
+    async def read_pinned(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
+        return await self._entries(
+            f"{_SELECT_ENTRY} WHERE session_id = ? AND seq BETWEEN ? AND ? AND (important = 1 OR role = 'system')"
+            " ORDER BY seq DESC LIMIT ?",
+            (session_id, start, end, limit),
+        )
 
     async def set_important(self, session_id: str, seq: int, important: bool) -> bool:
         return await self._update(
             "UPDATE entries SET important = ? WHERE session_id = ? AND seq = ?",
             (int(important), session_id, seq),
         )
-
-    # Checkpoints and summaries ---------------------------------------------------------------
-    async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
-        await self._update(
-            "INSERT INTO checkpoints (id, session_id, doc, created_at) VALUES (?, ?, ?, ?)",
-            (checkpoint.id, checkpoint.session_id, checkpoint.model_dump_json(), to_ms(checkpoint.created_at)),
-        )
-
-    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
-        def run(conn: Connection) -> Checkpoint | None:
-            row = conn.execute("SELECT doc FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone()
-            return None if row is None else checkpoint_from_doc(row[0])
-
-        return await self._db.read(run)
-
-    async def list_checkpoints(self, session_ids: list[str]) -> list[Checkpoint]:
-        def run(conn: Connection) -> list[Checkpoint]:
-            rows = conn.execute(
-                f"SELECT doc FROM checkpoints WHERE session_id IN ({_placeholders(len(session_ids))})"
-                " ORDER BY created_at, id",
-                session_ids,
-            ).fetchall()
-            return [checkpoint_from_doc(row[0]) for row in rows]
-
-        return await self._db.read(run) if session_ids else []
-
-    async def delete_checkpoint(self, checkpoint_id: str) -> bool:
-        return await self._update("DELETE FROM checkpoints WHERE id = ?", (checkpoint_id,))
-
-    async def insert_summary(self, summary: Summary) -> None:
-        await self._update(
-            "INSERT INTO summaries (id, session_id, from_seq, doc) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (summary.id, summary.session_id, summary.from_seq, summary.model_dump_json()),
-        )
-
-    async def list_summaries(self, session_id: str) -> list[Summary]:
-        def run(conn: Connection) -> list[Summary]:
-            rows = conn.execute(
-                "SELECT doc FROM summaries WHERE session_id = ? ORDER BY from_seq", (session_id,)
-            ).fetchall()
-            return [summary_from_doc(row[0]) for row in rows]
-
-        return await self._db.read(run)
 
     # Processed events ------------------------------------------------------------------------
     async def get_outcome(self, event_id: str) -> str | None:
@@ -339,9 +298,6 @@ class SqliteStore:
         return await self._db.write(run) if session_ids else DeletedCounts()
 
     # Helpers ---------------------------------------------------------------------------------
-    async def _update(self, sql: str, params: tuple[Any, ...]) -> bool:
-        return await self._db.write(lambda conn: conn.execute(sql, params).rowcount == 1)
-
     async def _one_session(self, sql: str, params: tuple[Any, ...]) -> SessionEntry | None:
         def run(conn: Connection) -> SessionEntry | None:
             row = conn.execute(sql, params).fetchone()

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS entries (
     key_id TEXT,
     PRIMARY KEY (session_id, seq)
 );
+CREATE INDEX IF NOT EXISTS entries_pinned ON entries (session_id, seq) WHERE important = 1 OR role = 'system';
 CREATE TABLE IF NOT EXISTS checkpoints (
     id TEXT PRIMARY KEY,
     session_id TEXT NOT NULL,
@@ -72,9 +73,10 @@ CREATE TABLE IF NOT EXISTS summaries (
     id TEXT PRIMARY KEY,
     session_id TEXT NOT NULL,
     from_seq INTEGER NOT NULL,
+    to_seq INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS summaries_session ON summaries (session_id, from_seq);
+CREATE INDEX IF NOT EXISTS summaries_session ON summaries (session_id, to_seq);
 CREATE TABLE IF NOT EXISTS outcomes (
     event_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL,

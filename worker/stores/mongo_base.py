@@ -1,0 +1,62 @@
+"""Shared plumbing of the MongoDB store: collections, and driver errors mapped to store errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    DuplicateKeyError,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from worker.errors import StoreConflict, StoreUnavailable
+from worker.stores.mongo_docs import Doc
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_TRANSIENT = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError)
+
+
+def unavailable(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn transient driver errors into StoreUnavailable so callers never import pymongo."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except PyMongoError as exc:
+            if isinstance(exc, _TRANSIENT) or exc.has_error_label("RetryableWriteError"):
+                raise StoreUnavailable(f"MongoDB could not complete {fn.__name__}: {exc}; retry shortly") from exc
+            raise
+
+    return wrapper
+
+
+async def insert_new(collection: AsyncCollection[Doc], doc: Doc, what: str) -> None:
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError as exc:  # ids are generated, so this is a retried insert or a bug
+        raise StoreConflict(f"{what} already exists") from exc
+
+
+class MongoCollections:
+    def __init__(self, client: AsyncMongoClient[Doc] | Any, database: str = "sessions") -> None:
+        # No I/O here: pymongo connects lazily, and ensure_schema is an explicit step.
+        self._client = client
+        db: AsyncDatabase[Doc] = client[database]
+        self._sessions: AsyncCollection[Doc] = db["sessions"]
+        self._entries: AsyncCollection[Doc] = db["entries"]
+        self._checkpoints: AsyncCollection[Doc] = db["checkpoints"]
+        self._summaries: AsyncCollection[Doc] = db["summaries"]
+        self._settings: AsyncCollection[Doc] = db["settings"]
+        self._outcomes: AsyncCollection[Doc] = db["outcomes"]
