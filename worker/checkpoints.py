@@ -8,6 +8,8 @@ from schemas import Checkpoint, SessionEntry
 from worker.clock import Clock
 from worker.errors import CheckpointNotFound, InvalidArgument, SessionNotFound, StoreConflict
 from worker.keyed_lock import KeyedLock
+from worker.payload import PayloadCodec
+from worker.sealing import open_checkpoint, seal_checkpoint
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
 from worker.view import close_view, restored_view
 
@@ -21,10 +23,11 @@ def new_checkpoint_id() -> str:
 
 
 class CheckpointBook:
-    def __init__(self, store: SessionStore, clock: Clock, locks: KeyedLock) -> None:
+    def __init__(self, store: SessionStore, clock: Clock, locks: KeyedLock, codec: PayloadCodec) -> None:
         self._store = store
         self._clock = clock
         self._locks = locks
+        self._codec = codec
 
     async def save(
         self, session_id: str, name: str, description: str | None, checkpoint_id: str | None = None
@@ -41,7 +44,7 @@ class CheckpointBook:
             if checkpoint_id is not None:
                 existing = await self._store.get_checkpoint(checkpoint_id)
                 if existing is not None and existing.session_id == session_id:
-                    return existing
+                    return open_checkpoint(self._codec, existing)
             session = await self._session(session_id)
             checkpoint = Checkpoint(
                 id=checkpoint_id or new_checkpoint_id(),
@@ -53,7 +56,7 @@ class CheckpointBook:
                 view=close_view(session.view, session.last_seq),
                 last_seq=session.last_seq,
             )
-            await self._store.insert_checkpoint(checkpoint)
+            await self._store.insert_checkpoint(seal_checkpoint(self._codec, checkpoint))
         return checkpoint
 
     async def slot_sessions(self, session: SessionEntry) -> list[SessionEntry]:
@@ -62,10 +65,8 @@ class CheckpointBook:
 
     async def list_for(self, session_id: str, *, whole_slot: bool) -> list[Checkpoint]:
         session = await self._session(session_id)
-        if not whole_slot:
-            return await self._store.list_checkpoints([session.id])
-        ids = [member.id for member in await self.slot_sessions(session)]
-        return await self._store.list_checkpoints(ids)
+        ids = [member.id for member in await self.slot_sessions(session)] if whole_slot else [session.id]
+        return [open_checkpoint(self._codec, checkpoint) for checkpoint in await self._store.list_checkpoints(ids)]
 
     async def find(self, checkpoint_id: str, within: SessionEntry | None) -> tuple[Checkpoint, SessionEntry]:
         """The checkpoint and its session; with `within`, only if it belongs to that session's slot."""
@@ -76,7 +77,7 @@ class CheckpointBook:
         if within is not None and (owner.agent_id, owner.key) != (within.agent_id, within.key):
             # Same message as a missing id: another slot's checkpoints are not even confirmed to exist.
             raise CheckpointNotFound(f"no checkpoint {checkpoint_id}; /checkpoint list shows yours")
-        return checkpoint, owner
+        return open_checkpoint(self._codec, checkpoint), owner
 
     async def apply(self, checkpoint: Checkpoint, session_id: str) -> SessionEntry:
         """Make the session's visible history exactly what it was when the checkpoint was saved."""

@@ -207,3 +207,41 @@ def checkpoints_delete(checkpoint_id: str) -> None:
     """Delete a checkpoint."""
     _with_manager(lambda m: m.delete_checkpoint(checkpoint_id))
     console.print(f"deleted {checkpoint_id}")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    batch: Annotated[int, typer.Option(help="records per store round trip")] = 500,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-encrypt every record under the primary key (resumable; workers may keep running)."""
+    from worker.crypto import EncryptingCodec
+    from worker.rotation import count_pending, rotate
+
+    async def run(manager: Any) -> Any:
+        codec = manager.transcript.codec
+        if not isinstance(codec, EncryptingCodec) or not codec.seal_new:
+            fail(
+                "rotate-key needs SESSIONS_ENCRYPT_TRANSCRIPTS=true and SESSIONS_ENCRYPTION_KEYS "
+                "(the first key is the primary)"
+            )
+        total = await count_pending(manager.store, codec)
+        with Progress(console=console, transient=as_json) as progress:
+            task = progress.add_task(f"re-sealing under {codec.ring.primary}", total=total)
+            return await rotate(manager.store, codec, batch=batch, progress=lambda n: progress.advance(task, n))
+
+    report = _with_manager(run)
+    doc = {
+        "primary": report.primary,
+        "entries": report.entries,
+        "checkpoints": report.checkpoints,
+        "summaries": report.summaries,
+        "skipped": report.skipped,
+    }
+    if as_json:
+        print_json(doc)
+    else:
+        console.print(
+            f"re-sealed {report.entries} entries, {report.checkpoints} checkpoints and "
+            f"{report.summaries} summaries under key {report.primary}"
+        )

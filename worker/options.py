@@ -29,7 +29,11 @@ class ManagerOptions(BaseModel):
     mongodb_url: str | None = None
     mongodb_database: str = "sessions"
     encrypt_transcripts: bool = False
+    # One key (the seed's option), or several as "id:key,id:key" (first seals, all open), or a file.
     encryption_key: str | None = Field(default=None, repr=False)
+    encryption_keys: str | None = Field(default=None, repr=False)
+    encryption_key_file: str | None = None
+    allow_plaintext_records: bool = True
     token_encoding: str = DEFAULT_ENCODING
     max_content_bytes: int = Field(default=256 * 1024, ge=1)
 
@@ -37,6 +41,8 @@ class ManagerOptions(BaseModel):
     def _check(self) -> ManagerOptions:
         if self.storage == "mongodb" and not self.mongodb_url:
             raise ValueError("storage 'mongodb' needs mongodb_url (e.g. mongodb://localhost:27017)")
+        if self.encrypt_transcripts and not (self.encryption_key or self.encryption_keys or self.encryption_key_file):
+            raise ValueError("encrypt_transcripts needs encryption_key (or encryption_keys / encryption_key_file)")
         if self.reset_policy is not None and (self.daily_reset_hour is not None or self.idle_reset_minutes is not None):
             raise ValueError("give either reset_policy or daily_reset_hour/idle_reset_minutes, not both")
         return self

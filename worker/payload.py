@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from worker.errors import EncryptionError
+
 
 @dataclass(frozen=True, slots=True)
 class Sealed:
@@ -22,6 +24,10 @@ class PayloadCodec(Protocol):
 
     def open(self, session_id: str, seq: int, sealed: Sealed) -> bytes: ...
 
+    def seal_text(self, session_id: str, purpose: str, text: str) -> str: ...
+
+    def open_text(self, session_id: str, purpose: str, text: str) -> str: ...
+
 
 class PlainCodec:
     """No encryption: the blob is the JSON itself."""
@@ -31,10 +37,18 @@ class PlainCodec:
 
     def open(self, session_id: str, seq: int, sealed: Sealed) -> bytes:
         if sealed.key_id is not None:
-            raise PermissionError(
-                f"entry {session_id}#{seq} is encrypted (key {sealed.key_id}); configure the encryption key to read it"
+            raise EncryptionError(
+                f"entry {session_id}#{seq} is encrypted (key {sealed.key_id}); configure the encryption keys to read it"
             )
         return sealed.blob
+
+    def seal_text(self, session_id: str, purpose: str, text: str) -> str:
+        return text
+
+    def open_text(self, session_id: str, purpose: str, text: str) -> str:
+        if text.startswith("enc1:"):
+            raise EncryptionError(f"{purpose} of session {session_id} is encrypted; configure the encryption keys")
+        return text
 
 
 def pack_payload(content: str | None, tool: str | None, args: Any, result: Any) -> bytes:

@@ -33,6 +33,7 @@ from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
 from worker.resets import reset_due
 from worker.scope import ChatAddress, session_key
+from worker.sealing import seal_summary
 from worker.slots import Resolution
 
 
@@ -190,14 +191,17 @@ class EventProcessor:
             raise Rejected("invalid-range", f"summary range {event.from_seq}..{event.to_seq} is outside the transcript")
         tokens = self._manager.transcript.count_tokens(event.content)
         await self._manager.store.insert_summary(
-            Summary(
-                id=derived_id(event.event_id, "summary"),
-                session_id=session.id,
-                from_seq=event.from_seq,
-                to_seq=event.to_seq,
-                content=event.content,
-                token_count=tokens,
-                created_at=self._clock(),
+            seal_summary(
+                self._manager.transcript.codec,
+                Summary(
+                    id=derived_id(event.event_id, "summary"),
+                    session_id=session.id,
+                    from_seq=event.from_seq,
+                    to_seq=event.to_seq,
+                    content=event.content,
+                    token_count=tokens,
+                    created_at=self._clock(),
+                ),
             )
         )
         return Outcome()

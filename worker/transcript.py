@@ -64,6 +64,10 @@ class Transcript:
         self._locks = locks
         self._max_content_bytes = max_content_bytes
 
+    @property
+    def codec(self) -> PayloadCodec:
+        return self._codec
+
     def count_tokens(self, text: str) -> int:
         return self._counter.count(text)
 

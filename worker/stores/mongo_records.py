@@ -111,3 +111,6 @@ class MongoRecords(MongoCollections):
     @unavailable
     async def replace_summary_content(self, summary_id: str, content: str) -> None:
         await self._summaries.update_one({"_id": summary_id}, {"$set": {"content": content}})
+
+    async def reclaim(self) -> None:
+        """Nothing to do from a client: WiredTiger reuses freed space; operators run `compact`."""

@@ -32,6 +32,8 @@ def _connect(path: str, busy_timeout_ms: int) -> Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Rewritten or deleted records (re-sealed plaintext, retention) are zeroed, not left in free space.
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 

@@ -131,6 +131,10 @@ class SqliteRecords:
 
         await self._db.write(run)
 
+    async def reclaim(self) -> None:
+        # Old page images live on in the WAL until a checkpoint; TRUNCATE also empties the file.
+        await self._db.write(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+
     # Helpers ---
     async def _update(self, sql: str, params: tuple[Any, ...]) -> bool:
         return await self._db.write(lambda conn: conn.execute(sql, params).rowcount == 1)
