@@ -65,7 +65,7 @@ class SchedulerService:
                 max_instances=1,
                 coalesce=True,
                 next_run_time=now,
-                misfire_grace_time=max(every, 1),
+                misfire_grace_time=max(int(every), 1),
             )
         scheduler.start()
         self._scheduler = scheduler

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from collections.abc import Coroutine
@@ -20,9 +21,12 @@ T = TypeVar("T")
 
 
 async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
+    from prometheus_client import CollectorRegistry
+
     from worker import create_session_manager
     from worker.amqp.service import WorkerService
     from worker.clock import system_clock
+    from worker.ops_server import OpsServer, Readiness
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -30,14 +34,48 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with create_session_manager(**settings.manager_options()) as manager:
         parts = []
+        registries: list[CollectorRegistry] = []
+        checks: list[Readiness] = []
         if worker:
-            parts.append(WorkerService(settings, manager, system_clock).run_until(stop))
+            service = WorkerService(settings, manager, system_clock)
+            registries.append(service.metrics.registry)
+            checks.append(service.readiness)
+            parts.append(service.run_until(stop))
+            parts.append(_count_active_sessions(manager, service.metrics, stop))
         if scheduler:
-            parts.append(_run_scheduler(settings, manager, stop))
-        await asyncio.gather(*parts)
+            parts.append(_run_scheduler(settings, manager, stop, checks))
+        ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
+        await ops.start()
+        try:
+            results = await asyncio.gather(
+                *(_stopping_all_on_failure(part, stop) for part in parts), return_exceptions=True
+            )
+        finally:
+            await ops.stop()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
 
-async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event) -> None:
+async def _stopping_all_on_failure(part: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """If one component fails, the others still stop gracefully (drain and ack) before we exit."""
+    try:
+        await part
+    finally:
+        stop.set()
+
+
+async def _count_active_sessions(manager: Any, metrics: Any, stop: asyncio.Event) -> None:
+    """Refresh the active-sessions gauge now and then: a count is cheap but not free."""
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            metrics.active_sessions.set(await manager.store.count_sessions(None, "active"))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(15):
+                await stop.wait()
+
+
+async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, checks: list[Any]) -> None:
     from scheduler.service import SchedulerService
     from worker.amqp.gateway import GatewayClient
     from worker.amqp.service import connect
@@ -56,6 +94,11 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event) 
             reset_every_seconds=settings.reset_sweep_seconds,
             retention_every_seconds=settings.retention_sweep_seconds,
         )
+
+        async def scheduler_ready() -> tuple[bool, str]:
+            return (not connection.is_closed, "scheduler not connected to RabbitMQ")
+
+        checks.append(scheduler_ready)
         await service.run_until(stop)
 
 

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, gt=0)
     outcome_retention_hours: int = Field(default=72, ge=1)
     max_reply_chars: int = Field(default=4000, ge=200)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - a container's metrics endpoint listens on all interfaces
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
 
     # Scheduler
     reset_sweep_seconds: float = Field(default=60.0, gt=0)

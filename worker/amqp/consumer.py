@@ -6,8 +6,8 @@ import asyncio
 import functools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError
@@ -18,6 +18,7 @@ from schemas.topology import HEADER_FORWARDED
 from worker.amqp.publisher import Publisher
 from worker.clock import Clock
 from worker.errors import StoreUnavailable
+from worker.metrics import HandlerStats, WorkerMetrics
 from worker.outcome import Outcome
 from worker.processor import EventProcessor, Rejected
 from worker.stores.base import SessionStore
@@ -26,16 +27,6 @@ log = logging.getLogger(__name__)
 MAX_FORWARD_HOPS = 3
 MAX_BUG_ATTEMPTS = 5
 _TRANSIENT = (StoreUnavailable, AMQPError, ConnectionError, asyncio.TimeoutError)
-
-
-@dataclass
-class HandlerStats:
-    applied: int = 0
-    replayed: int = 0
-    forwarded: int = 0
-    dead_lettered: int = 0
-    redelivered: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
 
 
 class BadInput(Exception):
@@ -83,6 +74,7 @@ class EventHandler:
         publisher: Publisher,
         clock: Clock,
         stopping: asyncio.Event,
+        metrics: WorkerMetrics,
         *,
         max_payload_bytes: int,
     ) -> None:
@@ -92,50 +84,67 @@ class EventHandler:
         self._clock = clock
         self._stopping = stopping
         self._max_payload_bytes = max_payload_bytes
-        self.stats = HandlerStats()
+        self.metrics = metrics
+
+    @property
+    def stats(self) -> HandlerStats:
+        return self.metrics.snapshot()
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         if message.redelivered:
-            self.stats.redelivered += 1
+            self.metrics.redeliveries.inc()
         try:
             event = decode(message, self._max_payload_bytes)
         except BadInput as bad:
             reason, detail = bad.reason, bad.detail
             await self._retrying(message, lambda: self._dead_letter(message, reason, detail))
             return
+        started = time.perf_counter()
         await self._retrying(message, lambda: self._apply(message, event))
+        self.metrics.apply_seconds.observe(time.perf_counter() - started)
 
     async def _apply(self, message: AbstractIncomingMessage, event: InboundEvent) -> None:
         recorded = await self._store.get_outcome(event.event_id)
         if recorded is not None:
             # Applied before (a redelivery or a duplicate publish): same replies, same ids.
             await self._publisher.publish_outcome(Outcome.model_validate_json(recorded))
-            self.stats.replayed += 1
             await message.ack()
+            self.metrics.event(event.type, "replayed")
             return
         slot = await self._processor.slot_key(event)
         hops = forward_hops(message)
         if slot and slot != message.routing_key and hops < MAX_FORWARD_HOPS:
             await self._publisher.forward(message, slot, hops + 1)
-            self.stats.forwarded += 1
             await message.ack()
+            self.metrics.event(event.type, "forwarded")
             return
         try:
             outcome = await self._processor.apply(event)
         except Rejected as rejected:
-            await self._dead_letter(message, rejected.reason, rejected.detail)
+            await self._dead_letter(message, rejected.reason, rejected.detail, event.type)
             return
         await self._store.save_outcome(event.event_id, outcome.model_dump_json(), self._clock())
         await self._publisher.publish_outcome(outcome)
         await message.ack()
-        self.stats.applied += 1
-        self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
+        self.metrics.event(event.type, "applied")
+        waited = time.time() - event.occurred_at.timestamp()
+        if 0 <= waited < 86_400:  # ignore clocks that disagree wildly
+            self.metrics.end_to_end_seconds.observe(waited)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
-        log.warning("dead-lettering message %s: %s: %s", message.message_id, reason, detail[:200])
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, detail: str, event_type: str = "invalid"
+    ) -> None:
+        log.warning(
+            "dead-lettering message %s: %s: %s",
+            message.message_id,
+            reason,
+            detail[:200],
+            extra={"event_id": message.message_id, "outcome": "dead_lettered"},
+        )
         await self._publisher.dead_letter(message, reason, detail)
         await message.ack()
-        self.stats.dead_lettered += 1
+        self.metrics.event(event_type, "dead_lettered")
+        self.metrics.dead_letters.labels(reason).inc()
 
     async def _retrying(self, message: AbstractIncomingMessage, step: Callable[[], Awaitable[None]]) -> None:
         """Run `step` until it succeeds. Transient faults retry with back-off for as long as the

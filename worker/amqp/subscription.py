@@ -24,9 +24,11 @@ def lanes_for(handler: EventHandler) -> Lanes[Delivery]:
     """Lanes that run the handler and report each finished delivery to its subscription."""
 
     async def run(delivery: Delivery) -> None:
+        handler.metrics.inflight.inc()
         try:
             await handler.handle(delivery.message)
         finally:
+            handler.metrics.inflight.dec()
             delivery.subscription.finished()
 
     return Lanes(run)

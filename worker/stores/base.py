@@ -121,6 +121,7 @@ class SessionStore(Protocol):
         """Replace the visible ranges; False if entries were appended since `expected_last_seq`."""
 
     async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]: ...
+    async def count_sessions(self, agent_id: str | None, status: SessionStatus | None) -> int: ...
 
     # Transcript
     async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:

@@ -15,7 +15,7 @@ from pymongo.errors import (
     DuplicateKeyError,
 )
 
-from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry
+from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry, SessionStatus
 from worker.delivery import merge_delivery
 from worker.errors import StoreConflict
 from worker.stores.base import (
@@ -178,6 +178,11 @@ class MongoStore(MongoRecords):
             self._sessions.find(where).sort([("last_activity_at", DESCENDING), ("_id", DESCENDING)]).limit(query.limit)
         )
         return [SessionEntry.model_validate(model_fields_of(doc)) async for doc in cursor]
+
+    @unavailable
+    async def count_sessions(self, agent_id: str | None, status: SessionStatus | None) -> int:
+        where: Doc = {name: value for name, value in (("agent_id", agent_id), ("status", status)) if value}
+        return int(await self._sessions.count_documents(where))
 
     # Transcript
 

@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry
+from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry, SessionStatus
 from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
@@ -165,6 +165,16 @@ class SqliteStore(SqliteRecords):
         sql = f"{_SELECT_SESSION}{where} ORDER BY last_activity_at DESC, id DESC LIMIT ?"
         params.append(query.limit)
         return await self._many_sessions(sql, tuple(params))
+
+    async def count_sessions(self, agent_id: str | None, status: SessionStatus | None) -> int:
+        clauses = [f"{column} = ?" for column, value in (("agent_id", agent_id), ("status", status)) if value]
+        params = tuple(value for value in (agent_id, status) if value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+
+        def run(conn: Connection) -> int:
+            return int(conn.execute(f"SELECT COUNT(*) FROM sessions{where}", params).fetchone()[0])
+
+        return await self._db.read(run)
 
     # Transcript -----------------------------------------------------------------------------
     async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
