@@ -17,6 +17,7 @@ from worker.amqp.topology import declare_topology
 from worker.clock import Clock
 from worker.config import Settings
 from worker.manager import SessionManager
+from worker.metrics import WorkerMetrics
 from worker.processor import EventProcessor
 from worker.shards import owned_shards
 
@@ -48,6 +49,7 @@ class WorkerService:
         self._membership: Membership | None = None
         self._rebalance_lock = asyncio.Lock()
         self.handler: EventHandler | None = None
+        self.metrics = WorkerMetrics()
         self.ready = asyncio.Event()
 
     @property
@@ -67,6 +69,7 @@ class WorkerService:
             publisher,
             self._clock,
             self._stopping,
+            self.metrics,
             max_payload_bytes=settings.max_payload_bytes,
         )
         self._lanes = lanes_for(self.handler)
@@ -89,6 +92,7 @@ class WorkerService:
                 )
                 await subscription.start()
                 self._subscriptions[shard] = subscription
+            self.metrics.owned_shards.set(len(self._subscriptions))
             log.info("worker %s owns %d shards: %s", self.worker_id, len(wanted), sorted(wanted))
 
     async def stop(self) -> None:
@@ -119,3 +123,15 @@ class WorkerService:
         await self.start()
         await stop.wait()
         await self.stop()
+
+    async def readiness(self) -> tuple[bool, str]:
+        """Ready when connected to the broker, holding a membership, and the store answers."""
+        if self._stopping.is_set():
+            return False, "stopping"
+        if not self.ready.is_set() or self._connection is None or self._connection.is_closed:
+            return False, "not connected to RabbitMQ"
+        try:
+            await self._manager.store.count_sessions(None, "active")
+        except Exception as exc:  # any store failure means not ready; the reason is reported
+            return False, f"store unavailable: {type(exc).__name__}"
+        return True, "ok"
