@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -27,17 +27,24 @@ class SchedulerService:
         *,
         reset_every_seconds: float,
         retention_every_seconds: float,
+        keep_outcomes: timedelta = timedelta(hours=72),
     ) -> None:
         self.sweeper = Sweeper(store, agents, clock, emit)
         self._reset_every = reset_every_seconds
         self._retention_every = retention_every_seconds
+        self._keep_outcomes = keep_outcomes
         self._scheduler: AsyncIOScheduler | None = None
         self.reports: list[SweepReport] = []
 
     async def _run(self, job: str) -> None:
         started = time.perf_counter()
         try:
-            report = await (self.sweeper.reset_sweep() if job == "reset" else self.sweeper.retention_sweep())
+            if job == "reset":
+                report = await self.sweeper.reset_sweep()
+            elif job == "retention":
+                report = await self.sweeper.retention_sweep()
+            else:
+                report = await self.sweeper.prune_outcomes(self._keep_outcomes)
         except Exception:
             log.exception("%s sweep failed; the next run retries", job)
             return
@@ -54,7 +61,8 @@ class SchedulerService:
     def start(self) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
-        for job, every in (("reset", self._reset_every), ("retention", self._retention_every)):
+        jobs = (("reset", self._reset_every), ("retention", self._retention_every), ("outcomes", self._retention_every))
+        for job, every in jobs:
             # One run at a time per job; a late run is coalesced rather than queued up.
             scheduler.add_job(
                 self._run,

@@ -112,6 +112,12 @@ class Sweeper:
                 report.emitted += 1
         return report
 
+    async def prune_outcomes(self, keep: timedelta) -> SweepReport:
+        """Forget processed-event outcomes older than `keep` (long past any redelivery)."""
+        report = SweepReport("outcomes")
+        report.emitted = await self._store.prune_outcomes(self._clock() - keep)
+        return report
+
     async def retention_sweep(self) -> SweepReport:
         report = SweepReport("retention")
         now = self._clock()

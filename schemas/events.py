@@ -24,22 +24,22 @@ Text = Annotated[str, StringConstraints(max_length=1_000_000)]
 
 
 class EventBase(WireModel):
-    version: Literal[1] = SCHEMA_VERSION
-    event_id: SafeId
-    occurred_at: datetime = Field(default_factory=utc_now)
-    agent_id: SafeId = "main"
+    version: Literal[1] = Field(default=SCHEMA_VERSION, description="contract version")
+    event_id: SafeId = Field(description="idempotency key: the same id is applied once, its replies re-published")
+    occurred_at: datetime = Field(default_factory=utc_now, description="when it happened (ISO 8601)")
+    agent_id: SafeId = Field(default="main", description="the bot identity whose session this is")
 
 
 class ChatSource(WireModel):
     """Where an inbound chat event came from, as the gateway knows it."""
 
-    channel: SafeId
-    peer_id: SafeId | None = None
-    user_id: SafeId | None = None
-    account_id: SafeId | None = None
-    thread_id: SafeId | None = None
-    message_id: SafeId | None = None
-    chat_type: ChatType = "direct"
+    channel: SafeId = Field(description="telegram, discord, slack, whatsapp, ...")
+    peer_id: SafeId | None = Field(default=None, description="the chat: DM peer or group id (where replies go)")
+    user_id: SafeId | None = Field(default=None, description="the person who wrote (defaults to peer_id)")
+    account_id: SafeId | None = Field(default=None, description="the bot account that received it")
+    thread_id: SafeId | None = Field(default=None, description="thread or topic id")
+    message_id: SafeId | None = Field(default=None, description="the platform's message id (replies reply to it)")
+    chat_type: ChatType = Field(default="direct", description="group chats always get their own session")
 
 
 class InboundMessage(EventBase):

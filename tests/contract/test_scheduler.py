@@ -148,3 +148,13 @@ async def test_retention_rules_keep_minimum_and_warn(make_manager: MakeManager, 
     outcomes = await pipeline.apply_all()
     assert {n.kind for o in outcomes for n in o.notices} == {"retention-warning"}
     assert [s.id for s in (await manager.list_sessions(agent_id="main", limit=100)).items] == [newest]
+
+
+async def test_old_outcomes_are_pruned(manager: SessionManager, clock: ManualClock) -> None:
+    pipeline = Pipeline(manager, clock)
+    await manager.store.save_outcome("old", "{}", clock())
+    clock.advance(timedelta(hours=80))
+    await manager.store.save_outcome("new", "{}", clock())
+    report = await pipeline.sweeper.prune_outcomes(timedelta(hours=72))
+    assert report.emitted == 1
+    assert await manager.store.get_outcome("old") is None and await manager.store.get_outcome("new") == "{}"
