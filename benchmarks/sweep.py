@@ -28,10 +28,21 @@ async def populate(store: SqliteStore, count: int, start: datetime) -> None:
     batch = []
     for n in range(count):
         moment = start + timedelta(milliseconds=n)
-        batch.append(store.insert_session(SessionEntry(
-            id=f"s_{n:08d}", key=f"agent:main:bench:peer:{n}", agent_id="main", generation=1,
-            created_at=moment, updated_at=moment, last_activity_at=moment, last_seq=1, message_count=1,
-        )))
+        batch.append(
+            store.insert_session(
+                SessionEntry(
+                    id=f"s_{n:08d}",
+                    key=f"agent:main:bench:peer:{n}",
+                    agent_id="main",
+                    generation=1,
+                    created_at=moment,
+                    updated_at=moment,
+                    last_activity_at=moment,
+                    last_seq=1,
+                    message_count=1,
+                )
+            )
+        )
         if len(batch) == 1000:
             await asyncio.gather(*batch)
             batch = []

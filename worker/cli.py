@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from worker import cli_sessions  # noqa: F401 - registers the inspection commands on `app`
-from worker.cli_support import app, console, fail, load_settings
+from worker.cli_support import app, console, errors, fail, load_settings
 from worker.config import Settings
 
 T = TypeVar("T")
@@ -270,6 +270,32 @@ def dead_letters(
     if not as_json:
         verb = "replayed" if replay else "looked at (left on the queue)"
         console.print(f"{len(found)} dead letters {verb}")
+
+
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="small counts; finishes within about a minute")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object with every figure")] = False,
+    out: Annotated[Path | None, typer.Option(help="also write results, a report and plots into this folder")] = None,
+    messages: Annotated[int | None, typer.Option(help="messages per throughput case")] = None,
+) -> None:
+    """Benchmark the worker against a bare aio-pika loop on the real broker, side by side."""
+    from benchmarks.broker import BenchConfig, run_sync
+    from benchmarks.report import print_table, write_report
+
+    settings = load_settings()
+    url = settings.amqp_url.get_secret_value()
+    config = BenchConfig.quick(url) if quick else BenchConfig(url)
+    if messages is not None:
+        config.messages = messages
+    results = run_sync(config, progress=lambda step: errors.print(f"[dim]… {step}[/]"))
+    command = "sessions bench" + (" --quick" if quick else "") + (f" --messages {messages}" if messages else "")
+    if out is not None:
+        write_report(results, out, command)
+    if as_json:
+        typer.echo(json.dumps(results))
+    else:
+        print_table(results)
 
 
 def _broker(coro: Coroutine[Any, Any, T]) -> T:

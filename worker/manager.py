@@ -11,6 +11,7 @@ from schemas import (
     AgentSettings,
     ChatType,
     Checkpoint,
+    ContextStrategy,
     DeliveryContext,
     Role,
     SessionEntry,
@@ -22,6 +23,7 @@ from schemas import (
 from worker.agents import AgentDirectory
 from worker.checkpoints import CheckpointBook
 from worker.clock import Clock
+from worker.context import ContextWindow, build_window
 from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
 from worker.maintenance import CleanupReport, cleanup
@@ -330,4 +332,19 @@ class SessionManager:
             keep_checkpoints=keep_checkpoints,
             agent_id=agent_id,
             dry_run=dry_run,
+        )
+
+    # Context windows --------------------------------------------------------------------------
+    async def get_context_history(
+        self, session_id: str, *, max_tokens: int | None = None, strategy: ContextStrategy | None = None
+    ) -> ContextWindow:
+        """The newest history that fits `max_tokens` under `strategy` (defaults: the agent's settings)."""
+        session = await self.get_session(session_id)
+        defaults = (await self.get_settings(session.agent_id)).context
+        return await build_window(
+            self.store,
+            self.transcript,
+            session,
+            max_tokens=defaults.max_tokens if max_tokens is None else max_tokens,
+            strategy=strategy or defaults.strategy,
         )

@@ -12,6 +12,7 @@ from schemas.topology import Topology
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
 from worker.amqp.publisher import Publisher
+from worker.amqp.queries import QueryResponder
 from worker.amqp.subscription import ShardSubscription, lanes_for
 from worker.amqp.topology import declare_topology
 from worker.clock import Clock
@@ -49,6 +50,7 @@ class WorkerService:
         self._membership: Membership | None = None
         self._rebalance_lock = asyncio.Lock()
         self.handler: EventHandler | None = None
+        self._queries: QueryResponder | None = None
         self.metrics = WorkerMetrics()
         self.ready = asyncio.Event()
 
@@ -73,6 +75,9 @@ class WorkerService:
             max_payload_bytes=settings.max_payload_bytes,
         )
         self._lanes = lanes_for(self.handler)
+        # Every worker answers queries (competing consumers): they only read.
+        self._queries = QueryResponder(await self._connection.channel(), self._manager, publisher, self.topology)
+        await self._queries.start()
         self._membership = Membership(
             setup, self.topology.workers_exchange, self.worker_id, settings.heartbeat_seconds, self._rebalance
         )
@@ -102,6 +107,8 @@ class WorkerService:
         self._stopping.set()
         if self._membership is not None:
             await self._membership.leave()
+        if self._queries is not None:
+            await self._queries.stop(self.settings.shutdown_grace_seconds)
         async with self._rebalance_lock:
             subscriptions = list(self._subscriptions.values())
             self._subscriptions.clear()

@@ -47,8 +47,9 @@ class SqliteRecords:
 
     async def insert_summary(self, summary: Summary) -> None:
         await self._update(
-            "INSERT INTO summaries (id, session_id, from_seq, doc) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (summary.id, summary.session_id, summary.from_seq, summary.model_dump_json()),
+            "INSERT INTO summaries (id, session_id, from_seq, to_seq, doc) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (summary.id, summary.session_id, summary.from_seq, summary.to_seq, summary.model_dump_json()),
         )
 
     async def list_summaries(self, session_id: str) -> list[Summary]:

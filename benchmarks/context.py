@@ -1,0 +1,129 @@
+"""Context-window cost against transcript length on the embedded SQLite store.
+
+    python -m benchmarks.context [--json]
+
+Median cost of get_context_history(max_tokens=2000) for each strategy on a session of 100
+entries versus one of 100,000 (both overflow the window, with pinned entries), measured in
+interleaved rounds. The cost must follow the window, not the transcript: every ratio stays
+under 1.5, and the command exits with status 1 if one does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from schemas import ContextStrategy
+from worker import SessionManager, create_session_manager
+from worker.payload import pack_payload
+from worker.stores.base import StoredEntry
+from worker.stores.sqlite_rows import ENTRY_COLUMNS, entry_params
+
+SAMPLES = 200
+ROUNDS = 5
+MAX_TOKENS = 2000
+MAX_RATIO = 1.5
+STRATEGIES: tuple[ContextStrategy, ...] = ("recent", "smart", "summarize")
+
+
+async def _timed(action: Callable[[], Awaitable[object]], samples: int) -> float:
+    """Median microseconds per call."""
+    durations = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        await action()
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations) * 1e6
+
+
+async def _interleaved(
+    small: Callable[[], Awaitable[object]], large: Callable[[], Awaitable[object]]
+) -> tuple[float, float]:
+    # Alternate rounds so that machine noise hits both sides alike.
+    smalls, larges = [], []
+    for _ in range(ROUNDS):
+        smalls.append(await _timed(small, SAMPLES // ROUNDS))
+        larges.append(await _timed(large, SAMPLES // ROUNDS))
+    return statistics.median(smalls), statistics.median(larges)
+
+
+def _bulk_fill(db_path: Path, manager: SessionManager, session_id: str, count: int) -> None:
+    """Write entries straight into SQLite: 100,000 appends one by one would dominate the run."""
+    now = datetime(2026, 3, 3, tzinfo=UTC)
+    rows = []
+    for seq in range(1, count + 1):
+        text = f"Entry {seq}: " + "some words about the topic at hand " * 5
+        entry = StoredEntry(
+            session_id=session_id,
+            seq=seq,
+            event_id=f"bench-{session_id}-{seq}",
+            role="system" if seq == 1 else ("user" if seq % 2 else "assistant"),
+            timestamp=now,
+            token_count=manager.transcript.count_tokens(text),
+            important=seq % 50 == 0,
+            input_tokens=0,
+            output_tokens=0,
+            has_usage=False,
+            delivery=None,
+            payload=pack_payload(text, None, None, None),
+            key_id=None,
+        )
+        rows.append(entry_params(entry))
+    with sqlite3.connect(db_path, timeout=30) as conn:
+        conn.executemany(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
+        conn.execute("UPDATE sessions SET last_seq = ?, message_count = ? WHERE id = ?", (count, count, session_id))
+    conn.close()
+
+
+async def _session_with(manager: SessionManager, db_path: Path, user: str, entries: int) -> str:
+    session = await manager.get_or_create_session(user_id=user, channel_id="bench")
+    _bulk_fill(db_path, manager, session.id, entries)
+    return session.id
+
+
+async def run(db_dir: Path) -> dict[str, float]:
+    db_path = db_dir / "bench.db"
+    results: dict[str, float] = {}
+    async with create_session_manager(db_path=str(db_path)) as manager:
+        small = await _session_with(manager, db_path, "small", 100)
+        large = await _session_with(manager, db_path, "large", 100_000)
+        for strategy in STRATEGIES:
+
+            def window(sid: str, strategy: ContextStrategy = strategy) -> Callable[[], Awaitable[object]]:
+                return lambda: manager.get_context_history(sid, max_tokens=MAX_TOKENS, strategy=strategy)
+
+            cost_small, cost_large = await _interleaved(window(small), window(large))
+            results[f"{strategy}_us_100"] = cost_small
+            results[f"{strategy}_us_100000"] = cost_large
+            results[f"{strategy}_ratio"] = cost_large / cost_small
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = asyncio.run(run(Path(tmp)))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name, value in results.items():
+            print(f"{name:40s} {value:12.2f}")
+    over = [name for name, value in results.items() if name.endswith("_ratio") and value >= MAX_RATIO]
+    if over:
+        print(f"cost grows with the transcript: {', '.join(over)} at or over {MAX_RATIO}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
