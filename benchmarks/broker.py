@@ -13,8 +13,8 @@ and RSS over many events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import json
 import os
 import statistics

@@ -53,6 +53,9 @@ class SessionEntry(WireModel):
     # The event that opened this session (a /new, a reset, or the message that found the old
     # one due): a redelivered event that finds its own session in place changes nothing.
     opened_by: str | None = None
+    # Bumped by every write to the session document: appends and view changes are guarded by it,
+    # so a copy cached by a worker can never overwrite what another process changed.
+    version: int = 0
     # Which sequence ranges are visible: clear and checkpoint restore edit this list instead of
     # copying or deleting transcript entries, so their cost does not grow with the transcript.
     view: tuple[Segment, ...] = (Segment(start=1),)

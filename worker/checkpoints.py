@@ -87,7 +87,7 @@ class CheckpointBook:
                 view=restored_view(checkpoint.view, session.last_seq),
                 message_count=checkpoint.message_count,
                 at=self._clock(),
-                expected_last_seq=session.last_seq,
+                expected_version=session.version,
             )
             if not await self._store.change_view(session.id, change):
                 raise StoreConflict(f"session {session.id} changed during the restore; try again")

@@ -15,6 +15,7 @@ from worker.manager import SessionManager
 from worker.options import ManagerOptions
 from worker.payload import PayloadCodec, PlainCodec
 from worker.stores.base import SessionStore
+from worker.stores.cached import CachedStore
 from worker.tokens import TiktokenCounter, TokenCounter
 from worker.transcript import Transcript
 
@@ -63,7 +64,9 @@ def create_session_manager(
             f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in exc.errors()
         )
         raise InvalidArgument(f"invalid session manager options: {problems}") from exc
-    chosen_store = store if store is not None else build_store(settings)
+    # The write-through session cache takes reads off the hot path (see worker/stores/cached.py).
+    cache = CachedStore(store if store is not None else build_store(settings))
+    chosen_store: SessionStore = cache
     chosen_clock = clock or system_clock
     locks = KeyedLock()
     transcript = Transcript(
@@ -73,6 +76,7 @@ def create_session_manager(
         chosen_clock,
         locks,
         max_content_bytes=settings.max_content_bytes,
+        lookup=cache.cached_session,
     )
     agents = AgentDirectory(chosen_store, settings.agent_defaults())
     return SessionManager(chosen_store, transcript, agents, chosen_clock, locks)

@@ -253,7 +253,7 @@ class SessionManager:
                 view=cleared_view(session.last_seq),
                 message_count=0,
                 at=self._clock(),
-                expected_last_seq=session.last_seq,
+                expected_version=session.version,
             )
             if not await self.store.change_view(session.id, change):
                 raise InvalidArgument(f"session {session_id} changed during the clear; try again")

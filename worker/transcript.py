@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from worker.tokens import TokenCounter
 from worker.view import newest_first
 
 _APPEND_ATTEMPTS = 8
+SessionLookup = Callable[[str], Awaitable[SessionEntry | None]]
 EXPORT_PAGE = 1000
 
 
@@ -56,8 +58,11 @@ class Transcript:
         locks: KeyedLock,
         *,
         max_content_bytes: int,
+        lookup: SessionLookup | None = None,
     ) -> None:
         self._store = store
+        # How appends read their session: a cache's copy in workers (guarded by its version).
+        self._lookup = lookup or store.get_session
         self._codec = codec
         self._counter = counter
         self._clock = clock
@@ -94,11 +99,13 @@ class Transcript:
                 update = SessionUpdate(
                     seq=entry.seq,
                     at=entry.timestamp,
+                    version=session.version,
                     input_tokens=entry.input_tokens,
                     output_tokens=entry.output_tokens,
                     delivery=None
                     if draft.delivery is None
                     else merge_delivery(session.delivery_context, draft.delivery),
+                    require_active=not allow_archived,
                 )
                 try:
                     await self._store.append_entry(entry, update)
@@ -118,7 +125,7 @@ class Transcript:
         return self.open(stored)
 
     async def _writable_session(self, session_id: str, allow_archived: bool) -> SessionEntry:
-        session = await self._store.get_session(session_id)
+        session = await self._lookup(session_id)
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
         if session.status != "active" and not allow_archived:

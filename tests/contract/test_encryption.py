@@ -24,6 +24,7 @@ SECRET = "my bank PIN is 4921 and the vault code is azure-kestrel"
 
 async def _raw_bytes(store: SessionStore) -> bytes:
     """Everything the backend holds, as bytes: the database files, or every MongoDB document."""
+    store = getattr(store, "inner", store)  # under the manager's session cache
     if isinstance(store, SqliteStore):
         path = Path(store._db.path)
         return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))

@@ -48,9 +48,15 @@ class SessionUpdate:
 
     seq: int
     at: datetime
+    # The session version the caller saw; None skips the check (e.g. appends from the CLI).
+    version: int | None = None
     input_tokens: int = 0
     output_tokens: int = 0
     delivery: DeliveryContext | None = None
+    # Only while the session is active: a session archived by another process fails the guard.
+    # SQLite checks this atomically with the insert. MongoDB inserts the entry first, so an append
+    # racing an archive in another process completes into the archived session (still stored once).
+    require_active: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,7 @@ class ViewChange:
     view: tuple[Segment, ...]
     message_count: int
     at: datetime
-    expected_last_seq: int = field(default=0)
+    expected_version: int = field(default=0)
 
 
 class SessionStore(Protocol):
@@ -118,17 +124,20 @@ class SessionStore(Protocol):
 
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None: ...
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
-        """Replace the visible ranges; False if entries were appended since `expected_last_seq`."""
+        """Replace the visible ranges; False if the session changed since `expected_version`."""
 
     async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]: ...
     async def count_sessions(self, agent_id: str | None, status: SessionStatus | None) -> int: ...
 
     # Transcript
-    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> bool:
         """Store one entry with seq == session.last_seq + 1 and apply `update`.
 
-        Raises DuplicateEvent if the event id is stored already, StoreConflict if the sequence
-        number was taken by a concurrent writer.
+        Returns True if the session was at `update.version` and now is at version + 1 with exactly
+        `update` applied; False if the entry is stored but the session had to be settled some
+        other way (re-read it). Raises DuplicateEvent if the event id is stored already (the entry
+        exists and is counted), StoreConflict if the sequence number or version was taken by a
+        concurrent writer (nothing stored).
         """
 
     async def find_entry_by_event(self, event_id: str) -> StoredEntry | None: ...

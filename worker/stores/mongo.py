@@ -119,7 +119,10 @@ class MongoStore(MongoRecords):
     async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
         result = await self._sessions.update_one(
             {"_id": session_id, "status": "active"},
-            {"$set": {"status": "archived", "archived_reason": reason, "archived_at": at, "updated_at": at}},
+            {
+                "$set": {"status": "archived", "archived_reason": reason, "archived_at": at, "updated_at": at},
+                "$inc": {"version": 1},
+            },
         )
         return result.modified_count == 1
 
@@ -135,7 +138,8 @@ class MongoStore(MongoRecords):
                         "archived_reason": None,
                         "archived_at": None,
                         "updated_at": at,
-                    }
+                    },
+                    "$inc": {"version": 1},
                 },
             )
         except DuplicateKeyError:  # another session holds (agent, key, generation)
@@ -145,18 +149,19 @@ class MongoStore(MongoRecords):
     @unavailable
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None:
         changes = {**delivery_fields(delivery), "updated_at": at}
-        await self._sessions.update_one({"_id": session_id}, {"$set": changes})
+        await self._sessions.update_one({"_id": session_id}, {"$set": changes, "$inc": {"version": 1}})
 
     @unavailable
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
         result = await self._sessions.update_one(
-            {"_id": session_id, "last_seq": change.expected_last_seq},
+            {"_id": session_id, "version": change.expected_version},
             {
                 "$set": {
                     "view": [s.model_dump() for s in change.view],
                     "message_count": change.message_count,
                     "updated_at": change.at,
-                }
+                },
+                "$inc": {"version": 1},
             },
         )
         return result.matched_count == 1
@@ -187,7 +192,7 @@ class MongoStore(MongoRecords):
     # Transcript
 
     @unavailable
-    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> bool:
         sid = entry.session_id
         try:
             await self._entries.insert_one(entry_doc(entry))
@@ -200,27 +205,33 @@ class MongoStore(MongoRecords):
             await self._roll_forward(sid)
             raise StoreConflict(f"sequence {entry.seq} of session {sid} was taken by a concurrent writer") from exc
         if await self._apply(sid, update):
-            return
-        # The session lags: an earlier writer died between its two writes, or another writer
-        # rolled the session forward, possibly through our own entry already.
+            return update.version is not None
+        # The session lags (an earlier writer died between its two writes), another writer rolled
+        # it forward through our entry already, or another process changed it (version): our entry
+        # is stored, so settle the counters from the entries and let the caller re-read.
         await self._roll_forward(sid)
-        if await self._last_seq(sid) >= update.seq or await self._apply(sid, update):
-            return
+        if await self._last_seq(sid) >= update.seq or await self._apply(sid, update, check_version=False):
+            return False
         raise StoreConflict(f"session {sid} moved on while appending sequence {entry.seq}")
 
-    async def _apply(self, session_id: str, update: SessionUpdate) -> bool:
-        """One guarded atomic update; matches only if the session is exactly one entry behind."""
+    async def _apply(self, session_id: str, update: SessionUpdate, *, check_version: bool = True) -> bool:
+        """One guarded atomic update; matches only if the session is exactly one entry behind
+        (and, when asked, still at the version the caller saw)."""
         changes: Doc = {"last_seq": update.seq, "updated_at": update.at, "last_activity_at": update.at}
         if update.delivery is not None:
             changes.update(delivery_fields(update.delivery))
+        guard: Doc = {"_id": session_id, "last_seq": update.seq - 1}
+        if check_version and update.version is not None:
+            guard["version"] = update.version
         result = await self._sessions.update_one(
-            {"_id": session_id, "last_seq": update.seq - 1},
+            guard,
             {
                 "$set": changes,
                 "$inc": {
                     "message_count": 1,
                     "input_tokens": update.input_tokens,
                     "output_tokens": update.output_tokens,
+                    "version": 1,
                 },
             },
         )

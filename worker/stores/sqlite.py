@@ -60,7 +60,7 @@ class SqliteStore(SqliteRecords):
 
     async def ensure_schema(self) -> None:
         await self._db.open()
-        await self._db.write(lambda conn: conn.executescript(SCHEMA))
+        await self._db.write(lambda conn: conn.executescript(SCHEMA), alone=True)
 
     async def close(self) -> None:
         await self._db.close()
@@ -119,7 +119,7 @@ class SqliteStore(SqliteRecords):
 
     async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
         return await self._update(
-            "UPDATE sessions SET status = 'archived', archived_reason = ?, archived_at = ?,"
+            "UPDATE sessions SET status = 'archived', archived_reason = ?, archived_at = ?, version = version + 1,"
             " updated_at = ? WHERE id = ? AND status = 'active'",
             (reason, to_ms(at), to_ms(at), session_id),
         )
@@ -128,7 +128,7 @@ class SqliteStore(SqliteRecords):
         try:
             return await self._update(
                 "UPDATE sessions SET status = 'active', archived_reason = NULL, archived_at = NULL,"
-                " generation = ?, updated_at = ? WHERE id = ? AND status = 'archived'",
+                " version = version + 1, generation = ?, updated_at = ? WHERE id = ? AND status = 'archived'",
                 (generation, to_ms(at), session_id),
             )
         except sqlite3.IntegrityError:
@@ -136,15 +136,16 @@ class SqliteStore(SqliteRecords):
 
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None:
         await self._update(
-            f"UPDATE sessions SET {_DELIVERY_SET}, updated_at = ? WHERE id = ?",
+            f"UPDATE sessions SET {_DELIVERY_SET}, updated_at = ?, version = version + 1 WHERE id = ?",
             (*_delivery_params(delivery), to_ms(at), session_id),
         )
 
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
         view = json.dumps([segment.model_dump(mode="json") for segment in change.view])
         return await self._update(
-            "UPDATE sessions SET view = ?, message_count = ?, updated_at = ? WHERE id = ? AND last_seq = ?",
-            (view, change.message_count, to_ms(change.at), session_id, change.expected_last_seq),
+            "UPDATE sessions SET view = ?, message_count = ?, updated_at = ?, version = version + 1"
+            " WHERE id = ? AND version = ?",
+            (view, change.message_count, to_ms(change.at), session_id, change.expected_version),
         )
 
     async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]:
@@ -177,15 +178,20 @@ class SqliteStore(SqliteRecords):
         return await self._db.read(run)
 
     # Transcript -----------------------------------------------------------------------------
-    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> None:
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> bool:
         params = entry_params(entry)
         delivery_sql, delivery_params = "", ()
         if update.delivery is not None:
             delivery_sql, delivery_params = f", {_DELIVERY_SET}", _delivery_params(update.delivery)
+        active_sql = " AND status = 'active'" if update.require_active else ""
+        version_params: tuple[int, ...] = ()
+        if update.version is not None:
+            active_sql += " AND version = ?"
+            version_params = (update.version,)
         session_sql = (
-            "UPDATE sessions SET last_seq = ?, updated_at = ?, last_activity_at = ?,"
+            "UPDATE sessions SET last_seq = ?, updated_at = ?, last_activity_at = ?, version = version + 1,"
             " message_count = message_count + 1, input_tokens = input_tokens + ?,"
-            f" output_tokens = output_tokens + ?{delivery_sql} WHERE id = ? AND last_seq = ?"
+            f" output_tokens = output_tokens + ?{delivery_sql} WHERE id = ? AND last_seq = ?{active_sql}"
         )
         at = to_ms(update.at)
         session_params_ = (
@@ -197,6 +203,7 @@ class SqliteStore(SqliteRecords):
             *delivery_params,
             entry.session_id,
             update.seq - 1,
+            *version_params,
         )
 
         def run(conn: Connection) -> None:
@@ -204,10 +211,11 @@ class SqliteStore(SqliteRecords):
                 if conn.execute("SELECT 1 FROM entries WHERE event_id = ?", (entry.event_id,)).fetchone():
                     raise DuplicateEvent(entry.event_id)
                 if conn.execute(session_sql, session_params_).rowcount != 1:
-                    raise StoreConflict(f"session {entry.session_id} moved past seq {update.seq - 1}")
+                    raise StoreConflict(f"session {entry.session_id} changed (seq {update.seq - 1} or version)")
                 conn.execute(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({_placeholders(len(params))})", params)
 
         await self._db.write(run)
+        return update.version is not None
 
     async def find_entry_by_event(self, event_id: str) -> StoredEntry | None:
         def run(conn: Connection) -> StoredEntry | None:

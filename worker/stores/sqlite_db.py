@@ -1,8 +1,11 @@
 """A SQLite connection pair (one writer, one reader) driven from asyncio through their own threads.
 
 sqlite3 is a blocking driver; every call runs on a dedicated thread so the event loop never
-blocks. One writer thread serializes writes (SQLite allows one writer anyway) and makes each
-write function a single transaction; WAL lets the reader thread run alongside it.
+blocks. Writes are group-committed: the write functions that arrive while the writer thread is
+busy run together in the next transaction, each inside its own savepoint (so one failing
+function rolls back alone), and all of them complete only when that transaction has committed.
+Under load this turns hundreds of small commits into a few large ones. WAL lets the reader
+thread run alongside the writer.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from worker.errors import StoreUnavailable
 
@@ -39,14 +42,45 @@ def _connect(path: str, busy_timeout_ms: int) -> Connection:
 
 @contextmanager
 def transaction(conn: Connection) -> Iterator[Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: one write function, one transaction."""
-    conn.execute("BEGIN IMMEDIATE")
+    """All-or-nothing: a savepoint inside a group commit, else BEGIN IMMEDIATE ... COMMIT."""
+    begin, commit, rollback = (
+        ("SAVEPOINT atomic", "RELEASE atomic", "ROLLBACK TO atomic")
+        if conn.in_transaction
+        else ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+    )
+    conn.execute(begin)
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute(rollback)
+        if conn.in_transaction and rollback.startswith("ROLLBACK TO"):
+            conn.execute(commit)
         raise
-    conn.execute("COMMIT")
+    conn.execute(commit)
+
+
+Outcome = tuple[bool, Any]
+
+
+def _run_group(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
+    """Run every function in one transaction, each in a savepoint; commit once."""
+    outcomes: list[Outcome] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for fn in functions:
+            conn.execute("SAVEPOINT one")
+            try:
+                outcomes.append((True, fn(conn)))
+            except Exception as exc:  # handed to that function's caller, the others go on
+                conn.execute("ROLLBACK TO one")
+                outcomes.append((False, exc))
+            conn.execute("RELEASE one")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
 
 
 class SqliteDatabase:
@@ -59,6 +93,9 @@ class SqliteDatabase:
         self._reader_pool: ThreadPoolExecutor | None = None
         self._writer: Connection | None = None
         self._reader: Connection | None = None
+        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -79,10 +116,42 @@ class SqliteDatabase:
         self._writer = self._reader = None
         self._writer_pool = self._reader_pool = None
 
-    async def write(self, fn: Callable[[Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T], *, alone: bool = False) -> T:
+        """Run `fn` in the next group commit; `alone` runs it outside any transaction (DDL, PRAGMAs)."""
         if self._writer is None or self._writer_pool is None:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
-        return await self._run(self._writer_pool, fn, self._writer)
+        if alone:
+            return await self._run(self._writer_pool, fn, self._writer)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """Commit the waiting writes as one group, then the ones that arrived meanwhile, until none wait."""
+        assert self._writer is not None and self._writer_pool is not None
+        try:
+            while self._pending:
+                group, self._pending = self._pending, []
+                functions = [fn for fn, _ in group]
+                try:
+                    outcomes = await self._run(
+                        self._writer_pool, partial(_run_group, functions=functions), self._writer
+                    )
+                except BaseException as exc:  # the commit itself failed: every write in the group failed
+                    outcomes = [(False, exc)] * len(group)
+                for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(_mapped(value))
+        finally:
+            self._flushing = False
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         if self._reader is None or self._reader_pool is None:
@@ -94,6 +163,13 @@ class SqliteDatabase:
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, conn)
         except sqlite3.OperationalError as exc:
-            if any(marker in str(exc).lower() for marker in _TRANSIENT):
-                raise StoreUnavailable(f"SQLite is busy or failing: {exc}") from exc
-            raise
+            raise _mapped(exc) from exc
+
+
+def _mapped(exc: BaseException) -> BaseException:
+    """Busy or locked databases and I/O errors are transient: StoreUnavailable, which callers retry."""
+    if isinstance(exc, sqlite3.OperationalError) and any(marker in str(exc).lower() for marker in _TRANSIENT):
+        unavailable = StoreUnavailable(f"SQLite is busy or failing: {exc}")
+        unavailable.__cause__ = exc
+        return unavailable
+    return exc

@@ -134,7 +134,7 @@ class SqliteRecords:
 
     async def reclaim(self) -> None:
         # Old page images live on in the WAL until a checkpoint; TRUNCATE also empties the file.
-        await self._db.write(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+        await self._db.write(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(), alone=True)
 
     # Helpers ---
     async def _update(self, sql: str, params: tuple[Any, ...]) -> bool:

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     origin TEXT,
     view TEXT NOT NULL,
     opened_by TEXT,
+    version INTEGER NOT NULL DEFAULT 0,
     UNIQUE (agent_id, key, generation)
 );
 CREATE INDEX IF NOT EXISTS sessions_slot_status ON sessions (agent_id, key, status);
@@ -92,7 +93,7 @@ CREATE TABLE IF NOT EXISTS settings (
 SESSION_COLUMNS = (
     "id, agent_id, key, generation, status, archived_reason, archived_at, channel, last_channel,"
     " last_to, last_account_id, last_thread_id, delivery_context, created_at, updated_at,"
-    " last_activity_at, message_count, last_seq, input_tokens, output_tokens, model, origin, view, opened_by"
+    " last_activity_at, message_count, last_seq, input_tokens, output_tokens, model, origin, view, opened_by, version"
 )
 ENTRY_COLUMNS = (
     "session_id, seq, event_id, role, ts, token_count, important, input_tokens, output_tokens,"
@@ -139,6 +140,7 @@ def session_params(session: SessionEntry) -> tuple[Any, ...]:
         _json(doc["origin"]),
         _json(doc["view"]),
         session.opened_by,
+        session.version,
     )
 
 
@@ -168,6 +170,7 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
         origin,
         view,
         opened_by,
+        version,
     ) = row
     return SessionEntry.model_validate(
         {
@@ -195,6 +198,7 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
             "origin": None if origin is None else json.loads(origin),
             "view": json.loads(view),
             "opened_by": opened_by,
+            "version": version,
         }
     )
 
