@@ -157,7 +157,20 @@ class Case:
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.wait(60)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    async def remove_topology(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        """Quorum queues outlive their consumers: delete this case's queues and exchanges."""
+        channel = await connection.channel()
+        for queue in self.names.queues():
+            await channel.queue_delete(queue)
+        for exchange in self.names.exchanges():
+            await channel.exchange_delete(exchange)
+        await channel.close()
 
     def rss_mb(self) -> float:
         assert self.process is not None
@@ -244,6 +257,7 @@ async def run(config: BenchConfig, progress: Callable[[str], None] = print) -> d
         progress(f"memory over {config.memory_events} events")
         results.update(await memory(connection, worker_case, config.memory_events))
         worker_case.stop()
+        await worker_case.remove_topology(connection)
         results.update(await _growth(connection, config, codec, progress))
     finally:
         await connection.close()
@@ -265,6 +279,7 @@ async def _case(
         return await drain_rate(connection, case, starter, slots or config.slots)
     finally:
         case.stop()
+        await case.remove_topology(connection)
 
 
 async def _prepared(
@@ -282,6 +297,7 @@ async def _prepared(
         return await drain_rate(connection, case, case.start_worker, slots)
     finally:
         case.stop()
+        await case.remove_topology(connection)
 
 
 async def _growth(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,17 +15,29 @@ from worker.stores.base import SessionStore
 
 
 class AgentDirectory:
-    def __init__(self, store: SessionStore, defaults: AgentSettings) -> None:
+    """Settings by agent. Reads are cached for `ttl` seconds: every event needs the agent's scope
+    and reset policy, while settings change rarely (an admin command in any worker reaches the
+    others within the ttl)."""
+
+    def __init__(self, store: SessionStore, defaults: AgentSettings, *, ttl: float = 2.0) -> None:
         self._store = store
         self._defaults = defaults
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, AgentSettings]] = {}
 
     async def get(self, agent_id: str) -> AgentSettings:
+        cached = self._cache.get(agent_id)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
         stored = await self._store.get_settings(agent_id)
-        if stored is not None:
-            return stored
-        return self._defaults.model_copy(update={"agent_id": agent_id})
+        settings = stored if stored is not None else self._defaults.model_copy(update={"agent_id": agent_id})
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[agent_id] = (time.monotonic(), settings)
+        return settings
 
     async def update(self, agent_id: str, **changes: Any) -> AgentSettings:
+        self._cache.pop(agent_id, None)  # change what is stored now, not a cached copy
         current = await self.get(agent_id)
         merged = current.model_dump()
         for name, value in changes.items():
@@ -38,6 +51,7 @@ class AgentDirectory:
             problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
             raise InvalidArgument(f"invalid settings for agent {agent_id}: {problems}") from exc
         await self._store.save_settings(settings)
+        self._cache[agent_id] = (time.monotonic(), settings)
         return settings
 
     async def set_scope(self, agent_id: str, scope: str) -> AgentSettings:

@@ -90,9 +90,9 @@ class SessionManager:
         await self.close()
 
     # Sessions -------------------------------------------------------------------------------
-    async def resolve(self, address: ChatAddress, event_id: str | None = None) -> Resolution:
+    async def resolve(self, address: ChatAddress, event_id: str | None = None, *, touch: bool = True) -> Resolution:
         """Like get_or_create_session, but also says whether a reset happened on the way."""
-        return await self._slots.resolve(await self.agents.get(address.agent_id), address, event_id)
+        return await self._slots.resolve(await self.agents.get(address.agent_id), address, event_id, touch=touch)
 
     async def reset_address(
         self, address: ChatAddress, reason: Literal["reset", "new"] = "reset", event_id: str | None = None

@@ -28,7 +28,7 @@ from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, Tur
 from worker.clock import Clock
 from worker.command_runner import CommandRunner
 from worker.commands import Command, CommandError, is_command, parse_command
-from worker.errors import SessionNotFound, SessionsError
+from worker.errors import SessionNotActive, SessionNotFound, SessionsError
 from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
 from worker.resets import reset_due
@@ -100,10 +100,17 @@ class EventProcessor:
         if is_command(event.text):
             return await self._run_text_command(event, event.source, event.text)
         address = address_of(event.agent_id, event.source)
-        resolution = await self._manager.resolve(address, event.event_id)
-        entry = await self._manager.add_message(
-            resolution.session.id, "user", event.text, event_id=event.event_id, delivery=address.delivery()
-        )
+        resolution = await self._manager.resolve(address, event.event_id, touch=False)
+        try:
+            entry = await self._manager.add_message(
+                resolution.session.id, "user", event.text, event_id=event.event_id, delivery=address.delivery()
+            )
+        except SessionNotActive:
+            # Archived by another process since this worker last saw it: find the slot's session anew.
+            resolution = await self._manager.resolve(address, event.event_id, touch=False)
+            entry = await self._manager.add_message(
+                resolution.session.id, "user", event.text, event_id=event.event_id, delivery=address.delivery()
+            )
         turn = TurnEvent(
             event_id=derived_id(event.event_id, "turn"),
             in_reply_to=event.event_id,

@@ -37,17 +37,20 @@ class SlotResolver:
         self._clock = clock
         self._locks = locks
 
-    async def resolve(self, settings: AgentSettings, address: ChatAddress, event_id: str | None = None) -> Resolution:
+    async def resolve(
+        self, settings: AgentSettings, address: ChatAddress, event_id: str | None = None, *, touch: bool = True
+    ) -> Resolution:
         """The active session for this address, applying a due daily or idle reset first.
 
-        A session created here records `event_id` as its opener.
+        A session created here records `event_id` as its opener. With `touch`, a new route is
+        merged into the session's delivery context here; without, the caller's append does it.
         """
         key = session_key(settings.scope, address)
         async with self._locks.hold(f"slot:{settings.agent_id}:{key}"):
-            return await self._resolve(settings, key, address, event_id)
+            return await self._resolve(settings, key, address, event_id, touch)
 
     async def _resolve(
-        self, settings: AgentSettings, key: str, address: ChatAddress, event_id: str | None
+        self, settings: AgentSettings, key: str, address: ChatAddress, event_id: str | None, touch: bool = True
     ) -> Resolution:
         archived: SessionEntry | None = None
         due: ResetDue | None = None
@@ -58,7 +61,10 @@ class SlotResolver:
                 current_due = reset_due(settings.reset, current.last_activity_at, now)
                 if current_due is None:
                     return Resolution(
-                        await self._touch_delivery(current, address), created=False, archived=archived, due=due
+                        await self._touch_delivery(current, address) if touch else current,
+                        created=False,
+                        archived=archived,
+                        due=due,
                     )
                 # Only the caller whose archive succeeds reports the reset: one notice per reset.
                 if await self._store.archive_session(current.id, current_due.reason, now):

@@ -25,6 +25,10 @@ esac
 if [ "$local_broker" = 1 ] && command -v rabbitmq-server >/dev/null 2>&1; then
   if ! reachable; then
     echo "starting the local RabbitMQ broker..." >&2
+    # Quorum queues hold files open; the default 1024 descriptors run out with many of them.
+    if [ "$(id -u)" = 0 ] && [ -d /etc/security/limits.d ] && [ ! -f /etc/security/limits.d/rabbitmq.conf ]; then
+      printf 'rabbitmq soft nofile 20000\nrabbitmq hard nofile 20000\n' > /etc/security/limits.d/rabbitmq.conf
+    fi
     rabbitmq-server -detached || true
     for _ in $(seq 1 60); do reachable && break; sleep 1; done
   fi

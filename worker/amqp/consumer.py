@@ -104,7 +104,9 @@ class EventHandler:
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
 
     async def _apply(self, message: AbstractIncomingMessage, event: InboundEvent) -> None:
-        recorded = await self._store.get_outcome(event.event_id)
+        # Only a redelivery can find a recorded outcome worth re-publishing as recorded; a duplicate
+        # publish re-applies idempotently and yields the same ids, without this read per message.
+        recorded = await self._store.get_outcome(event.event_id) if message.redelivered else None
         if recorded is not None:
             # Applied before (a redelivery or a duplicate publish): same replies, same ids.
             await self._publisher.publish_outcome(Outcome.model_validate_json(recorded))

@@ -127,8 +127,18 @@ class WorkerService:
             await self._connection.close()
 
     async def run_until(self, stop: asyncio.Event) -> None:
-        await self.start()
-        await stop.wait()
+        """Start, serve until `stop` is set, then stop gracefully; a stop during start-up (say, while
+        the broker is unreachable) abandons the start instead of waiting for it."""
+        starting = asyncio.create_task(self.start())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        else:
+            starting.result()  # a failed start is an error, not a silent stop
+            await stopped
+        stopped.cancel()
         await self.stop()
 
     async def readiness(self) -> tuple[bool, str]:
