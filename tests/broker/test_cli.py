@@ -1,0 +1,159 @@
+"""The `sessions` CLI end to end: a real worker process, the local broker and a SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from schemas.topology import Topology
+from tests.support.broker import AMQP_URL, require_broker
+
+pytestmark = pytest.mark.broker
+KEY = "k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cli:
+    def __init__(self, tmp: Path) -> None:
+        self.names = Topology(f"cli{uuid.uuid4().hex[:8]}", 2)
+        self.port = _free_port()
+        self.env = {
+            **os.environ,
+            "AMQP_URL": AMQP_URL,
+            "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
+            "SESSIONS_SHARDS": "2",
+            "SESSIONS_DB_PATH": str(tmp / "cli.db"),
+            "SESSIONS_METRICS_PORT": str(self.port),
+            "SESSIONS_HEARTBEAT_SECONDS": "0.2",
+            "SESSIONS_ENCRYPT_TRANSCRIPTS": "true",
+            "SESSIONS_ENCRYPTION_KEYS": KEY,
+            "SESSIONS_ADMINS": "telegram:boss",
+        }
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "worker", *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        if ok:
+            assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+        return done
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def start_worker(self) -> None:
+        self.worker = subprocess.Popen([sys.executable, "-m", "worker", "worker"], env=self.env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError("worker did not become ready")
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as answer:
+            return str(answer.read().decode())
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            assert self.worker.wait(30) == 0  # SIGTERM: drained and exited cleanly
+        asyncio.run(_delete(self.names))
+
+
+async def _delete(names: Topology) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in names.queues():
+            await channel.queue_delete(queue)
+        for exchange in names.exchanges():
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    require_broker()
+    tool = Cli(tmp_path)
+    try:
+        yield tool
+    finally:
+        tool.close()
+
+
+def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> None:
+    assert "declared 7 exchanges and 5 queues" in cli.run("topology").stdout
+    cli.start_worker()
+    assert "published event" in cli.run("send", "--channel", "telegram", "--peer", "42", "hello there").stdout
+    sent = json.loads(
+        cli.run("send", "--channel", "telegram", "--peer", "42", "--thread", "t9", "/session", "--json").stdout
+    )
+    [reply] = [
+        json.loads(line) for line in cli.run("replies", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
+    ]
+    assert reply["inReplyTo"] == sent["eventId"] and reply["delivery"]["threadId"] == "t9"
+    cli.run("send", "--channel", "telegram", "--peer", "42", '/checkpoint save "cli cp"')
+    human = cli.run("replies", "--count", "1", "--timeout", "20").stdout
+    assert "command-result → telegram/42" in human and "cli cp" in human
+
+    page = cli.json("list")
+    assert isinstance(page, dict)
+    [session] = page["items"]
+    sid = session["id"]
+    assert session["messageCount"] == 1 and sid in cli.run("list", "--verbose", "--all-agents").stdout
+    assert cli.json("show", sid)["id"] == sid  # type: ignore[index]
+    assert sid in cli.run("show", sid).stdout
+    assert "hello there" in cli.run("history", sid).stdout
+    assert cli.json("history", sid)[0]["content"] == "hello there"  # type: ignore[index]
+    out = tmp_path / "export.jsonl"
+    cli.run("export", sid, "--format", "jsonl", "--out", str(out))
+    assert json.loads(out.read_text().splitlines()[0])["content"] == "hello there"
+    assert "# Session" in cli.run("export", sid, "--metadata").stdout
+
+    saved = cli.json("checkpoints", "save", sid, "manual")
+    assert isinstance(saved, dict)
+    assert {c["name"] for c in cli.json("checkpoints", "list", sid)} == {"cli cp", "manual"}  # type: ignore[union-attr]
+    assert "manual" in cli.run("checkpoints", "list", sid).stdout
+    assert cli.json("checkpoints", "restore", saved["id"])["messageCount"] == 1  # type: ignore[index]
+    assert "deleted" in cli.run("checkpoints", "delete", saved["id"]).stdout
+    missing = cli.run("checkpoints", "delete", saved["id"], ok=False)
+    assert missing.returncode == 1 and "no checkpoint" in missing.stderr
+
+    assert cli.json("cleanup", "--older-than", "1d", "--dry-run")["dryRun"] is True  # type: ignore[index]
+    assert "would delete 0 sessions" in cli.run("cleanup", "--dry-run").stdout
+    assert cli.json("rotate-key")["entries"] == 0  # type: ignore[index]  # all already under k1
+    assert "re-sealed 0 entries" in cli.run("rotate-key").stdout
+    assert cli.run("dead-letters", "--json").stdout == ""  # nothing dead-lettered
+    assert "dead letters" in cli.run("dead-letters").stdout
+    schema_dir = tmp_path / "schemas"
+    cli.run("schemas", "--out", str(schema_dir))
+    assert (schema_dir / "inbound-event.schema.json").exists()
+    assert "SESSIONS_SHARDS" in cli.run("schemas", "--settings").stdout
+
+    unknown = cli.run("show", "s_nope", ok=False)
+    assert unknown.returncode == 4 and "no session s_nope" in unknown.stderr
+    metrics = cli.scrape()
+    assert 'sessions_events_total{outcome="applied",type="message.inbound"} 3.0' in metrics
+    assert "sessions_owned_shards 2.0" in metrics
