@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ class Cli:
             assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
         return done
 
-    def json(self, *args: str) -> object:
+    def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json").stdout)
 
     def start_worker(self) -> None:
@@ -123,10 +124,10 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
     [session] = page["items"]
     sid = session["id"]
     assert session["messageCount"] == 1 and sid in cli.run("list", "--verbose", "--all-agents").stdout
-    assert cli.json("show", sid)["id"] == sid  # type: ignore[index]
+    assert cli.json("show", sid)["id"] == sid
     assert sid in cli.run("show", sid).stdout
     assert "hello there" in cli.run("history", sid).stdout
-    assert cli.json("history", sid)[0]["content"] == "hello there"  # type: ignore[index]
+    assert cli.json("history", sid)[0]["content"] == "hello there"
     out = tmp_path / "export.jsonl"
     cli.run("export", sid, "--format", "jsonl", "--out", str(out))
     assert json.loads(out.read_text().splitlines()[0])["content"] == "hello there"
@@ -134,16 +135,16 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
 
     saved = cli.json("checkpoints", "save", sid, "manual")
     assert isinstance(saved, dict)
-    assert {c["name"] for c in cli.json("checkpoints", "list", sid)} == {"cli cp", "manual"}  # type: ignore[union-attr]
+    assert {c["name"] for c in cli.json("checkpoints", "list", sid)} == {"cli cp", "manual"}
     assert "manual" in cli.run("checkpoints", "list", sid).stdout
-    assert cli.json("checkpoints", "restore", saved["id"])["messageCount"] == 1  # type: ignore[index]
+    assert cli.json("checkpoints", "restore", saved["id"])["messageCount"] == 1
     assert "deleted" in cli.run("checkpoints", "delete", saved["id"]).stdout
     missing = cli.run("checkpoints", "delete", saved["id"], ok=False)
     assert missing.returncode == 1 and "no checkpoint" in missing.stderr
 
-    assert cli.json("cleanup", "--older-than", "1d", "--dry-run")["dryRun"] is True  # type: ignore[index]
+    assert cli.json("cleanup", "--older-than", "1d", "--dry-run")["dryRun"] is True
     assert "would delete 0 sessions" in cli.run("cleanup", "--dry-run").stdout
-    assert cli.json("rotate-key")["entries"] == 0  # type: ignore[index]  # all already under k1
+    assert cli.json("rotate-key")["entries"] == 0  # all already under k1
     assert "re-sealed 0 entries" in cli.run("rotate-key").stdout
     assert cli.run("dead-letters", "--json").stdout == ""  # nothing dead-lettered
     assert "dead letters" in cli.run("dead-letters").stdout
