@@ -100,13 +100,21 @@ class EventHandler:
             await self._retrying(message, lambda: self._dead_letter(message, reason, detail))
             return
         started = time.perf_counter()
-        await self._retrying(message, lambda: self._apply(message, event))
+        attempts = 0
+
+        async def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
+            # A retry may follow a recorded outcome whose publish failed: re-publish that one.
+            await self._apply(message, event, check_recorded=message.redelivered or attempts > 1)
+
+        await self._retrying(message, attempt)
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
 
-    async def _apply(self, message: AbstractIncomingMessage, event: InboundEvent) -> None:
-        # Only a redelivery can find a recorded outcome worth re-publishing as recorded; a duplicate
-        # publish re-applies idempotently and yields the same ids, without this read per message.
-        recorded = await self._store.get_outcome(event.event_id) if message.redelivered else None
+    async def _apply(self, message: AbstractIncomingMessage, event: InboundEvent, *, check_recorded: bool) -> None:
+        # Only a redelivery (or a retry) can find a recorded outcome worth re-publishing as recorded;
+        # a duplicate publish re-applies idempotently and yields the same ids, without this read.
+        recorded = await self._store.get_outcome(event.event_id) if check_recorded else None
         if recorded is not None:
             # Applied before (a redelivery or a duplicate publish): same replies, same ids.
             await self._publisher.publish_outcome(Outcome.model_validate_json(recorded))

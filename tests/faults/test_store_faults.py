@@ -1,0 +1,117 @@
+"""Store and publish failures: retried with back-off, nothing acknowledged before it is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from pymongo.errors import AutoReconnect
+
+from schemas.events import ChatSource, InboundMessage
+from tests.support.fakes import Delivery, RecordingPublisher, delivery_of
+from tests.support.mongomock_async import AsyncMongomockClient
+from worker import create_session_manager
+from worker.amqp.consumer import EventHandler
+from worker.clock import system_clock
+from worker.manager import SessionManager
+from worker.metrics import WorkerMetrics
+from worker.processor import EventProcessor, ordering_key
+from worker.stores.mongo import MongoStore
+from worker.stores.sqlite import SqliteStore
+from worker.tokens import CharRatioCounter
+
+SOURCE = ChatSource(channel="telegram", peer_id="7", user_id="7")
+
+
+def _handler(manager: SessionManager, publisher: RecordingPublisher) -> EventHandler:
+    processor = EventProcessor(manager, system_clock)
+    return EventHandler(
+        processor,
+        manager.store,
+        cast(Any, publisher),
+        system_clock,
+        asyncio.Event(),
+        WorkerMetrics(),
+        max_payload_bytes=65536,
+    )
+
+
+def _delivery(event_id: str, text: str = "hello") -> Delivery:
+    event = InboundMessage(event_id=event_id, source=SOURCE, text=text)
+    return delivery_of(event.model_dump(mode="json", by_alias=True), ordering_key("main", SOURCE))
+
+
+async def _history(manager: SessionManager) -> list[str | None]:
+    session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    return [entry.content for entry in await manager.get_history(session.id)]
+
+
+async def test_mongodb_network_errors_are_retried_and_acked_once() -> None:
+    client = AsyncMongomockClient()
+    manager = create_session_manager(store=MongoStore(client, "faults"), token_counter=CharRatioCounter())
+    await manager.open()
+    publisher = RecordingPublisher()
+    handler = _handler(manager, publisher)
+    client.fail_next(4, lambda: AutoReconnect("injected: primary stepped down"))
+    delivery = _delivery("m1")
+    await asyncio.wait_for(handler.handle(cast(Any, delivery)), 10)
+    assert delivery.acks == 1 and len(publisher.outcomes) == 1
+    assert await _history(manager) == ["hello"]
+
+
+async def test_sqlite_busy_is_retried_until_the_lock_is_released(tmp_path: Path) -> None:
+    path = str(tmp_path / "busy.db")
+    manager = create_session_manager(
+        store=SqliteStore.at_path(path, busy_timeout_ms=50), token_counter=CharRatioCounter()
+    )
+    await manager.open()
+    await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    publisher = RecordingPublisher()
+    handler = _handler(manager, publisher)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(5)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(5)
+    delivery = _delivery("m2")
+    task = asyncio.create_task(handler.handle(cast(Any, delivery)))
+    await asyncio.sleep(0.6)
+    assert delivery.acks == 0 and not publisher.outcomes  # nothing acknowledged while the write cannot land
+    release.set()
+    await asyncio.wait_for(task, 10)
+    holder.join()
+    assert delivery.acks == 1 and len(publisher.outcomes) == 1
+    assert await _history(manager) == ["hello"]
+    await manager.close()
+
+
+async def test_a_publish_failure_is_retried_without_a_second_effect(tmp_path: Path) -> None:
+    manager = create_session_manager(db_path=str(tmp_path / "p.db"), token_counter=CharRatioCounter())
+    await manager.open()
+    publisher = RecordingPublisher(fail_next=2)
+    handler = _handler(manager, publisher)
+    delivery = _delivery("m3")
+    started = time.monotonic()
+    await asyncio.wait_for(handler.handle(cast(Any, delivery)), 10)
+    assert time.monotonic() - started >= 0.1  # backed off between attempts
+    assert delivery.acks == 1 and [o.turns[0].event_id for o in publisher.outcomes] == [
+        publisher.outcomes[0].turns[0].event_id
+    ]
+    redelivered = _delivery("m3")
+    redelivered.redelivered = True
+    await handler.handle(cast(Any, redelivered))
+    assert redelivered.acks == 1 and publisher.outcomes[1] == publisher.outcomes[0]  # the recorded outcome, again
+    assert await _history(manager) == ["hello"]
+    await manager.close()
