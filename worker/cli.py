@@ -290,6 +290,7 @@ def bench(
         config.messages = messages
     results = run_sync(config, progress=lambda step: errors.print(f"[dim]… {step}[/]"))
     command = "sessions bench" + (" --quick" if quick else "") + (f" --messages {messages}" if messages else "")
+    command += f" --out {out}" if out is not None else ""
     if out is not None:
         write_report(results, out, command)
     if as_json:

@@ -1,0 +1,78 @@
+"""Worker processes for fault tests: real `python -m worker worker` processes on an isolated topology."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from schemas.topology import Topology
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerProcesses:
+    def __init__(self, url: str, names: Topology, db_path: Path, **settings: str) -> None:
+        self.url = url
+        self.names = names
+        self.db_path = db_path
+        self.settings = settings
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.ports: dict[int, int] = {}
+
+    def env(self, index: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "AMQP_URL": self.url,
+            "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
+            "SESSIONS_SHARDS": str(self.names.shards),
+            "SESSIONS_DB_PATH": str(self.db_path),
+            "SESSIONS_HEARTBEAT_SECONDS": "0.25",
+            "SESSIONS_METRICS_PORT": str(self.ports[index]),
+            "SESSIONS_WORKER_ID": f"w{index}-{uuid.uuid4().hex[:4]}",
+            **self.settings,
+        }
+
+    def start(self, index: int, *, wait: bool = True) -> None:
+        self.ports[index] = free_port()
+        self.procs[index] = subprocess.Popen(
+            [sys.executable, "-m", "worker", "worker"],
+            env=self.env(index),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if wait:
+            self.wait_ready(index)
+
+    def wait_ready(self, index: int, within: float = 30) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/readyz", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"worker {index} did not become ready")
+
+    def signal(self, index: int, sig: signal.Signals) -> None:
+        self.procs[index].send_signal(sig)
+
+    def wait(self, index: int, within: float) -> int:
+        return self.procs[index].wait(within)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
