@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 
@@ -21,6 +21,13 @@ class WireModel(BaseModel):
     def to_wire(self) -> dict[str, object]:
         """The JSON-ready camelCase form, without absent (None) fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def describe_errors(exc: ValidationError, *, where: str = "value", prefix: str = "", limit: int = 10) -> str:
+    """A validation error as one readable line: 'field.path: problem; ...' (no input values)."""
+    return "; ".join(
+        f"{prefix}{'.'.join(str(part) for part in err['loc']) or where}: {err['msg']}" for err in exc.errors()[:limit]
+    )
 
 
 def utc_now() -> datetime:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import AgentSettings, ResetMode
+from schemas.base import describe_errors
 from schemas.settings import check_hhmm, check_time_zone
 from worker.errors import InvalidArgument, InvalidResetTime, InvalidTimeZone
 from worker.scope import parse_scope
@@ -48,7 +49,7 @@ class AgentDirectory:
         try:
             settings = AgentSettings.model_validate(merged)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+            problems = describe_errors(exc)
             raise InvalidArgument(f"invalid settings for agent {agent_id}: {problems}") from exc
         await self._store.save_settings(settings)
         self._cache[agent_id] = (time.monotonic(), settings)

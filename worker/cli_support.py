@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from schemas.base import describe_errors
 from worker.config import Settings
 
 app = typer.Typer(
@@ -36,7 +37,7 @@ def load_settings(*, json_logs: bool = False) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(f"SESSIONS_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        problems = describe_errors(exc, prefix="SESSIONS_")
         fail(f"invalid settings: {problems}", code=2)
     configure("INFO" if json_logs else "WARNING", json_logs=json_logs)
     return settings

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from schemas.base import describe_errors
 from worker.agents import AgentDirectory
 from worker.clock import Clock, system_clock
 from worker.errors import InvalidArgument
@@ -60,9 +61,7 @@ def create_session_manager(
     try:
         settings = ManagerOptions(**options)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = describe_errors(exc, where="options")
         raise InvalidArgument(f"invalid session manager options: {problems}") from exc
     # The write-through session cache takes reads off the hot path (see worker/stores/cached.py).
     cache = CachedStore(store if store is not None else build_store(settings))

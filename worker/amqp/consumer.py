@@ -13,6 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError
 from pydantic import ValidationError
 
+from schemas.base import describe_errors
 from schemas.events import EVENT_TYPES, INBOUND_EVENT, InboundEvent
 from schemas.topology import HEADER_FORWARDED
 from worker.amqp.publisher import Publisher
@@ -52,7 +53,7 @@ def decode(message: AbstractIncomingMessage, max_bytes: int) -> InboundEvent:
     try:
         return INBOUND_EVENT.validate_python(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
+        problems = describe_errors(exc, where="event")
         raise BadInput("schema", problems) from exc
 
 

@@ -32,6 +32,19 @@ def json_message(event: WireModel, headers: Mapping[str, str | int] | None = Non
     )
 
 
+def _copy(message: AbstractIncomingMessage, extra: dict[str, str | int]) -> Message:
+    """The same event, persistent, with its original routing key and `extra` added to the headers."""
+    headers = {**(message.headers or {}), **extra, HEADER_ORIGINAL_KEY: message.routing_key or ""}
+    return Message(
+        message.body,
+        content_type=message.content_type,
+        delivery_mode=DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        type=message.type,
+        headers=headers,
+    )
+
+
 class Publisher:
     """Every publish here returns only after the broker confirmed it."""
 
@@ -63,30 +76,9 @@ class Publisher:
 
     async def forward(self, message: AbstractIncomingMessage, routing_key: str, hops: int) -> None:
         """Re-publish an event under its slot's key so it is applied on the slot's shard."""
-        headers = dict(message.headers or {})
-        headers[HEADER_FORWARDED] = hops
-        headers[HEADER_ORIGINAL_KEY] = message.routing_key or ""
-        copy = Message(
-            message.body,
-            content_type=message.content_type,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            type=message.type,
-            headers=headers,
-        )
+        copy = _copy(message, {HEADER_FORWARDED: hops})
         await self.publish(self._names.inbound_exchange, routing_key, copy)
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
-        headers = dict(message.headers or {})
-        headers[HEADER_DEAD_REASON] = reason
-        headers[HEADER_DEAD_DETAIL] = detail[:1000]
-        headers[HEADER_ORIGINAL_KEY] = message.routing_key or ""
-        copy = Message(
-            message.body,
-            content_type=message.content_type,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            type=message.type,
-            headers=headers,
-        )
+        copy = _copy(message, {HEADER_DEAD_REASON: reason, HEADER_DEAD_DETAIL: detail[:1000]})
         await self.publish(self._names.dead_letter_exchange, reason, copy)

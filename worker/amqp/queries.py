@@ -18,6 +18,7 @@ from aio_pika import Message
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
+from schemas.base import describe_errors
 from schemas.queries import QueryFormat, QueryRequest, QueryResponse
 from schemas.session import SessionStatus
 from schemas.settings import ContextStrategy
@@ -54,9 +55,7 @@ def parse_request(body: bytes) -> QueryRequest | QueryResponse:
     try:
         return QueryRequest.model_validate_json(body)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = describe_errors(exc, where="request")
         return failure("invalid-request", f"invalid query: {problems}"[:1000])
 
 
