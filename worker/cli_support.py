@@ -39,7 +39,7 @@ def load_settings(*, json_logs: bool = False) -> Settings:
     except ValidationError as exc:
         problems = describe_errors(exc, prefix="SESSIONS_")
         fail(f"invalid settings: {problems}", code=2)
-    configure("INFO" if json_logs else "WARNING", json_logs=json_logs)
+    configure(settings.log_level if json_logs else "WARNING", json_logs=json_logs)
     return settings
 
 

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     metrics_host: str = Field(default="0.0.0.0", description="bind address of /metrics, /healthz, /readyz")  # noqa: S104
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="port of /metrics, /healthz, /readyz")
 
+    log_level: str = Field(default="INFO", description="DEBUG logs every applied event with its ids")
+
     # Scheduler
     reset_sweep_seconds: float = Field(default=60.0, gt=0, description="scheduler: how often to look for due resets")
     retention_sweep_seconds: float = Field(

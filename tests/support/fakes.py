@@ -17,6 +17,7 @@ class Delivery:
     routing_key: str = ""
     redelivered: bool = False
     message_id: str | None = None
+    type: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     acks: int = 0
 

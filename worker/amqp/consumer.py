@@ -57,6 +57,11 @@ def decode(message: AbstractIncomingMessage, max_bytes: int) -> InboundEvent:
         raise BadInput("schema", problems) from exc
 
 
+def _ids(message: AbstractIncomingMessage) -> dict[str, str | None]:
+    """Structured log fields of a delivery: its ids, never its content."""
+    return {"event_id": message.message_id, "event_type": message.type}
+
+
 def forward_hops(message: AbstractIncomingMessage) -> int:
     value = (message.headers or {}).get(HEADER_FORWARDED)
     return value if isinstance(value, int) else 0
@@ -138,6 +143,18 @@ class EventHandler:
         await self._publisher.publish_outcome(outcome)
         await message.ack()
         self.metrics.event(event.type, "applied")
+        if log.isEnabledFor(logging.DEBUG):
+            sessions = [turn.session_id for turn in outcome.turns] + [reply.session_id for reply in outcome.replies]
+            session_id = next((sid for sid in sessions if sid), None)
+            log.debug(
+                "applied",
+                extra={
+                    "event_id": event.event_id,
+                    "event_type": event.type,
+                    "session_id": session_id,
+                    "outcome": "applied",
+                },
+            )
         waited = time.time() - event.occurred_at.timestamp()
         if 0 <= waited < 86_400:  # ignore clocks that disagree wildly
             self.metrics.end_to_end_seconds.observe(waited)
@@ -168,12 +185,20 @@ class EventHandler:
             except _TRANSIENT as exc:
                 if channel_closed(message):
                     # The delivery died with its channel; the broker hands the message out again.
-                    log.info("channel closed under %s; leaving it to redelivery", message.message_id)
+                    log.info(
+                        "channel closed under %s; leaving it to redelivery", message.message_id, extra=_ids(message)
+                    )
                     return
-                log.warning("transient failure on %s, retrying in %.2fs: %s", message.message_id, delay, exc)
+                log.warning(
+                    "transient failure on %s, retrying in %.2fs: %s",
+                    message.message_id,
+                    delay,
+                    exc,
+                    extra=_ids(message),
+                )
             except Exception as exc:
                 bugs += 1
-                log.exception("failed to apply %s (attempt %d)", message.message_id, bugs)
+                log.exception("failed to apply %s (attempt %d)", message.message_id, bugs, extra=_ids(message))
                 if bugs >= MAX_BUG_ATTEMPTS:
                     await self._retrying(message, functools.partial(self._dead_letter, message, "error", repr(exc)))
                     return
