@@ -115,7 +115,7 @@ class Transcript:
                     # Another process appended to this session; re-read and take the next number.
                     await asyncio.sleep(0.005 * (attempt + 1))
                     continue
-                return self.open(entry)
+                return self._as_written(entry, draft)
         raise StoreConflict(f"could not append to session {session_id}: too many concurrent writers")
 
     async def _existing(self, event_id: str) -> TranscriptEntry:
@@ -152,6 +152,24 @@ class Transcript:
             delivery=draft.delivery,
             payload=sealed.blob,
             key_id=sealed.key_id,
+        )
+
+    def _as_written(self, stored: StoredEntry, draft: Draft) -> TranscriptEntry:
+        """The entry just appended, from what the caller gave (no need to decrypt our own write)."""
+        return TranscriptEntry(
+            session_id=stored.session_id,
+            seq=stored.seq,
+            event_id=stored.event_id,
+            role=stored.role,
+            timestamp=stored.timestamp,
+            content=draft.content,
+            tool=draft.tool,
+            args=draft.args,
+            result=draft.result,
+            usage=draft.usage,
+            token_count=stored.token_count,
+            important=stored.important,
+            delivery=stored.delivery,
         )
 
     def open(self, stored: StoredEntry) -> TranscriptEntry:

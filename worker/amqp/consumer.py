@@ -139,8 +139,12 @@ class EventHandler:
         except Rejected as rejected:
             await self._dead_letter(message, rejected.reason, rejected.detail, event.type)
             return
-        await self._store.save_outcome(event.event_id, outcome.model_dump_json(), self._clock())
-        await self._publisher.publish_outcome(outcome)
+        # Record and publish together; the ack waits for both (the record lets a redelivery
+        # re-publish exactly this outcome).
+        await asyncio.gather(
+            self._store.save_outcome(event.event_id, outcome.model_dump_json(), self._clock()),
+            self._publisher.publish_outcome(outcome),
+        )
         await message.ack()
         self.metrics.event(event.type, "applied")
         if log.isEnabledFor(logging.DEBUG):
