@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sqlite3
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.population import insert_entries
+from benchmarks.timing import interleaved
 from schemas import ContextStrategy
 from worker import SessionManager, create_session_manager
-from worker.payload import pack_payload
-from worker.stores.base import StoredEntry
-from worker.stores.sqlite_rows import ENTRY_COLUMNS, entry_params
 
 SAMPLES = 200
 ROUNDS = 5
@@ -35,53 +33,18 @@ MAX_RATIO = 1.5
 STRATEGIES: tuple[ContextStrategy, ...] = ("recent", "smart", "summarize")
 
 
-async def _timed(action: Callable[[], Awaitable[object]], samples: int) -> float:
-    """Median microseconds per call."""
-    durations = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        await action()
-        durations.append(time.perf_counter() - start)
-    return statistics.median(durations) * 1e6
-
-
-async def _interleaved(
-    small: Callable[[], Awaitable[object]], large: Callable[[], Awaitable[object]]
-) -> tuple[float, float]:
-    # Alternate rounds so that machine noise hits both sides alike.
-    smalls, larges = [], []
-    for _ in range(ROUNDS):
-        smalls.append(await _timed(small, SAMPLES // ROUNDS))
-        larges.append(await _timed(large, SAMPLES // ROUNDS))
-    return statistics.median(smalls), statistics.median(larges)
-
-
 def _bulk_fill(db_path: Path, manager: SessionManager, session_id: str, count: int) -> None:
     """Write entries straight into SQLite: 100,000 appends one by one would dominate the run."""
-    now = datetime(2026, 3, 3, tzinfo=UTC)
-    rows = []
-    for seq in range(1, count + 1):
-        text = f"Entry {seq}: " + "some words about the topic at hand " * 5
-        entry = StoredEntry(
-            session_id=session_id,
-            seq=seq,
-            event_id=f"bench-{session_id}-{seq}",
-            role="system" if seq == 1 else ("user" if seq % 2 else "assistant"),
-            timestamp=now,
-            token_count=manager.transcript.count_tokens(text),
-            important=seq % 50 == 0,
-            input_tokens=0,
-            output_tokens=0,
-            has_usage=False,
-            delivery=None,
-            payload=pack_payload(text, None, None, None),
-            key_id=None,
+    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as conn:
+        insert_entries(
+            conn,
+            session_id,
+            count,
+            text=lambda seq: f"Entry {seq}: " + "some words about the topic at hand " * 5,
+            tokens=manager.transcript.count_tokens,
+            important_every=50,
+            now=datetime(2026, 3, 3, tzinfo=UTC),
         )
-        rows.append(entry_params(entry))
-    with sqlite3.connect(db_path, timeout=30) as conn:
-        conn.executemany(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
-        conn.execute("UPDATE sessions SET last_seq = ?, message_count = ? WHERE id = ?", (count, count, session_id))
-    conn.close()
 
 
 async def _session_with(manager: SessionManager, db_path: Path, user: str, entries: int) -> str:
@@ -101,7 +64,7 @@ async def run(db_dir: Path) -> dict[str, float]:
             def window(sid: str, strategy: ContextStrategy = strategy) -> Callable[[], Awaitable[object]]:
                 return lambda: manager.get_context_history(sid, max_tokens=MAX_TOKENS, strategy=strategy)
 
-            cost_small, cost_large = await _interleaved(window(small), window(large))
+            cost_small, cost_large = await interleaved(window(small), window(large), samples=SAMPLES, rounds=ROUNDS)
             results[f"{strategy}_us_100"] = cost_small
             results[f"{strategy}_us_100000"] = cost_large
             results[f"{strategy}_ratio"] = cost_large / cost_small

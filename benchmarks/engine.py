@@ -11,25 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from benchmarks.timing import interleaved, timed
 from worker import SessionManager, create_session_manager
 
 SAMPLES = 300
-
-
-async def _timed(action: Callable[[], Awaitable[object]], samples: int = SAMPLES) -> float:
-    """Median microseconds per call."""
-    durations = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        await action()
-        durations.append(time.perf_counter() - start)
-    return statistics.median(durations) * 1e6
 
 
 async def _session_with(manager: SessionManager, user: str, entries: int) -> str:
@@ -39,30 +27,21 @@ async def _session_with(manager: SessionManager, user: str, entries: int) -> str
     return session.id
 
 
-async def _interleaved(
-    small: Callable[[], Awaitable[object]], large: Callable[[], Awaitable[object]]
-) -> tuple[float, float]:
-    # Alternate rounds so that machine noise hits both sides alike.
-    smalls, larges = [], []
-    for _ in range(5):
-        smalls.append(await _timed(small, SAMPLES // 5))
-        larges.append(await _timed(large, SAMPLES // 5))
-    return statistics.median(smalls), statistics.median(larges)
-
-
 async def run(db_dir: Path) -> dict[str, float]:
     async with create_session_manager(db_path=str(db_dir / "bench.db")) as manager:
         small = await _session_with(manager, "small", 10)
         large = await _session_with(manager, "large", 10_000)
-        add_small, add_large = await _interleaved(
-            lambda: manager.add_message(small, "user", "x" * 200), lambda: manager.add_message(large, "user", "x" * 200)
+        add_small, add_large = await interleaved(
+            lambda: manager.add_message(small, "user", "x" * 200),
+            lambda: manager.add_message(large, "user", "x" * 200),
+            samples=SAMPLES,
         )
-        hist_small, hist_large = await _interleaved(
-            lambda: manager.get_history(small, limit=50), lambda: manager.get_history(large, limit=50)
+        hist_small, hist_large = await interleaved(
+            lambda: manager.get_history(small, limit=50), lambda: manager.get_history(large, limit=50), samples=SAMPLES
         )
         for n in range(10_000):
             await manager.get_or_create_session(user_id=f"user-{n}", channel_id="bench")
-        page = await _timed(lambda: manager.list_sessions(agent_id="main", limit=50), 100)
+        page = await timed(lambda: manager.list_sessions(agent_id="main", limit=50), 100)
         return {
             "add_message_us_10": add_small,
             "add_message_us_10000": add_large,

@@ -7,6 +7,7 @@ million entries); payloads are really sealed with the benchmark's key, as the wo
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from schemas import DeliveryContext, SessionEntry
@@ -44,6 +45,50 @@ def _session(index: int, entries: int, now: datetime, prefix: str) -> SessionEnt
     )
 
 
+def insert_entries(
+    conn: sqlite3.Connection,
+    session_id: str,
+    count: int,
+    *,
+    text: Callable[[int], str],
+    tokens: Callable[[str], int],
+    important_every: int = 0,
+    codec: EncryptingCodec | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Write entries 1..count of a session straight into SQLite with the store's own row codec
+    (payloads sealed when a codec is given), and bring the session's counters along."""
+    moment = now or datetime.now(UTC).replace(microsecond=0)
+    rows = []
+    for seq in range(1, count + 1):
+        body = text(seq)
+        payload = pack_payload(body, None, None, None)
+        sealed = codec.seal(session_id, seq, payload) if codec is not None else None
+        rows.append(
+            entry_params(
+                StoredEntry(
+                    session_id=session_id,
+                    seq=seq,
+                    event_id=f"pre-{session_id}-{seq}",
+                    role="system" if seq == 1 else ("user" if seq % 2 else "assistant"),
+                    timestamp=moment,
+                    token_count=tokens(body),
+                    important=bool(important_every) and seq % important_every == 0,
+                    input_tokens=0,
+                    output_tokens=0,
+                    has_usage=False,
+                    delivery=None,
+                    payload=sealed.blob if sealed else payload,
+                    key_id=sealed.key_id if sealed else None,
+                )
+            )
+        )
+    marks = ",".join("?" * len(ENTRY_COLUMNS.split(",")))
+    with conn:
+        conn.executemany(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({marks})", rows)
+        conn.execute("UPDATE sessions SET last_seq = ?, message_count = ? WHERE id = ?", (count, count, session_id))
+
+
 def populate(path: str, *, idle_sessions: int, long_slots: int, entries_per_slot: int, codec: EncryptingCodec) -> None:
     """`idle_sessions` unrelated sessions, and `long_slots` bench slots with long transcripts."""
     now = datetime.now(UTC).replace(microsecond=0)
@@ -60,32 +105,9 @@ def populate(path: str, *, idle_sessions: int, long_slots: int, entries_per_slot
             f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({marks})",
             (session_params(_session(n, entries_per_slot, now, "")) for n in range(long_slots)),
         )
-    entry_marks = ",".join("?" * len(ENTRY_COLUMNS.split(",")))
     text = "an earlier message of about two hundred bytes, " * 4
     for slot in range(long_slots):
-        session_id = f"s_{slot:07d}"
-        rows = []
-        for seq in range(1, entries_per_slot + 1):
-            sealed = codec.seal(session_id, seq, pack_payload(text, None, None, None))
-            rows.append(
-                entry_params(
-                    StoredEntry(
-                        session_id=session_id,
-                        seq=seq,
-                        event_id=f"pre-{slot}-{seq}",
-                        role="user" if seq % 2 else "assistant",
-                        timestamp=now,
-                        token_count=40,
-                        important=False,
-                        input_tokens=0,
-                        output_tokens=0,
-                        has_usage=False,
-                        delivery=None,
-                        payload=sealed.blob,
-                        key_id=sealed.key_id,
-                    )
-                )
-            )
-        with conn:
-            conn.executemany(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({entry_marks})", rows)
+        insert_entries(
+            conn, f"s_{slot:07d}", entries_per_slot, text=lambda _: text, tokens=lambda _: 40, codec=codec, now=now
+        )
     conn.close()

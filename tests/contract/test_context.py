@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -12,14 +13,13 @@ from typing import Any, cast, get_args
 
 import pytest
 
+from benchmarks.population import insert_entries
 from schemas import ContextStrategy, Summary
 from tests.support.addresses import ADDR
 from worker import InvalidArgument, SessionManager
 from worker.context import ContextWindow
-from worker.payload import pack_payload
 from worker.sealing import seal_summary
 from worker.stores.base import SessionStore, StoredEntry
-from worker.stores.sqlite_rows import ENTRY_COLUMNS, entry_params
 
 STRATEGIES: tuple[ContextStrategy, ...] = get_args(ContextStrategy)
 
@@ -220,30 +220,16 @@ class CountingStore:
 
 def bulk_fill(db_path: Path, session_id: str, count: int) -> None:
     """Write `count` entries straight into SQLite: 100,000 appends one by one would take minutes."""
-    now = datetime(2026, 3, 3, tzinfo=UTC)
-    rows = []
-    for seq in range(1, count + 1):
-        text = f"Bulk entry {seq} says something. " + "words " * (seq % 9)
-        entry = StoredEntry(
-            session_id=session_id,
-            seq=seq,
-            event_id=f"bulk-{session_id}-{seq}",
-            role="system" if seq == 1 else ("user" if seq % 2 else "assistant"),
-            timestamp=now,
-            token_count=len(text) // 4,
-            important=seq % 1000 == 0,
-            input_tokens=0,
-            output_tokens=0,
-            has_usage=False,
-            delivery=None,
-            payload=pack_payload(text, None, None, None),
-            key_id=None,
+    with contextlib.closing(sqlite3.connect(db_path, timeout=30)) as conn:
+        insert_entries(
+            conn,
+            session_id,
+            count,
+            text=lambda seq: f"Bulk entry {seq} says something. " + "words " * (seq % 9),
+            tokens=lambda text: len(text) // 4,
+            important_every=1000,
+            now=datetime(2026, 3, 3, tzinfo=UTC),
         )
-        rows.append(entry_params(entry))
-    with sqlite3.connect(db_path, timeout=30) as conn:
-        conn.executemany(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
-        conn.execute("UPDATE sessions SET last_seq = ?, message_count = ? WHERE id = ?", (count, count, session_id))
-    conn.close()
 
 
 async def test_window_over_100k_entries_reads_only_the_window(
