@@ -10,19 +10,15 @@ under 1.5, and the command exits with status 1 if one does not.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
-import json
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.population import insert_entries
-from benchmarks.timing import interleaved
+from benchmarks.timing import command_line, interleaved
 from schemas import ContextStrategy
 from worker import SessionManager, create_session_manager
 
@@ -72,16 +68,7 @@ async def run(db_dir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        results = asyncio.run(run(Path(tmp)))
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for name, value in results.items():
-            print(f"{name:40s} {value:12.2f}")
+    results = command_line(__doc__, lambda tmp, _: run(tmp))
     over = [name for name, value in results.items() if name.endswith("_ratio") and value >= MAX_RATIO]
     if over:
         print(f"cost grows with the transcript: {', '.join(over)} at or over {MAX_RATIO}", file=sys.stderr)

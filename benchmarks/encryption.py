@@ -5,14 +5,12 @@ python -m benchmarks.encryption [--json]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
-import json
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.timing import command_line
 from worker import create_session_manager
 from worker.manager import SessionManager
 
@@ -52,12 +50,7 @@ async def run(tmp: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        results = asyncio.run(run(Path(tmp)))
-    print(json.dumps(results, indent=2) if args.json else "\n".join(f"{k:32s} {v:10.2f}" for k, v in results.items()))
+    command_line(__doc__, lambda tmp, _: run(tmp))
 
 
 if __name__ == "__main__":

@@ -8,13 +8,9 @@ Measures, side by side in one run: add_message and get_history(limit=50) on a se
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import tempfile
 from pathlib import Path
 
-from benchmarks.timing import interleaved, timed
+from benchmarks.timing import command_line, interleaved, timed
 from worker import SessionManager, create_session_manager
 
 SAMPLES = 300
@@ -54,16 +50,7 @@ async def run(db_dir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        results = asyncio.run(run(Path(tmp)))
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for name, value in results.items():
-            print(f"{name:40s} {value:12.2f}")
+    command_line(__doc__, lambda tmp, _: run(tmp))
 
 
 if __name__ == "__main__":

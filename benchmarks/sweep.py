@@ -8,14 +8,12 @@ event). The emit step collects events in memory, so this measures the sweep, not
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.timing import command_line
 from scheduler.sweeps import Sweeper
 from schemas import AgentSettings, ResetPolicy, RetentionPolicy, SessionEntry
 from schemas.events import EventBase
@@ -84,17 +82,11 @@ async def run(db_dir: Path, sessions: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=100_000)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        results = asyncio.run(run(Path(tmp), args.sessions))
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for name, value in results.items():
-            print(f"{name:34s} {value:14.1f}")
+    command_line(
+        __doc__,
+        lambda tmp, args: run(tmp, args.sessions),
+        lambda parser: parser.add_argument("--sessions", type=int, default=100_000),
+    )
 
 
 if __name__ == "__main__":
