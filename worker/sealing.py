@@ -6,34 +6,32 @@ checkpoint, or a summary's text to another summary, without failing to open.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from schemas import Checkpoint, Summary
 from worker.payload import PayloadCodec
 
+Transform = Callable[[str, str, str], str]  # (session id, purpose, text) -> text
 
-def seal_checkpoint(codec: PayloadCodec, checkpoint: Checkpoint) -> Checkpoint:
-    sid, cid = checkpoint.session_id, checkpoint.id
+
+def _checkpoint_texts(transform: Transform, checkpoint: Checkpoint) -> Checkpoint:
+    """Apply seal_text or open_text to the checkpoint's name and description."""
+    sid, purpose = checkpoint.session_id, f"checkpoint:{checkpoint.id}"
     description = checkpoint.description
     return checkpoint.model_copy(
         update={
-            "name": codec.seal_text(sid, f"checkpoint:{cid}:name", checkpoint.name),
-            "description": None
-            if description is None
-            else codec.seal_text(sid, f"checkpoint:{cid}:description", description),
+            "name": transform(sid, f"{purpose}:name", checkpoint.name),
+            "description": None if description is None else transform(sid, f"{purpose}:description", description),
         }
     )
+
+
+def seal_checkpoint(codec: PayloadCodec, checkpoint: Checkpoint) -> Checkpoint:
+    return _checkpoint_texts(codec.seal_text, checkpoint)
 
 
 def open_checkpoint(codec: PayloadCodec, checkpoint: Checkpoint) -> Checkpoint:
-    sid, cid = checkpoint.session_id, checkpoint.id
-    description = checkpoint.description
-    return checkpoint.model_copy(
-        update={
-            "name": codec.open_text(sid, f"checkpoint:{cid}:name", checkpoint.name),
-            "description": None
-            if description is None
-            else codec.open_text(sid, f"checkpoint:{cid}:description", description),
-        }
-    )
+    return _checkpoint_texts(codec.open_text, checkpoint)
 
 
 def seal_summary(codec: PayloadCodec, summary: Summary) -> Summary:
