@@ -7,7 +7,7 @@ and `agent_id`. Ids are restricted to a safe alphabet so no id can ever act as a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -142,15 +142,7 @@ InboundEvent = Annotated[
     Field(discriminator="type"),
 ]
 INBOUND_EVENT: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
-EVENT_TYPES = (
-    "message.inbound",
-    "command",
-    "checkpoint.save",
-    "checkpoint.restore",
-    "checkpoint.delete",
-    "message.agent",
-    "summary",
-    "entry.important",
-    "session.reset",
-    "session.retention",
+# Derived from the union itself, so a new event type cannot be forgotten here.
+EVENT_TYPES: tuple[str, ...] = tuple(
+    str(model.model_fields["type"].default) for model in get_args(get_args(InboundEvent)[0])
 )

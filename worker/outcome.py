@@ -23,8 +23,6 @@ class Outcome(BaseModel):
     turns: tuple[TurnEvent, ...] = ()
     notices: tuple[NoticeEvent, ...] = ()
     summarize: tuple[SummarizeRequest, ...] = ()
-    # Where the event went instead of being applied here (routing key), if it was forwarded.
-    forward_to: str | None = None
 
     def __add__(self, other: Outcome) -> Outcome:
         return Outcome(
