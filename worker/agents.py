@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -25,21 +26,35 @@ class AgentDirectory:
         self._defaults = defaults
         self._ttl = ttl
         self._cache: dict[str, tuple[float, AgentSettings]] = {}
+        self._loading: dict[str, asyncio.Future[AgentSettings]] = {}
+        self._changes = 0  # bumped by every update: a read that started before one is not cached
 
     async def get(self, agent_id: str) -> AgentSettings:
         cached = self._cache.get(agent_id)
         if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
+        # One read per expiry: the events that find the entry expired together share it, rather
+        # than each sending the store the same query.
+        loading = self._loading.get(agent_id)
+        if loading is None:
+            loading = self._loading[agent_id] = asyncio.ensure_future(self._load(agent_id))
+            loading.add_done_callback(lambda _: self._loading.pop(agent_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, agent_id: str) -> AgentSettings:
+        changes = self._changes
         stored = await self._store.get_settings(agent_id)
         settings = stored if stored is not None else self._defaults.model_copy(update={"agent_id": agent_id})
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[agent_id] = (time.monotonic(), settings)
+        if changes == self._changes:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[agent_id] = (time.monotonic(), settings)
         return settings
 
     async def update(self, agent_id: str, **changes: Any) -> AgentSettings:
-        self._cache.pop(agent_id, None)  # change what is stored now, not a cached copy
-        current = await self.get(agent_id)
+        self._changes += 1
+        self._cache.pop(agent_id, None)
+        current = await self._load(agent_id)  # change what is stored now, not a cached copy
         merged = current.model_dump()
         for name, value in changes.items():
             if isinstance(merged.get(name), dict) and isinstance(value, dict):
@@ -52,6 +67,7 @@ class AgentDirectory:
             problems = describe_errors(exc)
             raise InvalidArgument(f"invalid settings for agent {agent_id}: {problems}") from exc
         await self._store.save_settings(settings)
+        self._changes += 1  # reads that started before the save must not cache what they saw
         self._cache[agent_id] = (time.monotonic(), settings)
         return settings
 

@@ -8,7 +8,7 @@ from schemas import DeliveryContext
 _CHANNEL_ALIASES = {"tg": "telegram", "wa": "whatsapp", "dc": "discord", "msteams": "teams"}
 
 
-def _clean(value: str | None) -> str | None:
+def clean_id(value: str | None) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
@@ -16,7 +16,7 @@ def _clean(value: str | None) -> str | None:
 
 
 def normalize_channel(channel: str | None) -> str | None:
-    text = _clean(channel)
+    text = clean_id(channel)
     if text is None:
         return None
     lowered = text.lower()
@@ -26,12 +26,18 @@ def normalize_channel(channel: str | None) -> str | None:
 def normalize_delivery(context: DeliveryContext | None) -> DeliveryContext:
     if context is None:
         return DeliveryContext()
+    normalized = (
+        normalize_channel(context.channel),
+        clean_id(context.to),
+        clean_id(context.account_id),
+        clean_id(context.thread_id),
+        clean_id(context.reply_to_id),
+    )
+    if normalized == (context.channel, context.to, context.account_id, context.thread_id, context.reply_to_id):
+        return context  # already normal (contexts are frozen, so sharing is safe)
+    channel, to, account_id, thread_id, reply_to_id = normalized
     return DeliveryContext(
-        channel=normalize_channel(context.channel),
-        to=_clean(context.to),
-        account_id=_clean(context.account_id),
-        thread_id=_clean(context.thread_id),
-        reply_to_id=_clean(context.reply_to_id),
+        channel=channel, to=to, account_id=account_id, thread_id=thread_id, reply_to_id=reply_to_id
     )
 
 
@@ -48,10 +54,11 @@ def merge_delivery(old: DeliveryContext | None, new: DeliveryContext | None) -> 
         return fresh
     if fresh.to and base.to and fresh.to != base.to:
         base = DeliveryContext(channel=base.channel, to=base.to, account_id=base.account_id)
-    return DeliveryContext(
+    merged = DeliveryContext(
         channel=fresh.channel or base.channel,
         to=fresh.to or base.to,
         account_id=fresh.account_id or base.account_id,
         thread_id=fresh.thread_id or base.thread_id,
         reply_to_id=fresh.reply_to_id or base.reply_to_id,
     )
+    return fresh if merged == fresh else merged

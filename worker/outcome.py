@@ -1,19 +1,27 @@
-"""What applying one event produced: the events to publish. Stored per event id for replays."""
+"""What applying one event produced: the events to publish (recorded for replays by OutcomeLog)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from pydantic import BaseModel, ConfigDict
 
 from schemas.outbound import NoticeEvent, ReplyEvent, SummarizeRequest, TurnEvent
 
-_NAMESPACE = uuid.UUID("5b1f8a3e-9c52-4a57-8d8e-2f0c9e7d4a11")
+_NAMESPACE_BYTES = uuid.UUID("5b1f8a3e-9c52-4a57-8d8e-2f0c9e7d4a11").bytes
+# RFC 4122 name-based SHA-1 (version 5): set the variant and version bits in the digest.
+_CLEAR_VERSION = ~(0xC000 << 48) & ~(0xF000 << 64)
+_VERSION_5 = (0x8000 << 48) | (5 << 76)
 
 
 def derived_id(event_id: str, purpose: str) -> str:
-    """A stable id for something an event produces: the same event always yields the same id."""
-    return uuid.uuid5(_NAMESPACE, f"{event_id}/{purpose}").hex
+    """A stable id for something an event produces: the same event always yields the same id.
+
+    It is uuid5(_NAMESPACE, "<event_id>/<purpose>").hex, computed without building UUID objects.
+    """
+    digest = int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + f"{event_id}/{purpose}".encode()).digest()[:16])
+    return f"{digest & _CLEAR_VERSION | _VERSION_5:032x}"
 
 
 class Outcome(BaseModel):
@@ -23,6 +31,11 @@ class Outcome(BaseModel):
     turns: tuple[TurnEvent, ...] = ()
     notices: tuple[NoticeEvent, ...] = ()
     summarize: tuple[SummarizeRequest, ...] = ()
+
+    @property
+    def rebuilt_on_replay(self) -> bool:
+        """Turns only: applying the event again finds its stored entry and yields these same turns."""
+        return not (self.replies or self.notices or self.summarize)
 
     def __add__(self, other: Outcome) -> Outcome:
         return Outcome(

@@ -100,16 +100,17 @@ class EventProcessor:
         if is_command(event.text):
             return await self._run_text_command(event, event.source, event.text)
         address = address_of(event.agent_id, event.source)
+        delivery = address.delivery()
         resolution = await self._manager.resolve(address, event.event_id, touch=False)
         try:
             entry = await self._manager.add_message(
-                resolution.session.id, "user", event.text, event_id=event.event_id, delivery=address.delivery()
+                resolution.session.id, "user", event.text, event_id=event.event_id, delivery=delivery
             )
         except SessionNotActive:
             # Archived by another process since this worker last saw it: find the slot's session anew.
             resolution = await self._manager.resolve(address, event.event_id, touch=False)
             entry = await self._manager.add_message(
-                resolution.session.id, "user", event.text, event_id=event.event_id, delivery=address.delivery()
+                resolution.session.id, "user", event.text, event_id=event.event_id, delivery=delivery
             )
         turn = TurnEvent(
             event_id=derived_id(event.event_id, "turn"),
@@ -118,12 +119,13 @@ class EventProcessor:
             session_id=entry.session_id,
             seq=entry.seq,
             text=event.text,
-            delivery=address.delivery(),
+            delivery=delivery,
             ordering_key=resolution.session.key,
-            occurred_at=self._clock(),
+            occurred_at=entry.timestamp,  # the stored entry's: a replay rebuilds this very event
         )
-        notice = await self._reset_notice(event.event_id, resolution, address.delivery())
-        return notice + Outcome(turns=(turn,))
+        if resolution.archived is None:
+            return Outcome(turns=(turn,))
+        return await self._reset_notice(event.event_id, resolution, delivery) + Outcome(turns=(turn,))
 
     async def _command_event(self, event: CommandEvent) -> Outcome:
         return await self._run_text_command(event, event.source, event.command)

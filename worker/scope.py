@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from schemas import SCOPES, ChatType, DeliveryContext, Origin, Scope
-from worker.delivery import normalize_channel, normalize_delivery
+from worker.delivery import clean_id, normalize_channel
 from worker.errors import InvalidArgument, InvalidScope
 
 # Chat aliases used by `/session scope main|peer|channel`.
@@ -53,14 +53,12 @@ class ChatAddress:
         return self.peer_id or self.user_id
 
     def delivery(self) -> DeliveryContext:
-        return normalize_delivery(
-            DeliveryContext(
-                channel=self.channel,
-                to=self.chat,
-                account_id=self.account_id,
-                thread_id=self.thread_id,
-                reply_to_id=self.message_id,
-            )
+        return DeliveryContext(
+            channel=normalize_channel(self.channel),
+            to=clean_id(self.chat),
+            account_id=clean_id(self.account_id),
+            thread_id=clean_id(self.thread_id),
+            reply_to_id=clean_id(self.message_id),
         )
 
     def origin(self) -> Origin:

@@ -20,6 +20,7 @@ from worker.tokens import TokenCounter
 from worker.view import newest_first
 
 _APPEND_ATTEMPTS = 8
+_NO_USAGE = Usage()
 SessionLookup = Callable[[str], Awaitable[SessionEntry | None]]
 EXPORT_PAGE = 1000
 
@@ -137,7 +138,7 @@ class Transcript:
     def _stored(self, session: SessionEntry, draft: Draft, payload: bytes, tokens: int, event_id: str) -> StoredEntry:
         seq = session.last_seq + 1
         sealed = self._codec.seal(session.id, seq, payload)
-        usage = draft.usage or Usage()
+        usage = draft.usage or _NO_USAGE
         return StoredEntry(
             session_id=session.id,
             seq=seq,
@@ -155,8 +156,12 @@ class Transcript:
         )
 
     def _as_written(self, stored: StoredEntry, draft: Draft) -> TranscriptEntry:
-        """The entry just appended, from what the caller gave (no need to decrypt our own write)."""
-        return TranscriptEntry(
+        """The entry just appended, from what the caller gave (no need to decrypt our own write).
+
+        Every value was validated on the way in (the draft's models, the stored entry), so the
+        entry is assembled without validating them again: this runs for every message.
+        """
+        return TranscriptEntry.model_construct(
             session_id=stored.session_id,
             seq=stored.seq,
             event_id=stored.event_id,

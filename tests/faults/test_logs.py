@@ -15,6 +15,7 @@ from worker.amqp.consumer import EventHandler
 from worker.clock import system_clock
 from worker.logs import JsonFormatter, redact
 from worker.metrics import WorkerMetrics
+from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
 from worker.tokens import CharRatioCounter
 
@@ -43,7 +44,7 @@ async def test_a_full_event_path_never_logs_content(tmp_path: Any, caplog: pytes
     publisher = RecordingPublisher(fail_next=1)
     handler = EventHandler(
         EventProcessor(manager, system_clock),
-        manager.store,
+        OutcomeLog(manager.store, manager.transcript.codec, system_clock),
         cast(Any, publisher),
         system_clock,
         asyncio.Event(),

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from pymongo.errors import AutoReconnect
 
-from schemas.events import ChatSource, InboundMessage
+from schemas.events import ChatSource, CommandEvent, InboundMessage
 from tests.support.fakes import Delivery, RecordingPublisher, delivery_of
 from tests.support.mongomock_async import AsyncMongomockClient
 from worker import create_session_manager
@@ -19,6 +19,7 @@ from worker.amqp.consumer import EventHandler
 from worker.clock import system_clock
 from worker.manager import SessionManager
 from worker.metrics import WorkerMetrics
+from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor, ordering_key
 from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore
@@ -31,7 +32,7 @@ def _handler(manager: SessionManager, publisher: RecordingPublisher) -> EventHan
     processor = EventProcessor(manager, system_clock)
     return EventHandler(
         processor,
-        manager.store,
+        OutcomeLog(manager.store, manager.transcript.codec, system_clock),
         cast(Any, publisher),
         system_clock,
         asyncio.Event(),
@@ -112,6 +113,34 @@ async def test_a_publish_failure_is_retried_without_a_second_effect(tmp_path: Pa
     redelivered = _delivery("m3")
     redelivered.redelivered = True
     await handler.handle(cast(Any, redelivered))
-    assert redelivered.acks == 1 and publisher.outcomes[1] == publisher.outcomes[0]  # the recorded outcome, again
+    assert redelivered.acks == 1 and publisher.outcomes[1] == publisher.outcomes[0]  # rebuilt from the entry: the same turn
     assert await _history(manager) == ["hello"]
     await manager.close()
+
+
+async def test_recorded_outcomes_are_sealed_and_replayed_as_recorded(tmp_path: Path) -> None:
+    """A command's reply is recorded (sealed: it is content) and a redelivery re-publishes it as is."""
+    db = tmp_path / "o.db"
+    manager = create_session_manager(
+        db_path=str(db),
+        token_counter=CharRatioCounter(),
+        encrypt_transcripts=True,
+        encryption_key="a passphrase that is long enough",
+    )
+    await manager.open()
+    publisher = RecordingPublisher()
+    handler = _handler(manager, publisher)
+    await handler.handle(cast(Any, _delivery("m4", "remember the blue door")))
+    command = CommandEvent(event_id="c1", source=SOURCE, command="/history")
+    first = delivery_of(command.model_dump(mode="json", by_alias=True), ordering_key("main", SOURCE))
+    await handler.handle(cast(Any, first))
+    await handler.handle(cast(Any, _delivery("m5", "and the red window")))  # /history would now differ
+    again = delivery_of(command.model_dump(mode="json", by_alias=True), ordering_key("main", SOURCE))
+    again.redelivered = True
+    await handler.handle(cast(Any, again))
+    replies = [o.replies[0] for o in publisher.outcomes if o.replies]
+    assert len(replies) == 2 and replies[0] == replies[1] and "blue door" in (replies[0].text or "")
+    await manager.close()
+    with sqlite3.connect(db) as conn:
+        docs = [row[0] for row in conn.execute("SELECT doc FROM outcomes")]
+    assert len(docs) == 1 and docs[0].startswith("enc1:") and "blue door" not in docs[0]

@@ -20,9 +20,8 @@ from worker.amqp.publisher import Publisher
 from worker.clock import Clock
 from worker.errors import StoreUnavailable
 from worker.metrics import HandlerStats, WorkerMetrics
-from worker.outcome import Outcome
+from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor, Rejected
-from worker.stores.base import SessionStore
 
 log = logging.getLogger(__name__)
 MAX_FORWARD_HOPS = 3
@@ -41,7 +40,14 @@ def decode(message: AbstractIncomingMessage, max_bytes: int) -> InboundEvent:
     if len(message.body) > max_bytes:
         raise BadInput("oversize", f"payload of {len(message.body)} bytes is over the {max_bytes}-byte limit")
     try:
-        raw = json.loads(message.body)
+        return INBOUND_EVENT.validate_json(message.body)  # one pass for the usual, valid event
+    except ValidationError:
+        return _decode_slowly(message.body)  # the authority: it accepts or names what is wrong
+
+
+def _decode_slowly(body: bytes) -> InboundEvent:
+    try:
+        raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInput("invalid-json", f"body is not JSON: {exc}") from exc
     if not isinstance(raw, dict):
@@ -76,7 +82,7 @@ class EventHandler:
     def __init__(
         self,
         processor: EventProcessor,
-        store: SessionStore,
+        outcomes: OutcomeLog,
         publisher: Publisher,
         clock: Clock,
         stopping: asyncio.Event,
@@ -85,7 +91,7 @@ class EventHandler:
         max_payload_bytes: int,
     ) -> None:
         self._processor = processor
-        self._store = store
+        self._outcomes = outcomes
         self._publisher = publisher
         self._clock = clock
         self._stopping = stopping
@@ -120,10 +126,10 @@ class EventHandler:
     async def _apply(self, message: AbstractIncomingMessage, event: InboundEvent, *, check_recorded: bool) -> None:
         # Only a redelivery (or a retry) can find a recorded outcome worth re-publishing as recorded;
         # a duplicate publish re-applies idempotently and yields the same ids, without this read.
-        recorded = await self._store.get_outcome(event.event_id) if check_recorded else None
+        recorded = await self._outcomes.recorded(event.event_id) if check_recorded else None
         if recorded is not None:
             # Applied before (a redelivery or a duplicate publish): same replies, same ids.
-            await self._publisher.publish_outcome(Outcome.model_validate_json(recorded))
+            await self._publisher.publish_outcome(recorded)
             await message.ack()
             self.metrics.event(event.type, "replayed")
             return
@@ -141,10 +147,7 @@ class EventHandler:
             return
         # Record and publish together; the ack waits for both (the record lets a redelivery
         # re-publish exactly this outcome).
-        await asyncio.gather(
-            self._store.save_outcome(event.event_id, outcome.model_dump_json(), self._clock()),
-            self._publisher.publish_outcome(outcome),
-        )
+        await asyncio.gather(self._outcomes.record(event.event_id, outcome), self._publisher.publish_outcome(outcome))
         await message.ack()
         self.metrics.event(event.type, "applied")
         if log.isEnabledFor(logging.DEBUG):

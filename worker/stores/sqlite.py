@@ -18,7 +18,7 @@ from worker.stores.base import (
     StoredEntry,
     ViewChange,
 )
-from worker.stores.sqlite_db import Connection, SqliteDatabase, transaction
+from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_records import SqliteRecords
 from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
@@ -33,6 +33,7 @@ from worker.stores.sqlite_rows import (
 
 _SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM sessions"
 _SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
+_INSERT_ENTRY = f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS.split(',')))})"
 _DELIVERY_SET = "delivery_context = ?, last_channel = ?, last_to = ?, last_account_id = ?, last_thread_id = ?"
 
 
@@ -207,12 +208,15 @@ class SqliteStore(SqliteRecords):
         )
 
         def run(conn: Connection) -> None:
-            with transaction(conn):
-                if conn.execute("SELECT 1 FROM entries WHERE event_id = ?", (entry.event_id,)).fetchone():
-                    raise DuplicateEvent(entry.event_id)
-                if conn.execute(session_sql, session_params_).rowcount != 1:
-                    raise StoreConflict(f"session {entry.session_id} changed (seq {update.seq - 1} or version)")
-                conn.execute(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({_placeholders(len(params))})", params)
+            # Atomic through the group commit's savepoint: a failure below undoes the insert.
+            try:
+                conn.execute(_INSERT_ENTRY, params)
+            except sqlite3.IntegrityError as exc:
+                if "entries.event_id" in str(exc):
+                    raise DuplicateEvent(entry.event_id) from exc
+                raise StoreConflict(f"session {entry.session_id} already has entry {entry.seq}") from exc
+            if conn.execute(session_sql, session_params_).rowcount != 1:
+                raise StoreConflict(f"session {entry.session_id} changed (seq {update.seq - 1} or version)")
 
         await self._db.write(run)
         return update.version is not None
@@ -298,19 +302,18 @@ class SqliteStore(SqliteRecords):
         marks = _placeholders(len(session_ids))
 
         def run(conn: Connection) -> DeletedCounts:
-            with transaction(conn):
-                counts = {
-                    table: conn.execute(
-                        f"DELETE FROM {table} WHERE {column} IN ({marks})",
-                        session_ids,
-                    ).rowcount
-                    for table, column in (
-                        ("entries", "session_id"),
-                        ("checkpoints", "session_id"),
-                        ("summaries", "session_id"),
-                        ("sessions", "id"),
-                    )
-                }
+            counts = {
+                table: conn.execute(
+                    f"DELETE FROM {table} WHERE {column} IN ({marks})",
+                    session_ids,
+                ).rowcount
+                for table, column in (
+                    ("entries", "session_id"),
+                    ("checkpoints", "session_id"),
+                    ("summaries", "session_id"),
+                    ("sessions", "id"),
+                )
+            }
             return DeletedCounts(**counts)
 
         return await self._db.write(run) if session_ids else DeletedCounts()

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,25 +37,6 @@ def _connect(path: str, busy_timeout_ms: int) -> Connection:
     # Rewritten or deleted records (re-sealed plaintext, retention) are zeroed, not left in free space.
     conn.execute("PRAGMA secure_delete=ON")
     return conn
-
-
-@contextmanager
-def transaction(conn: Connection) -> Iterator[Connection]:
-    """All-or-nothing: a savepoint inside a group commit, else BEGIN IMMEDIATE ... COMMIT."""
-    begin, commit, rollback = (
-        ("SAVEPOINT atomic", "RELEASE atomic", "ROLLBACK TO atomic")
-        if conn.in_transaction
-        else ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
-    )
-    conn.execute(begin)
-    try:
-        yield conn
-    except BaseException:
-        conn.execute(rollback)
-        if conn.in_transaction and rollback.startswith("ROLLBACK TO"):
-            conn.execute(commit)
-        raise
-    conn.execute(commit)
 
 
 Outcome = tuple[bool, Any]

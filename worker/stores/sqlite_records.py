@@ -6,7 +6,7 @@ from typing import Any
 
 from schemas import Checkpoint, Summary
 from worker.stores.base import StoredEntry
-from worker.stores.sqlite_db import Connection, SqliteDatabase, transaction
+from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_rows import ENTRY_COLUMNS, checkpoint_from_doc, entry_from_row, summary_from_doc, to_ms
 
 
@@ -105,13 +105,12 @@ class SqliteRecords:
 
     async def replace_checkpoint_text(self, checkpoint_id: str, name: str, description: str | None) -> None:
         def run(conn: Connection) -> None:
-            with transaction(conn):
-                row = conn.execute("SELECT doc FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone()
-                if row is not None:
-                    updated = checkpoint_from_doc(row[0]).model_copy(update={"name": name, "description": description})
-                    conn.execute(
-                        "UPDATE checkpoints SET doc = ? WHERE id = ?", (updated.model_dump_json(), checkpoint_id)
-                    )
+            row = conn.execute("SELECT doc FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone()
+            if row is not None:
+                updated = checkpoint_from_doc(row[0]).model_copy(update={"name": name, "description": description})
+                conn.execute(
+                    "UPDATE checkpoints SET doc = ? WHERE id = ?", (updated.model_dump_json(), checkpoint_id)
+                )
 
         await self._db.write(run)
 
@@ -124,11 +123,10 @@ class SqliteRecords:
 
     async def replace_summary_content(self, summary_id: str, content: str) -> None:
         def run(conn: Connection) -> None:
-            with transaction(conn):
-                row = conn.execute("SELECT doc FROM summaries WHERE id = ?", (summary_id,)).fetchone()
-                if row is not None:
-                    updated = summary_from_doc(row[0]).model_copy(update={"content": content})
-                    conn.execute("UPDATE summaries SET doc = ? WHERE id = ?", (updated.model_dump_json(), summary_id))
+            row = conn.execute("SELECT doc FROM summaries WHERE id = ?", (summary_id,)).fetchone()
+            if row is not None:
+                updated = summary_from_doc(row[0]).model_copy(update={"content": content})
+                conn.execute("UPDATE summaries SET doc = ? WHERE id = ?", (updated.model_dump_json(), summary_id))
 
         await self._db.write(run)
 

@@ -204,7 +204,6 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
 
 
 def entry_params(entry: StoredEntry) -> tuple[Any, ...]:
-    delivery = None if entry.delivery is None else entry.delivery.model_dump(mode="json")
     return (
         entry.session_id,
         entry.seq,
@@ -216,7 +215,7 @@ def entry_params(entry: StoredEntry) -> tuple[Any, ...]:
         entry.input_tokens,
         entry.output_tokens,
         int(entry.has_usage),
-        _json(delivery),
+        None if entry.delivery is None else entry.delivery.model_dump_json(),
         entry.payload,
         entry.key_id,
     )

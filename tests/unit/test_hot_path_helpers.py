@@ -1,0 +1,53 @@
+"""Helpers rewritten for speed keep their contracts: derived ids are uuid5, keyed locks exclude."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.keyed_lock import KeyedLock
+from worker.outcome import derived_id
+
+NAMESPACE = uuid.UUID("5b1f8a3e-9c52-4a57-8d8e-2f0c9e7d4a11")
+
+
+@given(st.text(max_size=200), st.sampled_from(["turn", "reply", "reply:notice", "notice:session-reset"]))
+def test_derived_ids_are_the_uuid5_of_event_and_purpose(event_id: str, purpose: str) -> None:
+    assert derived_id(event_id, purpose) == uuid.uuid5(NAMESPACE, f"{event_id}/{purpose}").hex
+
+
+async def test_keyed_lock_runs_one_holder_per_key_and_forgets_idle_keys() -> None:
+    locks = KeyedLock()
+    inside: dict[str, int] = {"a": 0, "b": 0}
+    most: dict[str, int] = {"a": 0, "b": 0}
+
+    async def hold(key: str) -> None:
+        async with locks.hold(key):
+            inside[key] += 1
+            most[key] = max(most[key], inside[key])
+            await asyncio.sleep(0.001)
+            inside[key] -= 1
+
+    await asyncio.gather(*(hold(key) for key in "abababab"))
+    assert most == {"a": 1, "b": 1} and len(locks) == 0
+
+
+async def test_a_cancelled_waiter_leaves_no_lock_behind() -> None:
+    locks = KeyedLock()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold("k"):
+            await release.wait()
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    release.set()
+    await asyncio.gather(first, waiter, return_exceptions=True)
+    assert len(locks) == 0
