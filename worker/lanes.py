@@ -24,16 +24,23 @@ class Lanes(Generic[T]):
         """Items waiting or running."""
         return sum(len(queue) for queue in self._queues.values())
 
-    def submit(self, key: str, item: T) -> None:
-        """Queue an item behind the key's earlier items. Never awaits, so call order is run order."""
+    async def run(self, key: str, item: T) -> None:
+        """Queue an item behind the key's earlier items; the first caller of an idle key drains the
+        lane in its own task (no task per item), later callers return at once. Everything before
+        the first await runs synchronously, so call order is run order."""
         queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = deque()
-            task = asyncio.get_running_loop().create_task(self._drain(key, queue))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        queue.append(item)
+        if queue is not None:
+            queue.append(item)
+            return
+        queue = self._queues[key] = deque((item,))
         self._idle.clear()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._drain(key, queue)
+        finally:
+            self._tasks.discard(task)
 
     async def _drain(self, key: str, queue: deque[T]) -> None:
         try:

@@ -20,7 +20,9 @@ def derived_id(event_id: str, purpose: str) -> str:
 
     It is uuid5(_NAMESPACE, "<event_id>/<purpose>").hex, computed without building UUID objects.
     """
-    digest = int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + f"{event_id}/{purpose}".encode()).digest()[:16])
+    digest = int.from_bytes(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{event_id}/{purpose}".encode(), usedforsecurity=False).digest()[:16]
+    )
     return f"{digest & _CLEAR_VERSION | _VERSION_5:032x}"
 
 

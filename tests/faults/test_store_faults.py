@@ -113,7 +113,8 @@ async def test_a_publish_failure_is_retried_without_a_second_effect(tmp_path: Pa
     redelivered = _delivery("m3")
     redelivered.redelivered = True
     await handler.handle(cast(Any, redelivered))
-    assert redelivered.acks == 1 and publisher.outcomes[1] == publisher.outcomes[0]  # rebuilt from the entry: the same turn
+    # Rebuilt from the stored entry: the very same turn.
+    assert redelivered.acks == 1 and publisher.outcomes[1] == publisher.outcomes[0]
     assert await _history(manager) == ["hello"]
     await manager.close()
 

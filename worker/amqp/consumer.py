@@ -147,7 +147,12 @@ class EventHandler:
             return
         # Record and publish together; the ack waits for both (the record lets a redelivery
         # re-publish exactly this outcome).
-        await asyncio.gather(self._outcomes.record(event.event_id, outcome), self._publisher.publish_outcome(outcome))
+        if outcome.rebuilt_on_replay:
+            await self._publisher.publish_outcome(outcome)
+        else:
+            await asyncio.gather(
+                self._outcomes.record(event.event_id, outcome), self._publisher.publish_outcome(outcome)
+            )
         await message.ack()
         self.metrics.event(event.type, "applied")
         if log.isEnabledFor(logging.DEBUG):

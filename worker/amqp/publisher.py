@@ -72,7 +72,10 @@ class Publisher:
             *(self.publish(names.notice_exchange, f"{n.kind}.{n.agent_id}", json_message(n)) for n in outcome.notices),
             *(self.publish(names.summarize_exchange, s.agent_id, json_message(s)) for s in outcome.summarize),
         ]
-        await asyncio.gather(*sends)
+        if len(sends) == 1:
+            await sends[0]  # the usual single turn or reply: no gather, no extra task
+        else:
+            await asyncio.gather(*sends)
 
     async def forward(self, message: AbstractIncomingMessage, routing_key: str, hops: int) -> None:
         """Re-publish an event under its slot's key so it is applied on the slot's shard."""

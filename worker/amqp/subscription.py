@@ -59,7 +59,7 @@ class ShardSubscription:
         self._running += 1
         self._drained.clear()
         # Keyed by routing key, which for applied events is the slot key: one slot, one lane.
-        self._lanes.submit(message.routing_key or "", Delivery(self, message))
+        await self._lanes.run(message.routing_key or "", Delivery(self, message))
 
     def finished(self) -> None:
         """Called by the handler wrapper after each message of this shard."""
