@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import mongomock
+from pymongo import UpdateOne
 from pymongo.errors import AutoReconnect
 
 Doc = dict[str, Any]
@@ -20,6 +22,12 @@ ExcFactory = Callable[[], BaseException]
 
 def _injected() -> BaseException:
     return AutoReconnect("injected")
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    matched_count: int
+    modified_count: int
 
 
 class _Faults:
@@ -141,8 +149,19 @@ class AsyncMongomockCollection:
     async def index_information(self) -> Doc:
         return dict(await self._run("index_information"))
 
-    async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._run("bulk_write", *args, **kwargs)
+    async def bulk_write(self, requests: list[Any], ordered: bool = True) -> BulkResult:
+        """UpdateOne requests only (mongomock's own bulk_write rejects pymongo 4's operations)."""
+        await asyncio.sleep(0)
+        self._faults.check()
+        matched = modified = 0
+        for request in requests:
+            if not isinstance(request, UpdateOne):
+                raise NotImplementedError(f"the shim's bulk_write takes UpdateOne, not {type(request).__name__}")
+            result = self._collection.update_one(request._filter, request._doc)
+            matched += result.matched_count
+            modified += result.modified_count
+        await asyncio.sleep(0)
+        return BulkResult(matched, modified)
 
     async def drop(self) -> None:
         await self._run("drop")

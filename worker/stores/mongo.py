@@ -195,7 +195,8 @@ class MongoStore(MongoRecords):
     async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> bool:
         sid = entry.session_id
         try:
-            await self._entries.insert_one(entry_doc(entry))
+            # Batched with the appends of other sessions that arrive meanwhile (mongo_appends.py).
+            applied = await self._appends.append(entry_doc(entry), *_guarded_update(sid, update))
         except DuplicateKeyError as exc:
             # mongomock's error has no `details`, so ask the data which unique index was hit.
             if (stored := await self.find_entry_by_event(entry.event_id)) is not None:
@@ -204,7 +205,7 @@ class MongoStore(MongoRecords):
                 raise DuplicateEvent(entry.event_id) from exc
             await self._roll_forward(sid)
             raise StoreConflict(f"sequence {entry.seq} of session {sid} was taken by a concurrent writer") from exc
-        if await self._apply(sid, update):
+        if applied:
             return update.version is not None
         # The session lags (an earlier writer died between its two writes), another writer rolled
         # it forward through our entry already, or another process changed it (version): our entry
@@ -215,26 +216,9 @@ class MongoStore(MongoRecords):
         raise StoreConflict(f"session {sid} moved on while appending sequence {entry.seq}")
 
     async def _apply(self, session_id: str, update: SessionUpdate, *, check_version: bool = True) -> bool:
-        """One guarded atomic update; matches only if the session is exactly one entry behind
-        (and, when asked, still at the version the caller saw)."""
-        changes: Doc = {"last_seq": update.seq, "updated_at": update.at, "last_activity_at": update.at}
-        if update.delivery is not None:
-            changes.update(delivery_fields(update.delivery))
-        guard: Doc = {"_id": session_id, "last_seq": update.seq - 1}
-        if check_version and update.version is not None:
-            guard["version"] = update.version
-        result = await self._sessions.update_one(
-            guard,
-            {
-                "$set": changes,
-                "$inc": {
-                    "message_count": 1,
-                    "input_tokens": update.input_tokens,
-                    "output_tokens": update.output_tokens,
-                    "version": 1,
-                },
-            },
-        )
+        """One guarded atomic update (see _guarded_update)."""
+        guard, change = _guarded_update(session_id, update, check_version=check_version)
+        result = await self._sessions.update_one(guard, change)
         return result.matched_count == 1
 
     async def _last_seq(self, session_id: str) -> int:
@@ -354,3 +338,21 @@ class MongoStore(MongoRecords):
             checkpoints=checkpoints.deleted_count,
             summaries=summaries.deleted_count,
         )
+
+
+def _guarded_update(session_id: str, update: SessionUpdate, *, check_version: bool = True) -> tuple[Doc, Doc]:
+    """The filter and update of one appended entry: it matches only if the session is exactly one
+    entry behind (and, when asked, still at the version the caller saw)."""
+    changes: Doc = {"last_seq": update.seq, "updated_at": update.at, "last_activity_at": update.at}
+    if update.delivery is not None:
+        changes.update(delivery_fields(update.delivery))
+    guard: Doc = {"_id": session_id, "last_seq": update.seq - 1}
+    if check_version and update.version is not None:
+        guard["version"] = update.version
+    increments = {
+        "message_count": 1,
+        "input_tokens": update.input_tokens,
+        "output_tokens": update.output_tokens,
+        "version": 1,
+    }
+    return guard, {"$set": changes, "$inc": increments}

@@ -19,6 +19,7 @@ from pymongo.errors import (
 )
 
 from worker.errors import StoreConflict, StoreUnavailable
+from worker.stores.mongo_appends import AppendBatcher
 from worker.stores.mongo_docs import Doc
 
 P = ParamSpec("P")
@@ -60,3 +61,4 @@ class MongoCollections:
         self._summaries: AsyncCollection[Doc] = db["summaries"]
         self._settings: AsyncCollection[Doc] = db["settings"]
         self._outcomes: AsyncCollection[Doc] = db["outcomes"]
+        self._appends = AppendBatcher(self._entries, self._sessions)

@@ -1,0 +1,89 @@
+"""Group commit for MongoDB appends: the batched write path SQLite has, for the MongoDB store.
+
+Appends that arrive while a batch is being written wait, and go together in the next one: one
+unordered insert_many of their entries, then one unordered bulk_write of the guarded session
+updates of the entries that went in. Two round trips per batch instead of two per message.
+Each append still gets its own answer: its insert's error, or whether its update applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+
+from worker.stores.mongo_docs import Doc
+
+_DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True, slots=True)
+class _Append:
+    entry: Doc
+    guard: Doc
+    change: Doc
+    done: asyncio.Future[bool]
+
+
+class AppendBatcher:
+    def __init__(self, entries: AsyncCollection[Doc], sessions: AsyncCollection[Doc], *, max_batch: int = 500) -> None:
+        self._entries = entries
+        self._sessions = sessions
+        self._max_batch = max_batch
+        self._pending: list[_Append] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def append(self, entry: Doc, guard: Doc, change: Doc) -> bool:
+        """Insert `entry`, then apply `change` to the session `guard` matches. True when the update
+        is known to have applied; False when it did not or the batch cannot tell (the caller then
+        settles the session from its entries). An insert error is raised as the driver's own."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Append(entry, guard, change, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            try:
+                await self._write(batch)
+            except Exception as exc:  # the batch as a whole failed: every append in it did
+                for append in batch:
+                    if not append.done.done():
+                        append.done.set_exception(exc)
+
+    async def _write(self, batch: list[_Append]) -> None:
+        failed = await self._insert(batch)
+        for index, error in failed.items():
+            batch[index].done.set_exception(error)
+        stored = [append for index, append in enumerate(batch) if index not in failed]
+        if not stored:
+            return
+        result = await self._sessions.bulk_write(
+            [UpdateOne(append.guard, append.change) for append in stored], ordered=False
+        )
+        # A bulk result counts matches but does not say which ones: all applied, or none is certain.
+        applied = result.matched_count == len(stored)
+        for append in stored:
+            append.done.set_result(applied)
+
+    async def _insert(self, batch: list[_Append]) -> dict[int, Exception]:
+        """Insert the batch's entries; the errors of those that did not go in, by position."""
+        try:
+            await self._entries.insert_many([append.entry for append in batch], ordered=False)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                raise
+            return {error["index"]: _write_error(error) for error in exc.details.get("writeErrors", [])}
+        return {}
+
+
+def _write_error(error: Doc) -> Exception:
+    message, code = str(error.get("errmsg", "write failed")), int(error.get("code", 0))
+    if code == _DUPLICATE_KEY:
+        return DuplicateKeyError(message, code, error)
+    return WriteError(message, code, error)
