@@ -36,9 +36,7 @@ def normalize_delivery(context: DeliveryContext | None) -> DeliveryContext:
     if normalized == (context.channel, context.to, context.account_id, context.thread_id, context.reply_to_id):
         return context  # already normal (contexts are frozen, so sharing is safe)
     channel, to, account_id, thread_id, reply_to_id = normalized
-    return DeliveryContext(
-        channel=channel, to=to, account_id=account_id, thread_id=thread_id, reply_to_id=reply_to_id
-    )
+    return DeliveryContext(channel=channel, to=to, account_id=account_id, thread_id=thread_id, reply_to_id=reply_to_id)
 
 
 def merge_delivery(old: DeliveryContext | None, new: DeliveryContext | None) -> DeliveryContext:

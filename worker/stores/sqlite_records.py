@@ -108,9 +108,7 @@ class SqliteRecords:
             row = conn.execute("SELECT doc FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone()
             if row is not None:
                 updated = checkpoint_from_doc(row[0]).model_copy(update={"name": name, "description": description})
-                conn.execute(
-                    "UPDATE checkpoints SET doc = ? WHERE id = ?", (updated.model_dump_json(), checkpoint_id)
-                )
+                conn.execute("UPDATE checkpoints SET doc = ? WHERE id = ?", (updated.model_dump_json(), checkpoint_id))
 
         await self._db.write(run)
 
