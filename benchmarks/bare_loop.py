@@ -1,7 +1,8 @@
 """The reference: a bare aio-pika loop that consumes, publishes one reply with confirms, and acks.
 
-Same broker, same quorum shard queues, same prefetch and the same freedom to handle deliveries
-concurrently as the worker; no other work. Run as its own process by the benchmark:
+Same broker, same quorum shard queues, same prefetch, the same freedom to handle deliveries
+concurrently and the same garbage-collector settings as the worker; no other work. Run as its
+own process by the benchmark:
 
     python -m benchmarks.bare_loop AMQP_URL PREFIX SHARDS PREFETCH
 """
@@ -16,6 +17,8 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from schemas.topology import Topology
+from worker.config import Settings
+from worker.gc_tuning import tune_collector
 
 
 async def run(url: str, names: Topology, prefetch: int) -> None:
@@ -30,6 +33,7 @@ async def run(url: str, names: Topology, prefetch: int) -> None:
         await replies.publish(reply, routing_key="main")
         await message.ack()
 
+    tune_collector(Settings().gc_young_threshold)  # the worker's collector settings, for fairness
     for queue_name in names.shard_queues():
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=prefetch)

@@ -27,6 +27,7 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     from worker import create_session_manager
     from worker.amqp.service import WorkerService
     from worker.clock import system_clock
+    from worker.gc_tuning import tune_collector
     from worker.ops_server import OpsServer, Readiness
 
     stop = asyncio.Event()
@@ -47,6 +48,7 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
             parts.append(_run_scheduler(settings, manager, stop, checks))
         ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
         await ops.start()
+        tune_collector(settings.gc_young_threshold)  # after start-up: what it built is frozen
         try:
             results = await asyncio.gather(
                 *(_stopping_all_on_failure(part, stop) for part in parts), return_exceptions=True
@@ -80,12 +82,12 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
     from scheduler.service import SchedulerService
     from worker.amqp.gateway import GatewayClient
     from worker.amqp.service import connect
-    from worker.amqp.topology import declare_topology
+    from worker.amqp.topology import declare_topology_once
     from worker.clock import system_clock
 
     connection = await connect(settings.amqp_url.get_secret_value())
     async with connection:
-        await declare_topology(await connection.channel(), settings.topology(), delivery_limit=settings.delivery_limit)
+        await declare_topology_once(connection, settings.topology(), delivery_limit=settings.delivery_limit)
         gateway = await GatewayClient.open(connection, settings.topology())
         service = SchedulerService(
             manager.store,
@@ -125,14 +127,13 @@ def run() -> None:
 @app.command()
 def topology() -> None:
     """Declare the exchanges and queues (idempotent)."""
-    import aio_pika
-
+    from worker.amqp.connection import connect_once
     from worker.amqp.topology import declare_topology
 
     settings = load_settings()
 
     async def declare() -> None:
-        connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+        connection = await connect_once(settings.amqp_url.get_secret_value())
         async with connection:
             await declare_topology(
                 await connection.channel(), settings.topology(), delivery_limit=settings.delivery_limit
@@ -194,15 +195,14 @@ def replies(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON reply event per line")] = False,
 ) -> None:
     """Print reply-routing events from the reply outbox as they arrive (and take them off it)."""
-    import aio_pika
-
+    from worker.amqp.connection import connect_once
     from worker.amqp.taps import messages
 
     settings = load_settings()
 
     async def tail() -> int:
         seen = 0
-        connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
+        connection = await connect_once(settings.amqp_url.get_secret_value())
         async with connection:
             channel = await connection.channel()
             queue = await channel.get_queue(settings.topology().reply_outbox_queue, ensure=True)

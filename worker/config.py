@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     # Connections
     amqp_url: SecretStr = Field(
         default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
-        description="RabbitMQ URL (default: the local broker)",
+        description="RabbitMQ URL (default: the local broker), or a cluster's node URLs, comma-separated: "
+        "connects to the first that answers and fails over to the others",
         validation_alias=AliasChoices("AMQP_URL", "SESSIONS_AMQP_URL"),
     )
     mongodb_url: SecretStr | None = Field(
@@ -94,6 +95,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="port of /metrics, /healthz, /readyz")
 
     log_level: str = Field(default="INFO", description="DEBUG logs every applied event with its ids")
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="allocations between young-generation garbage collections (0: CPython's default of 700)",
+    )
 
     # Scheduler
     reset_sweep_seconds: float = Field(default=60.0, gt=0, description="scheduler: how often to look for due resets")

@@ -4,6 +4,7 @@ in-process workers and taps that collect what the workers publish."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -17,10 +18,11 @@ from urllib.parse import urlparse
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from schemas.topology import Topology
 from worker import create_session_manager
+from worker.amqp.connection import connect
 from worker.amqp.gateway import GatewayClient
 from worker.amqp.service import WorkerService
 from worker.amqp.taps import bound_queue
@@ -99,13 +101,46 @@ class Tap:
             await self._changed.wait_for(lambda: len(self.items) >= count)
 
 
+async def durable_tap_queue(channel: AbstractChannel, exchange: str) -> AbstractQueue:
+    """A quorum queue bound to `exchange`, for taps that must miss nothing while the broker restarts
+    or loses a node (an exclusive queue dies with its connection). Only for private broker nodes:
+    nothing deletes it."""
+    queue = await channel.declare_queue(f"{exchange}.tap", durable=True, arguments={"x-queue-type": "quorum"})
+    await queue.bind(await channel.get_exchange(exchange, ensure=True), routing_key="#")
+    return queue
+
+
+async def _consume_durably(queue: AbstractQueue, tap: Tap) -> None:
+    """Record, then ack: a delivery cut off by a lost connection comes again (and is recorded twice,
+    which the checks allow), instead of being lost."""
+
+    async def record(message: AbstractIncomingMessage) -> None:
+        await tap.on_message(message)
+        with contextlib.suppress(Exception):  # a stale channel: the broker redelivers it
+            await message.ack()
+
+    await queue.consume(record)
+
+
 class BrokerHarness:
-    """Workers, a gateway and taps on one isolated topology, sharing one SQLite file."""
+    """Workers, a gateway and taps on one isolated topology, sharing one SQLite file.
+
+    `url` may list several broker nodes, comma-separated (the harness fails over like a worker);
+    `durable_taps` makes the taps quorum queues that outlive broker restarts (private nodes only).
+    """
 
     def __init__(
-        self, url: str, names: Topology, tmp: Path, counter: TokenCounter, clock: Clock = system_clock
+        self,
+        url: str,
+        names: Topology,
+        tmp: Path,
+        counter: TokenCounter,
+        clock: Clock = system_clock,
+        *,
+        durable_taps: bool = False,
     ) -> None:
         self.url = url
+        self.durable_taps = durable_taps
         self.names = names
         self.db_path = str(tmp / "sessions.db")
         self.counter = counter
@@ -144,19 +179,24 @@ class BrokerHarness:
         return worker
 
     async def open(self) -> BrokerHarness:
-        self._connection = await aio_pika.connect_robust(self.url)
-        channel = await self._connection.channel()
-        from worker.amqp.topology import declare_topology
+        self._connection = await connect(self.url)
+        from worker.amqp.topology import declare_topology_once
 
-        await declare_topology(channel, self.names, delivery_limit=20)
+        await declare_topology_once(self._connection, self.names, delivery_limit=20)
+        channel = await self._connection.channel()
+        if self.durable_taps:
+            await channel.set_qos(prefetch_count=1000)  # acked consumers: bound what is in flight
         for tap, exchange in (
             (self.replies, self.names.reply_exchange),
             (self.turns, self.names.turn_exchange),
             (self.notices, self.names.notice_exchange),
             (self.dead, self.names.dead_letter_exchange),
         ):
-            queue = await bound_queue(channel, exchange)
-            await queue.consume(tap.on_message, no_ack=True)
+            if self.durable_taps:
+                await _consume_durably(await durable_tap_queue(channel, exchange), tap)
+            else:
+                queue = await bound_queue(channel, exchange)
+                await queue.consume(tap.on_message, no_ack=True)
         self.gateway = await GatewayClient.open(self._connection, self.names)
         return self
 

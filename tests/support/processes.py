@@ -11,6 +11,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import IO
 
 from schemas.topology import Topology
 
@@ -22,10 +23,16 @@ def free_port() -> int:
 
 
 class WorkerProcesses:
-    def __init__(self, url: str, names: Topology, db_path: Path, **settings: str) -> None:
+    """`url` may list several broker nodes, comma-separated: worker i then starts on node i (mod n)
+    and fails over in list order. With `log_dir`, each worker's log goes to worker-<i>.log there."""
+
+    def __init__(
+        self, url: str, names: Topology, db_path: Path, *, log_dir: Path | None = None, **settings: str
+    ) -> None:
         self.url = url
         self.names = names
         self.db_path = db_path
+        self.log_dir = log_dir
         self.settings = settings
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.ports: dict[int, int] = {}
@@ -33,7 +40,7 @@ class WorkerProcesses:
     def env(self, index: int) -> dict[str, str]:
         return {
             **os.environ,
-            "AMQP_URL": self.url,
+            "AMQP_URL": self.url_for(index),
             "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
             "SESSIONS_SHARDS": str(self.names.shards),
             "SESSIONS_DB_PATH": str(self.db_path),
@@ -43,14 +50,23 @@ class WorkerProcesses:
             **self.settings,
         }
 
+    def url_for(self, index: int) -> str:
+        urls = self.url.split(",")
+        first = index % len(urls)
+        return ",".join(urls[first:] + urls[:first])
+
     def start(self, index: int, *, wait: bool = True) -> None:
         self.ports[index] = free_port()
-        self.procs[index] = subprocess.Popen(
-            [sys.executable, "-m", "worker", "worker"],
-            env=self.env(index),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log: IO[bytes] | int = subprocess.DEVNULL
+        if self.log_dir is not None:
+            log = (self.log_dir / f"worker-{index}.log").open("ab")
+        try:
+            self.procs[index] = subprocess.Popen(
+                [sys.executable, "-m", "worker", "worker"], env=self.env(index), stdout=log, stderr=log
+            )
+        finally:
+            if not isinstance(log, int):
+                log.close()  # the child has its own copy
         if wait:
             self.wait_ready(index)
 
@@ -64,6 +80,18 @@ class WorkerProcesses:
             except OSError:
                 time.sleep(0.1)
         raise TimeoutError(f"worker {index} did not become ready")
+
+    def metric(self, index: int, name: str) -> float | None:
+        """A gauge or counter (without labels) from the worker's /metrics, None while unreadable."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/metrics", timeout=2) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+        return None
 
     def signal(self, index: int, sig: signal.Signals) -> None:
         self.procs[index].send_signal(sig)

@@ -1,13 +1,15 @@
-"""Helpers rewritten for speed keep their contracts: derived ids are uuid5, keyed locks exclude."""
+"""Hot-path helpers keep their contracts: derived ids are uuid5, keyed locks exclude, GC tuning applies."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from worker.gc_tuning import tune_collector
 from worker.keyed_lock import KeyedLock
 from worker.outcome import derived_id
 
@@ -51,3 +53,15 @@ async def test_a_cancelled_waiter_leaves_no_lock_behind() -> None:
     release.set()
     await asyncio.gather(first, waiter, return_exceptions=True)
     assert len(locks) == 0
+
+
+def test_collector_tuning_sets_the_young_threshold_and_zero_leaves_defaults() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_collector(0)
+        assert gc.get_threshold() == before
+        tune_collector(12_345)
+        assert gc.get_threshold() == (12_345, before[1], before[2]) and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

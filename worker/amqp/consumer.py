@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
 from schemas.base import describe_errors
@@ -26,7 +26,10 @@ from worker.processor import EventProcessor, Rejected
 log = logging.getLogger(__name__)
 MAX_FORWARD_HOPS = 3
 MAX_BUG_ATTEMPTS = 5
-_TRANSIENT = (StoreUnavailable, AMQPError, ConnectionError, asyncio.TimeoutError)
+# aio-pika raises ChannelInvalidStateError (a RuntimeError, not an AMQPError) for a publish or an
+# ack on a channel that a lost connection closed: transient, never a bug to dead-letter.
+_TRANSIENT = (StoreUnavailable, AMQPError, ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
+ACK_TIMEOUT = 10.0
 
 
 class BadInput(Exception):
@@ -74,8 +77,18 @@ def forward_hops(message: AbstractIncomingMessage) -> int:
 
 
 def channel_closed(message: AbstractIncomingMessage) -> bool:
-    channel = getattr(message, "channel", None)
+    try:
+        channel = getattr(message, "channel", None)
+    except ChannelInvalidStateError:  # what IncomingMessage.channel raises once it is closed
+        return True
     return bool(getattr(channel, "is_closed", False))
+
+
+async def ack(message: AbstractIncomingMessage) -> None:
+    """An ack sent as the connection dies can wait forever for its write: bounded, a timeout is a
+    transient failure (and the delivery is redelivered)."""
+    async with asyncio.timeout(ACK_TIMEOUT):
+        await message.ack()
 
 
 class EventHandler:
@@ -130,14 +143,14 @@ class EventHandler:
         if recorded is not None:
             # Applied before (a redelivery or a duplicate publish): same replies, same ids.
             await self._publisher.publish_outcome(recorded)
-            await message.ack()
+            await ack(message)
             self.metrics.event(event.type, "replayed")
             return
         slot = await self._processor.slot_key(event)
         hops = forward_hops(message)
         if slot and slot != message.routing_key and hops < MAX_FORWARD_HOPS:
             await self._publisher.forward(message, slot, hops + 1)
-            await message.ack()
+            await ack(message)
             self.metrics.event(event.type, "forwarded")
             return
         try:
@@ -153,7 +166,7 @@ class EventHandler:
             await asyncio.gather(
                 self._outcomes.record(event.event_id, outcome), self._publisher.publish_outcome(outcome)
             )
-        await message.ack()
+        await ack(message)
         self.metrics.event(event.type, "applied")
         if log.isEnabledFor(logging.DEBUG):
             sessions = [turn.session_id for turn in outcome.turns] + [reply.session_id for reply in outcome.replies]
@@ -182,7 +195,7 @@ class EventHandler:
             extra={"event_id": message.message_id, "outcome": "dead_lettered"},
         )
         await self._publisher.dead_letter(message, reason, detail)
-        await message.ack()
+        await ack(message)
         self.metrics.event(event_type, "dead_lettered")
         self.metrics.dead_letters.labels(reason).inc()
 

@@ -7,6 +7,7 @@ from typing import Any
 import aio_pika
 
 from schemas.topology import HEADER_DEAD_DETAIL, HEADER_DEAD_REASON, HEADER_FORWARDED, HEADER_ORIGINAL_KEY, Topology
+from worker.amqp.connection import connect_once
 
 
 def _reason(headers: dict[str, Any]) -> tuple[str, str]:
@@ -22,7 +23,7 @@ async def drain_dead_letters(url: str, names: Topology, *, count: int, replay: b
     """Look at up to `count` dead letters; with `replay`, re-publish each under its original key and
     remove it, otherwise leave them all on the queue."""
     found: list[dict[str, Any]] = []
-    connection = await aio_pika.connect(url)
+    connection = await connect_once(url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         queue = await channel.get_queue(names.dead_letter_queue, ensure=True)

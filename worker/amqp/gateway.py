@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from schemas.delivery import ChatType
 from schemas.events import AgentMessage, ChatSource, EventBase, InboundMessage
 from schemas.outbound import TurnEvent
 from schemas.topology import Topology
+from worker.amqp.connection import connect
 from worker.amqp.publisher import json_message
 from worker.processor import ordering_key
 
@@ -81,5 +81,5 @@ class GatewayClient:
 
 
 async def connect_gateway(url: str, names: Topology | None = None) -> tuple[AbstractConnection, GatewayClient]:
-    connection = await aio_pika.connect_robust(url)
+    connection = await connect(url, wait=False)  # a client reports an unreachable broker at once
     return connection, await GatewayClient.open(connection, names)

@@ -63,13 +63,22 @@ class Membership:
             self._task.cancel()
 
     async def _loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self._beat(leaving=False)
                 await self._check()
-            except Exception:
-                log.exception("heartbeat failed; retrying")
+            except Exception as exc:
+                # Usually the broker is away (a restart, a lost node) until the robust connection
+                # is back: one warning per outage, with the details once.
+                if not failing:
+                    log.warning("heartbeat failed (%s); retrying every %.2fs", exc, self._interval, exc_info=True)
+                failing = True
+            else:
+                if failing:
+                    log.info("heartbeats resumed")
+                failing = False
 
     async def _beat(self, *, leaving: bool) -> None:
         assert self._exchange is not None
@@ -93,6 +102,8 @@ class Membership:
     async def _check(self) -> None:
         live = self.live()
         if live != self._current:
-            self._current = live
             log.info("live workers: %s", ", ".join(sorted(live)))
             await self._on_change(live)
+            # Only once applied: a rebalance cut short (say, by a lost connection) runs again on
+            # the next beat instead of leaving shards unowned until the membership changes.
+            self._current = live

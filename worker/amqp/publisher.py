@@ -19,6 +19,8 @@ from schemas.topology import (
 )
 from worker.outcome import Outcome
 
+PUBLISH_TIMEOUT = 10.0
+
 
 def json_message(event: WireModel, headers: Mapping[str, str | int] | None = None) -> Message:
     body = event.model_dump_json(by_alias=True, exclude_none=True).encode()
@@ -59,7 +61,10 @@ class Publisher:
         return self
 
     async def publish(self, exchange: str, routing_key: str, message: Message) -> None:
-        await self._exchanges[exchange].publish(message, routing_key=routing_key)
+        # A publish caught by a lost connection can wait forever for its write or its confirm:
+        # bounded, the timeout is a transient failure that the handler retries.
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            await self._exchanges[exchange].publish(message, routing_key=routing_key)
 
     async def publish_outcome(self, outcome: Outcome) -> None:
         names = self._names

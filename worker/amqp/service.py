@@ -5,36 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
 from schemas.topology import Topology
+from worker.amqp.connection import connect
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
 from worker.amqp.publisher import Publisher
 from worker.amqp.queries import QueryResponder
 from worker.amqp.subscription import ShardSubscription, lanes_for
-from worker.amqp.topology import declare_topology
+from worker.amqp.topology import declare_topology_once
 from worker.clock import Clock
 from worker.config import Settings
 from worker.manager import SessionManager
 from worker.metrics import WorkerMetrics
+from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
 from worker.shards import owned_shards
 
 log = logging.getLogger(__name__)
-
-
-async def connect(url: str) -> AbstractRobustConnection:
-    """Connect with back-off; aio-pika's robust connection then reconnects by itself."""
-    delay = 0.5
-    while True:
-        try:
-            return await aio_pika.connect_robust(url, reconnect_interval=1.0, fail_fast=True)
-        except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
-            log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 15.0)
+__all__ = ["WorkerService", "connect"]
 
 
 class WorkerService:
@@ -46,6 +36,7 @@ class WorkerService:
         self._clock = clock
         self._stopping = asyncio.Event()
         self._connection: AbstractRobustConnection | None = None
+        self._query_connection: AbstractRobustConnection | None = None
         self._subscriptions: dict[int, ShardSubscription] = {}
         self._membership: Membership | None = None
         self._rebalance_lock = asyncio.Lock()
@@ -61,13 +52,12 @@ class WorkerService:
     async def start(self) -> None:
         settings = self.settings
         self._connection = await connect(settings.amqp_url.get_secret_value())
-        setup = await self._connection.channel()
-        await declare_topology(setup, self.topology, delivery_limit=settings.delivery_limit)
+        await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
         publisher = await Publisher(await self._connection.channel(publisher_confirms=True), self.topology).open()
         processor = EventProcessor(self._manager, self._clock, max_reply_chars=settings.max_reply_chars)
         self.handler = EventHandler(
             processor,
-            self._manager.store,
+            OutcomeLog(self._manager.store, self._manager.transcript.codec, self._clock),
             publisher,
             self._clock,
             self._stopping,
@@ -75,11 +65,18 @@ class WorkerService:
             max_payload_bytes=settings.max_payload_bytes,
         )
         self._lanes = lanes_for(self.handler)
-        # Every worker answers queries (competing consumers): they only read.
-        self._queries = QueryResponder(await self._connection.channel(), self._manager, publisher, self.topology)
+        # Every worker answers queries (competing consumers): they only read. On a connection of
+        # their own: the query queue is a classic queue, and while its node is down its consumer
+        # cannot be restored, which would hold up the shards' reconnect if they shared one.
+        self._query_connection = await connect(settings.amqp_url.get_secret_value())
+        self._queries = QueryResponder(await self._query_connection.channel(), self._manager, publisher, self.topology)
         await self._queries.start()
         self._membership = Membership(
-            setup, self.topology.workers_exchange, self.worker_id, settings.heartbeat_seconds, self._rebalance
+            await self._connection.channel(),
+            self.topology.workers_exchange,
+            self.worker_id,
+            settings.heartbeat_seconds,
+            self._rebalance,
         )
         await self._membership.start()
         self.ready.set()
@@ -113,9 +110,13 @@ class WorkerService:
             subscriptions = list(self._subscriptions.values())
             self._subscriptions.clear()
             await asyncio.gather(*(s.release(self.settings.shutdown_grace_seconds) for s in subscriptions))
-        if self._connection is not None:
-            await self._connection.close()
+        await self._close_connections()
         log.info("worker %s stopped", self.worker_id)
+
+    async def _close_connections(self) -> None:
+        for connection in (self._query_connection, self._connection):
+            if connection is not None:
+                await connection.close()
 
     async def abort(self) -> None:
         """Die as a crash would: drop the connection and abandon in-flight work (for fault tests)."""
@@ -123,8 +124,7 @@ class WorkerService:
         if self._membership is not None:
             self._membership.silence()
         await self._lanes.cancel()
-        if self._connection is not None:
-            await self._connection.close()
+        await self._close_connections()
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """Start, serve until `stop` is set, then stop gracefully; a stop during start-up (say, while
@@ -145,7 +145,8 @@ class WorkerService:
         """Ready when connected to the broker, holding a membership, and the store answers."""
         if self._stopping.is_set():
             return False, "stopping"
-        if not self.ready.is_set() or self._connection is None or self._connection.is_closed:
+        # `connected` is clear while a robust connection is reconnecting (it is not "closed" then).
+        if not self.ready.is_set() or self._connection is None or not self._connection.connected.is_set():
             return False, "not connected to RabbitMQ"
         try:
             await self._manager.store.count_sessions(None, "active")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.abc import FieldTable
 
 from schemas.topology import Topology
@@ -40,3 +40,14 @@ async def declare_topology(channel: AbstractChannel, names: Topology, *, deliver
         await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
     await channel.declare_exchange(names.workers_exchange, ExchangeType.FANOUT, durable=True)
     await channel.declare_queue(names.query_queue, durable=True)
+
+
+async def declare_topology_once(connection: AbstractConnection, names: Topology, *, delivery_limit: int) -> None:
+    """Declare on a channel of its own, closed afterwards. A robust channel declares again whatever
+    it declared after every reconnect, and in a cluster a classic queue whose node is down (the
+    reply outbox, the query queue) would then fail every reconnect of the connection."""
+    channel = await connection.channel()
+    try:
+        await declare_topology(channel, names, delivery_limit=delivery_limit)
+    finally:
+        await channel.close()
