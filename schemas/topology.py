@@ -29,7 +29,7 @@ class Topology:
 
     @property
     def inbound_exchange(self) -> str:
-        """x-consistent-hash on the routing key, which is the event's ordering key."""
+        """x-modulus-hash on the routing key, which is the event's ordering key."""
         return f"{self.prefix}.inbound"
 
     @property

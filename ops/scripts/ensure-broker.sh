@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure a RabbitMQ broker is reachable for `make run` / `make test`.
 # With AMQP_URL set to a remote broker, nothing is started here. Otherwise the local broker
-# (Debian's rabbitmq-server) is started if it is down, and the consistent-hash exchange plugin
+# (Debian's rabbitmq-server) is started if it is down, and the sharding plugin (x-modulus-hash exchange)
 # that the topology needs is enabled.
 set -euo pipefail
 
@@ -33,8 +33,8 @@ if [ "$local_broker" = 1 ] && command -v rabbitmq-server >/dev/null 2>&1; then
     for _ in $(seq 1 60); do reachable && break; sleep 1; done
   fi
   if command -v rabbitmq-plugins >/dev/null 2>&1; then
-    rabbitmq-plugins enable --quiet rabbitmq_consistent_hash_exchange >/dev/null 2>&1 || \
-      rabbitmq-plugins enable rabbitmq_consistent_hash_exchange >/dev/null
+    rabbitmq-plugins enable --quiet rabbitmq_sharding >/dev/null 2>&1 || \
+      rabbitmq-plugins enable rabbitmq_sharding >/dev/null
   fi
 fi
 

@@ -73,7 +73,7 @@ class RabbitNode:
         self.process: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True)
         (root / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n")
-        (root / "enabled_plugins").write_text("[rabbitmq_consistent_hash_exchange].\n")
+        (root / "enabled_plugins").write_text("[rabbitmq_sharding].\n")
         (root / "rabbitmq-env.conf").write_text("")  # instead of /etc/rabbitmq/rabbitmq-env.conf
 
     @property
@@ -187,14 +187,13 @@ class RabbitNode:
         return done.stdout.decode(errors="replace")
 
     def routes(self, exchange: str, keys: list[str]) -> list[str]:
-        """The queue a consistent-hash exchange routes each routing key to right now, asked of the
-        exchange type itself (RabbitMQ 3.x internals). RabbitMQ rebuilds the hash ring on boot, not
-        always in the same order, so a key can move to another queue across a restart."""
+        """The queue the exchange routes each routing key to right now, asked of the broker's router
+        (RabbitMQ 3.x internals): what publishers would get, without publishing."""
         binaries = ", ".join(f'<<"{key}">>' for key in keys)
         route_each = (
             f'X = rabbit_exchange:lookup_or_die(rabbit_misc:r(<<"/">>, exchange, <<"{exchange}">>)), '
             "[begin M = rabbit_basic:message(element(2, X), K, [], <<>>), "
-            "[element(4, Q) || Q <- rabbit_exchange_type_consistent_hash:route("
+            "[element(4, Q) || Q <- rabbit_exchange:route("
             "X, rabbit_basic:delivery(false, false, M, undefined))] end "
             f"|| K <- [{binaries}]]."
         )

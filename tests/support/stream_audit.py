@@ -132,13 +132,9 @@ class Audit:
         return len(self.reordered_slots)
 
     @property
-    def clean_but_order(self) -> bool:
-        """Nothing lost, doubled or dead-lettered, every event answered with stable ids."""
-        return not any((self.lost, self.doubled, self.unanswered, self.changed_ids, self.dead_lettered))
-
-    @property
     def clean(self) -> bool:
-        return self.clean_but_order and not self.reordered
+        """Nothing lost, doubled, reordered or dead-lettered; every event answered with stable ids."""
+        return not any((self.lost, self.doubled, self.reordered, self.unanswered, self.changed_ids, self.dead_lettered))
 
     def summary(self, label: str, load: StreamLoad, workers: int, faults: str, stats: StreamStats) -> str:
         return (

@@ -133,7 +133,7 @@ def test_compose_master_key_comes_from_a_secret() -> None:
 
 def test_rabbitmq_plugins_and_config() -> None:
     plugins = (OPS / "rabbitmq" / "enabled_plugins").read_text(encoding="utf-8").strip()
-    assert plugins == "[rabbitmq_management,rabbitmq_prometheus,rabbitmq_consistent_hash_exchange]."
+    assert plugins == "[rabbitmq_management,rabbitmq_prometheus,rabbitmq_sharding]."
     conf = (OPS / "rabbitmq" / "rabbitmq.conf").read_text(encoding="utf-8")
     settings = dict(
         line.split("=", 1) for line in conf.splitlines() if line.strip() and not line.lstrip().startswith("#")

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.exceptions import AMQPError
 from aiormq.abc import FieldTable
 
 from schemas.topology import Topology
+
+# x-modulus-hash (the rabbitmq_sharding plugin): queue = phash2(routing key) mod shards, over the
+# shard queues in name order. Unlike x-consistent-hash, whose ring RabbitMQ rebuilds on boot in
+# binding-recovery order (a restarted broker moved chats to other shards, and a chat with events
+# on both sides of the restart could be applied out of order), the mapping never changes.
+INBOUND_EXCHANGE_TYPE = "x-modulus-hash"
+SHARD_BINDING_KEY = "shard"
+PLUGIN = "rabbitmq_sharding"
 
 
 def shard_arguments(names: Topology, delivery_limit: int) -> FieldTable:
@@ -22,14 +31,32 @@ def shard_arguments(names: Topology, delivery_limit: int) -> FieldTable:
     }
 
 
+class MissingPlugin(RuntimeError):
+    """The broker lacks the exchange type the inbound exchange needs."""
+
+
+async def _declare_inbound(channel: AbstractChannel, names: Topology) -> AbstractExchange:
+    try:
+        return await channel.declare_exchange(names.inbound_exchange, INBOUND_EXCHANGE_TYPE, durable=True)
+    except AMQPError as exc:
+        if "unknown exchange type" not in str(exc):
+            raise
+        raise MissingPlugin(
+            f"RabbitMQ has no {INBOUND_EXCHANGE_TYPE} exchange type: enable its plugin with "
+            f"`rabbitmq-plugins enable {PLUGIN}` (ops/scripts/ensure-broker.sh does it for a local broker)"
+        ) from exc
+
+
 async def declare_topology(channel: AbstractChannel, names: Topology, *, delivery_limit: int) -> None:
-    inbound = await channel.declare_exchange(names.inbound_exchange, ExchangeType.X_CONSISTENT_HASH, durable=True)
+    inbound = await _declare_inbound(channel, names)
     dlx = await channel.declare_exchange(names.dead_letter_exchange, ExchangeType.FANOUT, durable=True)
     dead = await channel.declare_queue(names.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
     await dead.bind(dlx, routing_key="")
     for name in names.shard_queues():
         queue = await channel.declare_queue(name, durable=True, arguments=shard_arguments(names, delivery_limit))
-        await queue.bind(inbound, routing_key="1")  # equal weight on the hash ring
+        # One binding key for all: the exchange orders its queues by name, so the same key reaches
+        # the same shard on every node and after every restart.
+        await queue.bind(inbound, routing_key=SHARD_BINDING_KEY)
     replies = await channel.declare_exchange(names.reply_exchange, ExchangeType.TOPIC, durable=True)
     # Real dispatchers bind their own queues by channel ("telegram.#"); the outbox is a bounded tap.
     outbox = await channel.declare_queue(
