@@ -159,7 +159,7 @@ class EventHandler:
             await self._dead_letter(message, rejected.reason, rejected.detail, event.type)
             return
         # Record and publish together; the ack waits for both (the record lets a redelivery
-        # re-publish exactly this outcome).
+        # re-publish exactly this outcome). A turn-only outcome needs no record: a replay rebuilds it.
         if outcome.rebuilt_on_replay:
             await self._publisher.publish_outcome(outcome)
         else:
