@@ -16,13 +16,7 @@ class Lanes(Generic[T]):
     def __init__(self, handle: Callable[[T], Awaitable[None]]) -> None:
         self._handle = handle
         self._queues: dict[str, deque[T]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def __len__(self) -> int:
-        """Items waiting or running."""
-        return sum(len(queue) for queue in self._queues.values())
+        self._tasks: set[asyncio.Task[None]] = set()  # the tasks draining a lane, for cancel()
 
     async def run(self, key: str, item: T) -> None:
         """Queue an item behind the key's earlier items; the first caller of an idle key drains the
@@ -33,16 +27,9 @@ class Lanes(Generic[T]):
             queue.append(item)
             return
         queue = self._queues[key] = deque((item,))
-        self._idle.clear()
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        try:
-            await self._drain(key, queue)
-        finally:
-            self._tasks.discard(task)
-
-    async def _drain(self, key: str, queue: deque[T]) -> None:
         try:
             while queue:
                 try:
@@ -53,11 +40,7 @@ class Lanes(Generic[T]):
                 queue.popleft()
         finally:
             del self._queues[key]
-            if not self._queues:
-                self._idle.set()
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
+            self._tasks.discard(task)
 
     async def cancel(self) -> None:
         for task in list(self._tasks):
