@@ -35,7 +35,7 @@ from benchmarks.population import BENCH_CHANNEL, populate, slot_key, slot_user
 from schemas.events import ChatSource, InboundMessage
 from schemas.topology import Topology
 from worker.amqp.publisher import json_message
-from worker.amqp.topology import declare_topology
+from worker.amqp.topology import declare_topology, delete_topology
 from worker.crypto import EncryptingCodec, KeyRing
 
 KEY = base64.b64encode(b"bench-master-key-32-bytes-long!!").decode()
@@ -167,15 +167,6 @@ class Case:
                 self.process.kill()
                 self.process.wait(10)
 
-    async def remove_topology(self, connection: aio_pika.abc.AbstractConnection) -> None:
-        """Quorum queues outlive their consumers: delete this case's queues and exchanges."""
-        channel = await connection.channel()
-        for queue in self.names.queues():
-            await channel.queue_delete(queue)
-        for exchange in self.names.exchanges():
-            await channel.exchange_delete(exchange)
-        await channel.close()
-
     def rss_mb(self) -> float:
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -263,7 +254,7 @@ async def run(config: BenchConfig, progress: Callable[[str], None] = print) -> d
         progress(f"memory over {config.memory_events} events")
         results.update(await memory(connection, worker_case, config.memory_events))
         worker_case.stop()
-        await worker_case.remove_topology(connection)
+        await delete_topology(connection, worker_case.names)
         results.update(await _growth(connection, config, codec, progress))
     finally:
         await connection.close()
@@ -285,7 +276,7 @@ async def _case(
         return await drain_rate(connection, case, starter, slots or config.slots)
     finally:
         case.stop()
-        await case.remove_topology(connection)
+        await delete_topology(connection, case.names)
 
 
 async def _prepared(
@@ -303,7 +294,7 @@ async def _prepared(
         return await drain_rate(connection, case, case.start_worker, slots)
     finally:
         case.stop()
-        await case.remove_topology(connection)
+        await delete_topology(connection, case.names)
 
 
 async def _growth(

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from schemas.topology import Topology
 from tests.support.broker import AMQP_URL, require_broker
+from tests.support.processes import wait_ready
 
 pytestmark = pytest.mark.broker
 KEY = "k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
@@ -61,15 +61,7 @@ class Cli:
 
     def start_worker(self) -> None:
         self.worker = subprocess.Popen([sys.executable, "-m", "worker", "worker"], env=self.env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError("worker did not become ready")
+        wait_ready(self.port, 30, "worker")
 
     def scrape(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as answer:
@@ -85,13 +77,11 @@ class Cli:
 async def _delete(names: Topology) -> None:
     import aio_pika
 
+    from worker.amqp.topology import delete_topology
+
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
-        channel = await connection.channel()
-        for queue in names.queues():
-            await channel.queue_delete(queue)
-        for exchange in names.exchanges():
-            await channel.exchange_delete(exchange)
+        await delete_topology(connection, names)
 
 
 @pytest.fixture

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, cast
 
 import pytest
 
-from tests.support.fakes import RecordingPublisher, delivery_of
+from tests.support.fakes import RecordingPublisher, delivery_of, handler_for
 from worker import create_session_manager
-from worker.amqp.consumer import EventHandler
-from worker.clock import system_clock
 from worker.logs import JsonFormatter, redact
-from worker.metrics import WorkerMetrics
-from worker.outcome_log import OutcomeLog
-from worker.processor import EventProcessor
 from worker.tokens import CharRatioCounter
 
 SECRET_TEXT = "the launch code is tangerine-4471"
@@ -42,15 +36,7 @@ async def test_a_full_event_path_never_logs_content(tmp_path: Any, caplog: pytes
     )
     await manager.open()
     publisher = RecordingPublisher(fail_next=1)
-    handler = EventHandler(
-        EventProcessor(manager, system_clock),
-        OutcomeLog(manager.store, manager.transcript.codec, system_clock),
-        cast(Any, publisher),
-        system_clock,
-        asyncio.Event(),
-        WorkerMetrics(),
-        max_payload_bytes=300,
-    )
+    handler = handler_for(manager, publisher, max_payload_bytes=300)
     good = {
         "type": "message.inbound",
         "eventId": "e-log",

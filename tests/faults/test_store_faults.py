@@ -12,33 +12,16 @@ from typing import Any, cast
 from pymongo.errors import AutoReconnect
 
 from schemas.events import ChatSource, CommandEvent, InboundMessage
-from tests.support.fakes import Delivery, RecordingPublisher, delivery_of
+from tests.support.fakes import Delivery, RecordingPublisher, delivery_of, handler_for
 from tests.support.mongomock_async import AsyncMongomockClient
 from worker import create_session_manager
-from worker.amqp.consumer import EventHandler
-from worker.clock import system_clock
 from worker.manager import SessionManager
-from worker.metrics import WorkerMetrics
-from worker.outcome_log import OutcomeLog
-from worker.processor import EventProcessor, ordering_key
+from worker.processor import ordering_key
 from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore
 from worker.tokens import CharRatioCounter
 
 SOURCE = ChatSource(channel="telegram", peer_id="7", user_id="7")
-
-
-def _handler(manager: SessionManager, publisher: RecordingPublisher) -> EventHandler:
-    processor = EventProcessor(manager, system_clock)
-    return EventHandler(
-        processor,
-        OutcomeLog(manager.store, manager.transcript.codec, system_clock),
-        cast(Any, publisher),
-        system_clock,
-        asyncio.Event(),
-        WorkerMetrics(),
-        max_payload_bytes=65536,
-    )
 
 
 def _delivery(event_id: str, text: str = "hello") -> Delivery:
@@ -56,7 +39,7 @@ async def test_mongodb_network_errors_are_retried_and_acked_once() -> None:
     manager = create_session_manager(store=MongoStore(client, "faults"), token_counter=CharRatioCounter())
     await manager.open()
     publisher = RecordingPublisher()
-    handler = _handler(manager, publisher)
+    handler = handler_for(manager, publisher)
     client.fail_next(4, lambda: AutoReconnect("injected: primary stepped down"))
     delivery = _delivery("m1")
     await asyncio.wait_for(handler.handle(cast(Any, delivery)), 10)
@@ -72,7 +55,7 @@ async def test_sqlite_busy_is_retried_until_the_lock_is_released(tmp_path: Path)
     await manager.open()
     await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     publisher = RecordingPublisher()
-    handler = _handler(manager, publisher)
+    handler = handler_for(manager, publisher)
     locked, release = threading.Event(), threading.Event()
 
     def hold_lock() -> None:
@@ -102,7 +85,7 @@ async def test_a_publish_failure_is_retried_without_a_second_effect(tmp_path: Pa
     manager = create_session_manager(db_path=str(tmp_path / "p.db"), token_counter=CharRatioCounter())
     await manager.open()
     publisher = RecordingPublisher(fail_next=2)
-    handler = _handler(manager, publisher)
+    handler = handler_for(manager, publisher)
     delivery = _delivery("m3")
     started = time.monotonic()
     await asyncio.wait_for(handler.handle(cast(Any, delivery)), 10)
@@ -130,7 +113,7 @@ async def test_recorded_outcomes_are_sealed_and_replayed_as_recorded(tmp_path: P
     )
     await manager.open()
     publisher = RecordingPublisher()
-    handler = _handler(manager, publisher)
+    handler = handler_for(manager, publisher)
     await handler.handle(cast(Any, _delivery("m4", "remember the blue door")))
     command = CommandEvent(event_id="c1", source=SOURCE, command="/history")
     first = delivery_of(command.model_dump(mode="json", by_alias=True), ordering_key("main", SOURCE))

@@ -26,6 +26,7 @@ from worker.amqp.connection import connect
 from worker.amqp.gateway import GatewayClient
 from worker.amqp.service import WorkerService
 from worker.amqp.taps import bound_queue
+from worker.amqp.topology import declare_topology_once, delete_topology
 from worker.clock import Clock, system_clock
 from worker.config import Settings
 from worker.manager import SessionManager
@@ -61,11 +62,7 @@ async def isolated_topology(url: str, shards: int = 4) -> AsyncIterator[Topology
     finally:
         connection = await aio_pika.connect(url)
         async with connection:
-            channel = await connection.channel()
-            for queue in names.queues():
-                await channel.queue_delete(queue)
-            for exchange in names.exchanges():
-                await channel.exchange_delete(exchange)
+            await delete_topology(connection, names)
 
 
 class Tap:
@@ -180,7 +177,6 @@ class BrokerHarness:
 
     async def open(self) -> BrokerHarness:
         self._connection = await connect(self.url)
-        from worker.amqp.topology import declare_topology_once
 
         await declare_topology_once(self._connection, self.names, delivery_limit=20)
         channel = await self._connection.channel()

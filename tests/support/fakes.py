@@ -4,11 +4,18 @@ the code under test)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from worker.amqp.consumer import EventHandler
+from worker.clock import system_clock
+from worker.manager import SessionManager
+from worker.metrics import WorkerMetrics
 from worker.outcome import Outcome
+from worker.outcome_log import OutcomeLog
+from worker.processor import EventProcessor
 
 
 @dataclass
@@ -43,6 +50,21 @@ class RecordingPublisher:
 
     async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
         self.dead.append((reason, detail))
+
+
+def handler_for(
+    manager: SessionManager, publisher: RecordingPublisher, *, max_payload_bytes: int = 65536
+) -> EventHandler:
+    """The worker's EventHandler over `manager`, publishing into `publisher`."""
+    return EventHandler(
+        EventProcessor(manager, system_clock),
+        OutcomeLog(manager.store, manager.transcript.codec, system_clock),
+        cast(Any, publisher),
+        system_clock,
+        asyncio.Event(),
+        WorkerMetrics(),
+        max_payload_bytes=max_payload_bytes,
+    )
 
 
 def delivery_of(event: dict[str, Any], routing_key: str = "") -> Delivery:

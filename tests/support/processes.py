@@ -22,6 +22,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_ready(port: int, within: float, what: str) -> None:
+    """Poll the /readyz of the process whose ops server listens on `port` until it says ready."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{what} did not become ready within {within:.0f}s")
+
+
 class WorkerProcesses:
     """`url` may list several broker nodes, comma-separated: worker i then starts on node i (mod n)
     and fails over in list order. With `log_dir`, each worker's log goes to worker-<i>.log there."""
@@ -71,15 +84,7 @@ class WorkerProcesses:
             self.wait_ready(index)
 
     def wait_ready(self, index: int, within: float = 30) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/readyz", timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(f"worker {index} did not become ready")
+        wait_ready(self.ports[index], within, f"worker {index}")
 
     def metric(self, index: int, name: str) -> float | None:
         """A gauge or counter (without labels) from the worker's /metrics, None while unreadable."""

@@ -69,6 +69,19 @@ async def declare_topology(channel: AbstractChannel, names: Topology, *, deliver
     await channel.declare_queue(names.query_queue, durable=True)
 
 
+async def delete_topology(connection: AbstractConnection, names: Topology) -> None:
+    """Delete every queue and exchange of `names` (quorum queues outlive their consumers): for
+    test runs and benchmarks that declared a topology of their own."""
+    channel = await connection.channel()
+    try:
+        for queue in names.queues():
+            await channel.queue_delete(queue)
+        for exchange in names.exchanges():
+            await channel.exchange_delete(exchange)
+    finally:
+        await channel.close()
+
+
 async def declare_topology_once(connection: AbstractConnection, names: Topology, *, delivery_limit: int) -> None:
     """Declare on a channel of its own, closed afterwards. A robust channel declares again whatever
     it declared after every reconnect, and in a cluster a classic queue whose node is down (the
