@@ -41,9 +41,13 @@ class WorkerMetrics:
         self.owned_shards = Gauge("sessions_owned_shards", "Shard queues this worker consumes", registry=r)
         self.active_sessions = Gauge("sessions_active_sessions", "Active sessions in the store", registry=r)
         self.inflight = Gauge("sessions_inflight_events", "Events received and not yet finished", registry=r)
+        self._event_counters: dict[tuple[str, str], Counter] = {}
 
     def event(self, event_type: str, outcome: str) -> None:
-        self.events.labels(event_type, outcome).inc()
+        counter = self._event_counters.get((event_type, outcome))
+        if counter is None:  # labels() takes a lock and builds a key: once per pair, not per event
+            counter = self._event_counters[(event_type, outcome)] = self.events.labels(event_type, outcome)
+        counter.inc()
 
     def count(self, outcome: str) -> int:
         total = 0.0

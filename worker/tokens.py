@@ -32,7 +32,9 @@ class TiktokenCounter:
     def count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self._encoding.encode(text, disallowed_special=()))  # type: ignore[attr-defined]
+        # Special-token text counts as the plain text it is (what encode(disallowed_special=())
+        # does), without encode's checks for special tokens.
+        return len(self._encoding.encode_ordinary(text))  # type: ignore[attr-defined]
 
 
 class CharRatioCounter:

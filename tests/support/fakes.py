@@ -26,9 +26,16 @@ class Delivery:
     message_id: str | None = None
     type: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    delivery_tag: int = 1
     acks: int = 0
 
-    async def ack(self) -> None:
+    @property
+    def channel(self) -> Delivery:
+        """The delivery stands in for its own channel: the worker acks through the channel."""
+        return self
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
+        assert delivery_tag == self.delivery_tag and not multiple
         self.acks += 1
 
 

@@ -6,12 +6,14 @@ import asyncio
 import gc
 import uuid
 
-from hypothesis import given
+import tiktoken
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.gc_tuning import tune_collector
 from worker.keyed_lock import KeyedLock
 from worker.outcome import derived_id
+from worker.tokens import DEFAULT_ENCODING, TiktokenCounter
 
 NAMESPACE = uuid.UUID("5b1f8a3e-9c52-4a57-8d8e-2f0c9e7d4a11")
 
@@ -65,3 +67,21 @@ def test_collector_tuning_sets_the_young_threshold_and_zero_leaves_defaults() ->
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+_COUNTER = TiktokenCounter.load()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300) | st.sampled_from(["<|endoftext|>", "a <|fim_prefix|> b", "<|endofprompt|>!"]))
+def test_token_counts_treat_special_token_text_as_plain_text(text: str) -> None:
+    # The counter uses encode_ordinary; it must count exactly what encode() counts when no text
+    # is taken for a special token, and must never raise on special-token text in a message.
+    encoding = tiktoken.get_encoding(DEFAULT_ENCODING)
+    assert _COUNTER.count(text) == len(encoding.encode(text, disallowed_special=()))
+
+
+def test_token_counts_come_from_the_offline_encoding() -> None:
+    assert _COUNTER.name == DEFAULT_ENCODING
+    assert _COUNTER.count("") == 0
+    assert _COUNTER.count("hello world") == 2

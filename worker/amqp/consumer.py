@@ -85,10 +85,14 @@ def channel_closed(message: AbstractIncomingMessage) -> bool:
 
 
 async def ack(message: AbstractIncomingMessage) -> None:
-    """An ack sent as the connection dies can wait forever for its write: bounded, a timeout is a
-    transient failure (and the delivery is redelivered)."""
+    """Queue the ack frame on the delivery's channel without awaiting its socket write: an ack has
+    no answer, so that wait proves nothing, and an ack lost with its connection only means a
+    redelivery, which replays idempotently. Queueing can still block behind a dead connection's
+    full write buffer: bounded, a timeout is a transient failure (and the delivery is redelivered)."""
+    if message.delivery_tag is None:
+        raise RuntimeError(f"delivery {message.message_id} has no delivery tag to acknowledge")
     async with asyncio.timeout(ACK_TIMEOUT):
-        await message.ack()
+        await message.channel.basic_ack(message.delivery_tag, wait=False)
 
 
 class EventHandler:

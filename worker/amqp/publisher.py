@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import cast
 
+import aiormq
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aiormq import spec
+from aiormq.exceptions import ChannelInvalidStateError
 
 from schemas import WireModel
 from schemas.topology import (
@@ -23,6 +28,7 @@ PUBLISH_TIMEOUT = 10.0
 
 
 def json_message(event: WireModel, headers: Mapping[str, str | int] | None = None) -> Message:
+    """An aio-pika Message of the event, for publishers outside the worker's hot path."""
     body = event.model_dump_json(by_alias=True, exclude_none=True).encode()
     return Message(
         body,
@@ -34,16 +40,43 @@ def json_message(event: WireModel, headers: Mapping[str, str | int] | None = Non
     )
 
 
-def _copy(message: AbstractIncomingMessage, extra: dict[str, str | int]) -> Message:
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What the worker publishes: a body and its AMQP properties, built straight from the event.
+
+    The same frames aio-pika's Message would produce, without its per-message bookkeeping
+    (every outcome of every event passes through here).
+    """
+
+    body: bytes
+    properties: spec.Basic.Properties
+
+
+def outbound(event: WireModel) -> Outbound:
+    return Outbound(
+        event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+        spec.Basic.Properties(
+            content_type="application/json",
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=str(getattr(event, "event_id", "")) or None,
+            message_type=str(getattr(event, "type", "")) or None,
+            headers={},
+        ),
+    )
+
+
+def _copy(message: AbstractIncomingMessage, extra: dict[str, str | int]) -> Outbound:
     """The same event, persistent, with its original routing key and `extra` added to the headers."""
     headers = {**(message.headers or {}), **extra, HEADER_ORIGINAL_KEY: message.routing_key or ""}
-    return Message(
+    return Outbound(
         message.body,
-        content_type=message.content_type,
-        delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=message.message_id,
-        type=message.type,
-        headers=headers,
+        spec.Basic.Properties(
+            content_type=message.content_type,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            message_type=message.type,
+            headers=headers,
+        ),
     )
 
 
@@ -60,22 +93,36 @@ class Publisher:
             self._exchanges[name] = await self._channel.get_exchange(name, ensure=True)
         return self
 
-    async def publish(self, exchange: str, routing_key: str, message: Message) -> None:
-        # A publish caught by a lost connection can wait forever for its write or its confirm:
-        # bounded, the timeout is a transient failure that the handler retries.
-        async with asyncio.timeout(PUBLISH_TIMEOUT):
-            await self._exchanges[exchange].publish(message, routing_key=routing_key)
+    async def publish(self, exchange: str, routing_key: str, message: Outbound) -> None:
+        """What aio-pika's Exchange.publish does, on the same channel. The broker's confirm is the
+        answer, so the socket write is not awaited separately (`wait=False`). A publish caught by
+        a lost connection could wait forever for its confirm: bounded, the timeout is a transient
+        failure that the handler retries (as is a nack, raised as DeliveryError)."""
+        if exchange not in self._exchanges:
+            raise KeyError(f"exchange {exchange!r} is not one of this worker's (open() checks them)")
+        if self._channel.is_closed:
+            raise ChannelInvalidStateError(f"{self._channel!r} closed")
+        # aio-pika's channels sit on aiormq.Channel, whose basic_publish takes `wait` (the abstract type lacks it).
+        channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
+        await channel.basic_publish(
+            message.body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=message.properties,
+            timeout=PUBLISH_TIMEOUT,
+            wait=False,
+        )
 
     async def publish_outcome(self, outcome: Outcome) -> None:
         names = self._names
         sends = [
             *(
-                self.publish(names.reply_exchange, reply_routing_key(r.delivery.channel, r.kind), json_message(r))
+                self.publish(names.reply_exchange, reply_routing_key(r.delivery.channel, r.kind), outbound(r))
                 for r in outcome.replies
             ),
-            *(self.publish(names.turn_exchange, t.agent_id, json_message(t)) for t in outcome.turns),
-            *(self.publish(names.notice_exchange, f"{n.kind}.{n.agent_id}", json_message(n)) for n in outcome.notices),
-            *(self.publish(names.summarize_exchange, s.agent_id, json_message(s)) for s in outcome.summarize),
+            *(self.publish(names.turn_exchange, t.agent_id, outbound(t)) for t in outcome.turns),
+            *(self.publish(names.notice_exchange, f"{n.kind}.{n.agent_id}", outbound(n)) for n in outcome.notices),
+            *(self.publish(names.summarize_exchange, s.agent_id, outbound(s)) for s in outcome.summarize),
         ]
         if len(sends) == 1:
             await sends[0]  # the usual single turn or reply: no gather, no extra task

@@ -2,9 +2,9 @@
 
 sqlite3 is a blocking driver; every call runs on a dedicated thread so the event loop never
 blocks. Writes are group-committed: the write functions that arrive while the writer thread is
-busy run together in the next transaction, each inside its own savepoint (so one failing
-function rolls back alone), and all of them complete only when that transaction has committed.
-Under load this turns hundreds of small commits into a few large ones. WAL lets the reader
+busy run together in the next transaction (should one fail, the group runs again with a
+savepoint per function, so that one rolls back alone), and all of them complete only when that
+transaction has committed. Under load this turns hundreds of small commits into a few large ones. WAL lets the reader
 thread run alongside the writer.
 """
 
@@ -43,23 +43,49 @@ Outcome = tuple[bool, Any]
 
 
 def _run_group(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
-    """Run every function in one transaction, each in a savepoint; commit once."""
-    outcomes: list[Outcome] = []
+    """Run every function in one transaction and commit once.
+
+    The usual group succeeds whole and runs without savepoints. If a function fails (a duplicate,
+    a conflict: rare), the transaction is rolled back and the group run again with a savepoint per
+    function, so that only the failing one's changes are undone. Write functions only touch the
+    database, so running one twice is safe.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for fn in functions:
-            conn.execute("SAVEPOINT one")
-            try:
-                outcomes.append((True, fn(conn)))
-            except Exception as exc:  # handed to that function's caller, the others go on
-                conn.execute("ROLLBACK TO one")
-                outcomes.append((False, exc))
-            conn.execute("RELEASE one")
+        outcomes = _run_together(conn, functions)
+        if outcomes is None:
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = _run_isolated(conn, functions)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return outcomes
+
+
+def _run_together(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome] | None:
+    """Every function's result, or None as soon as one fails."""
+    outcomes: list[Outcome] = []
+    for fn in functions:
+        try:
+            outcomes.append((True, fn(conn)))
+        except Exception:  # rerun isolated, where the failure is handed to that function's caller
+            return None
+    return outcomes
+
+
+def _run_isolated(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for fn in functions:
+        conn.execute("SAVEPOINT one")
+        try:
+            outcomes.append((True, fn(conn)))
+        except Exception as exc:  # handed to that function's caller, the others go on
+            conn.execute("ROLLBACK TO one")
+            outcomes.append((False, exc))
+        conn.execute("RELEASE one")
     return outcomes
 
 

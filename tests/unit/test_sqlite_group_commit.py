@@ -1,0 +1,79 @@
+"""SQLite group commits: writes that arrive together commit together, and one failing write
+rolls back alone (its half-done changes too) while the rest of its group lands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from worker.stores.sqlite_db import Connection, SqliteDatabase
+
+
+class HalfDone(Exception):
+    pass
+
+
+async def _open(tmp_path: Path) -> SqliteDatabase:
+    db = SqliteDatabase(str(tmp_path / "group.db"))
+    await db.open()
+    await db.write(lambda conn: conn.execute("CREATE TABLE rows (name TEXT PRIMARY KEY)"), alone=True)
+    return db
+
+
+def _insert(name: str) -> Callable[[Connection], str]:
+    def run(conn: Connection) -> str:
+        conn.execute("INSERT INTO rows (name) VALUES (?)", (name,))
+        return name
+
+    return run
+
+
+def _insert_then_fail(name: str) -> Callable[[Connection], str]:
+    def run(conn: Connection) -> str:
+        conn.execute("INSERT INTO rows (name) VALUES (?)", (name,))
+        raise HalfDone(name)
+
+    return run
+
+
+async def _names(db: SqliteDatabase) -> list[str]:
+    return await db.read(lambda conn: [row[0] for row in conn.execute("SELECT name FROM rows ORDER BY name")])
+
+
+async def test_a_failing_write_rolls_back_alone_and_its_group_still_commits(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    try:
+        writes = [_insert(f"ok-{i:02d}") for i in range(20)]
+        writes.insert(7, _insert_then_fail("half-done"))
+        writes.insert(15, _insert("ok-03"))  # a duplicate key: fails inside SQLite
+        results = await asyncio.gather(*(db.write(w) for w in writes), return_exceptions=True)
+        assert sum(isinstance(r, BaseException) for r in results) == 2
+        assert isinstance(results[7], HalfDone)
+        landed = sorted(r for r in results if isinstance(r, str))
+        assert landed == [f"ok-{i:02d}" for i in range(20)]
+        assert await _names(db) == [f"ok-{i:02d}" for i in range(20)]  # nothing of the failed ones
+    finally:
+        await db.close()
+
+
+async def test_writes_arriving_together_share_one_transaction(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    commits: list[str] = []
+    try:
+        await db.write(lambda conn: conn.set_trace_callback(commits.append), alone=True)
+        await asyncio.gather(*(db.write(_insert(f"n{i}")) for i in range(50)))
+        assert len(await _names(db)) == 50
+        assert 1 <= sum(statement == "COMMIT" for statement in commits) < 10
+        assert not any(statement.startswith("SAVEPOINT") for statement in commits)
+    finally:
+        await db.close()
+
+
+async def test_a_write_on_a_closed_database_says_so(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    await db.close()
+    with pytest.raises(RuntimeError, match="not open"):
+        await db.write(_insert("late"))
