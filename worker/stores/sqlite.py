@@ -39,7 +39,7 @@ _DELIVERY_SET = "delivery_context = ?, last_channel = ?, last_to = ?, last_accou
 
 def _delivery_params(delivery: DeliveryContext) -> tuple[Any, ...]:
     return (
-        json.dumps(delivery.model_dump(mode="json")),
+        delivery.model_dump_json(),  # the same document session_params stores, made by pydantic-core
         delivery.channel,
         delivery.to,
         delivery.account_id,
