@@ -9,7 +9,7 @@ from typing import cast
 
 import aiormq
 from aio_pika import DeliveryMode, Message
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aiormq import spec
 from aiormq.exceptions import ChannelInvalidStateError
 
@@ -27,15 +27,21 @@ from worker.outcome import Outcome
 PUBLISH_TIMEOUT = 10.0
 
 
+def _wire(event: WireModel) -> tuple[bytes, str | None, str | None]:
+    """The event's JSON body, message id and type: what every published event carries."""
+    body = event.model_dump_json(by_alias=True, exclude_none=True).encode()
+    return body, str(getattr(event, "event_id", "")) or None, str(getattr(event, "type", "")) or None
+
+
 def json_message(event: WireModel, headers: Mapping[str, str | int] | None = None) -> Message:
     """An aio-pika Message of the event, for publishers outside the worker's hot path."""
-    body = event.model_dump_json(by_alias=True, exclude_none=True).encode()
+    body, message_id, event_type = _wire(event)
     return Message(
         body,
         content_type="application/json",
         delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=str(getattr(event, "event_id", "")) or None,
-        type=str(getattr(event, "type", "")) or None,
+        message_id=message_id,
+        type=event_type,
         headers=dict(headers or {}),
     )
 
@@ -53,13 +59,14 @@ class Outbound:
 
 
 def outbound(event: WireModel) -> Outbound:
+    body, message_id, event_type = _wire(event)
     return Outbound(
-        event.model_dump_json(by_alias=True, exclude_none=True).encode(),
+        body,
         spec.Basic.Properties(
             content_type="application/json",
             delivery_mode=DeliveryMode.PERSISTENT,
-            message_id=str(getattr(event, "event_id", "")) or None,
-            message_type=str(getattr(event, "type", "")) or None,
+            message_id=message_id,
+            message_type=event_type,
             headers={},
         ),
     )
@@ -86,11 +93,12 @@ class Publisher:
     def __init__(self, channel: AbstractChannel, names: Topology) -> None:
         self._channel = channel
         self._names = names
-        self._exchanges: dict[str, AbstractExchange] = {}
+        self._exchanges: set[str] = set()
 
     async def open(self) -> Publisher:
         for name in self._names.exchanges():
-            self._exchanges[name] = await self._channel.get_exchange(name, ensure=True)
+            await self._channel.get_exchange(name, ensure=True)  # fails if the topology lacks it
+            self._exchanges.add(name)
         return self
 
     async def publish(self, exchange: str, routing_key: str, message: Outbound) -> None:

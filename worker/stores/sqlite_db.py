@@ -4,8 +4,8 @@ sqlite3 is a blocking driver; every call runs on a dedicated thread so the event
 blocks. Writes are group-committed: the write functions that arrive while the writer thread is
 busy run together in the next transaction (should one fail, the group runs again with a
 savepoint per function, so that one rolls back alone), and all of them complete only when that
-transaction has committed. Under load this turns hundreds of small commits into a few large ones. WAL lets the reader
-thread run alongside the writer.
+transaction has committed. Under load this turns hundreds of small commits into a few large
+ones. WAL lets the reader thread run alongside the writer.
 """
 
 from __future__ import annotations
