@@ -49,8 +49,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(label, f"{results[key]:,.2f}", verdict(key, float(results[key]))) for key, label in ROWS if key in results]
 
 
+def rounds_line(results: dict[str, Any]) -> str:
+    """Each round's bare and worker rate and ratio: how far the medians in the table spread."""
+    rounds = results.get("throughput_rounds", [])
+    each = "; ".join(f"{r['bare']:,.0f} vs {r['worker']:,.0f} = {r['ratio']:.2f}" for r in rounds)
+    return f"throughput medians of {len(rounds)} alternating rounds (bare vs worker msgs/s = ratio): {each}"
+
+
 def print_table(results: dict[str, Any]) -> None:
-    table = Table(title=f"sessions bench ({results['messages_per_case']} messages per case)")
+    table = Table(
+        title=f"sessions bench ({results['messages_per_case']} messages per case)", caption=rounds_line(results)
+    )
     for column in ("measure", "value", "target"):
         table.add_column(column)
     for row in rows(results):
@@ -87,6 +96,7 @@ def write_report(results: dict[str, Any], out: Path, command: str) -> None:
         f"- command: `{command}`",
         f"- machine: {stamped['machine']}",
         f"- when: {stamped['when']}",
+        f"- {rounds_line(results)}",
         "",
         "| measure | value | target |",
         "|---|---|---|",
@@ -118,7 +128,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     ]
     axis.bar(labels, [results.get(key, 0) for key in keys], color=["#888", "#2a7", "#2a7", "#27a", "#27a"])
     axis.set_ylabel("messages / s")
-    axis.set_title("Throughput, one run")
+    axis.set_title(f"Throughput, median of {len(results.get('throughput_rounds', [])) or 1} rounds")
     axis.tick_params(axis="x", labelsize=8)
     figure.tight_layout()
     figure.savefig(out / "throughput.png", dpi=110)

@@ -278,6 +278,7 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object with every figure")] = False,
     out: Annotated[Path | None, typer.Option(help="also write results, a report and plots into this folder")] = None,
     messages: Annotated[int | None, typer.Option(help="messages per throughput case")] = None,
+    rounds: Annotated[int | None, typer.Option(min=1, help="bare/worker rounds (3; --quick: 1)")] = None,
 ) -> None:
     """Benchmark the worker against a bare aio-pika loop on the real broker, side by side."""
     from benchmarks.broker import BenchConfig, run_sync
@@ -288,8 +289,11 @@ def bench(
     config = BenchConfig.quick(url) if quick else BenchConfig(url)
     if messages is not None:
         config.messages = messages
+    if rounds is not None:
+        config.rounds = rounds
     results = run_sync(config, progress=lambda step: errors.print(f"[dim]… {step}[/]"))
     command = "sessions bench" + (" --quick" if quick else "") + (f" --messages {messages}" if messages else "")
+    command += f" --rounds {rounds}" if rounds is not None else ""
     command += f" --out {out}" if out is not None else ""
     if out is not None:
         write_report(results, out, command)

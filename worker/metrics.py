@@ -41,6 +41,9 @@ class WorkerMetrics:
         self.owned_shards = Gauge("sessions_owned_shards", "Shard queues this worker consumes", registry=r)
         self.active_sessions = Gauge("sessions_active_sessions", "Active sessions in the store", registry=r)
         self.inflight = Gauge("sessions_inflight_events", "Events received and not yet finished", registry=r)
+        # Counted in a plain int by the event loop (twice per event) and read at scrape time.
+        self.inflight_events = 0
+        self.inflight.set_function(lambda: self.inflight_events)
         self._event_counters: dict[tuple[str, str], Counter] = {}
 
     def event(self, event_type: str, outcome: str) -> None:

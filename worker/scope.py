@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -72,22 +74,36 @@ class ChatAddress:
         )
 
 
+# What quote() below leaves as it is: its always-safe characters plus ours.
+_UNESCAPED = re.compile(r"[A-Za-z0-9_.~@+=-]*")
+
+
 def _part(value: str) -> str:
     # Ids may contain ':' (Matrix, Slack); escape so keys never collide across parts.
-    return quote(value.strip(), safe="@.+-_=")
+    text = value.strip()
+    if _UNESCAPED.fullmatch(text):
+        return text  # the usual id: nothing to escape, and quote() is slow (this runs per message)
+    return quote(text, safe="@.+-_=")
 
 
 def session_key(scope: Scope, address: ChatAddress) -> str:
-    agent = _part(address.agent_id)
-    channel = normalize_channel(address.channel)
-    if address.chat_type == "group":
-        group = address.chat
-        if not channel or not group:
+    return _slot_key(
+        scope, address.agent_id, normalize_channel(address.channel), address.chat_type, address.person, address.chat
+    )
+
+
+# Every event computes its slot's key (twice): remembered for the chats seen lately.
+@functools.lru_cache(maxsize=16_384)
+def _slot_key(
+    scope: Scope, agent_id: str, channel: str | None, chat_type: ChatType, person: str | None, chat: str | None
+) -> str:
+    agent = _part(agent_id)
+    if chat_type == "group":
+        if not channel or not chat:
             raise InvalidArgument("a group message needs a channel and a peer_id (the group id)")
-        return f"agent:{agent}:{_part(channel)}:group:{_part(group)}"
+        return f"agent:{agent}:{_part(channel)}:group:{_part(chat)}"
     if scope == "main":
         return f"agent:{agent}:main"
-    person = address.person
     if not person:
         raise InvalidArgument(f"scope {scope} needs a user_id or peer_id to find the session")
     if scope == "per-peer":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import uuid
+from urllib.parse import quote
 
 import tiktoken
 from hypothesis import given, settings
@@ -13,6 +15,8 @@ from hypothesis import strategies as st
 from worker.gc_tuning import tune_collector
 from worker.keyed_lock import KeyedLock
 from worker.outcome import derived_id
+from worker.payload import pack_payload, unpack_payload
+from worker.scope import _part
 from worker.tokens import DEFAULT_ENCODING, TiktokenCounter
 
 NAMESPACE = uuid.UUID("5b1f8a3e-9c52-4a57-8d8e-2f0c9e7d4a11")
@@ -85,3 +89,15 @@ def test_token_counts_come_from_the_offline_encoding() -> None:
     assert _COUNTER.name == DEFAULT_ENCODING
     assert _COUNTER.count("") == 0
     assert _COUNTER.count("hello world") == 2
+
+
+@given(st.text(max_size=300))
+def test_a_chat_message_payload_is_the_json_it_always_was(content: str) -> None:
+    packed = pack_payload(content, None, None, None)
+    assert packed == json.dumps({"c": content}, ensure_ascii=False).encode()
+    assert unpack_payload(packed)["content"] == content
+
+
+@given(st.text(max_size=40) | st.from_regex(r"[A-Za-z0-9_.~@+=:/ -]{0,30}", fullmatch=True))
+def test_key_parts_escape_exactly_as_quote_does(value: str) -> None:
+    assert _part(value) == quote(value.strip(), safe="@.+-_=")

@@ -24,11 +24,12 @@ def lanes_for(handler: EventHandler) -> Lanes[Delivery]:
     """Lanes that run the handler and report each finished delivery to its subscription."""
 
     async def run(delivery: Delivery) -> None:
-        handler.metrics.inflight.inc()
+        metrics = handler.metrics
+        metrics.inflight_events += 1
         try:
             await handler.handle(delivery.message)
         finally:
-            handler.metrics.inflight.dec()
+            metrics.inflight_events -= 1
             delivery.subscription.finished()
 
     return Lanes(run)

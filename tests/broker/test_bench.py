@@ -1,0 +1,54 @@
+"""`sessions bench` end to end on the real broker, at tiny counts: every phase runs, every key is there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.broker import BenchConfig, run
+from benchmarks.report import rounds_line, write_report
+
+pytestmark = pytest.mark.slow
+
+KEYS = (
+    "throughput_ratio_vs_bare_loop",
+    "worker_msgs_per_s",
+    "bare_loop_msgs_per_s",
+    "p50_ms",
+    "p99_ms",
+    "growth_ratio_transcript",
+    "growth_ratio_sessions",
+    "rss_mb",
+)
+
+
+async def test_bench_runs_every_phase_and_reports_medians_of_rounds(amqp_url: str, tmp_path: Path) -> None:
+    config = BenchConfig(
+        amqp_url,
+        messages=300,
+        slots=50,
+        shards=4,
+        stored_sessions=2_000,
+        long_slots=5,
+        transcript_entries=200,
+        latency_seconds=1.0,
+        memory_events=500,
+        rounds=2,
+        workdir=tmp_path,
+    )
+    results = await run(config, progress=lambda _: None)
+
+    assert all(results[key] > 0 for key in KEYS), {key: results.get(key) for key in KEYS}
+    rounds = results["throughput_rounds"]
+    assert len(rounds) == 2
+    for each in rounds:
+        assert each["ratio"] == pytest.approx(each["worker"] / each["bare"], abs=1e-3)
+    assert results["throughput_ratio_vs_bare_loop"] == pytest.approx((rounds[0]["ratio"] + rounds[1]["ratio"]) / 2)
+    assert results["latency_samples"] > 0
+    assert len(results["rss_samples"]) == 10
+
+    write_report(results, tmp_path / "report", "sessions bench (test)")
+    report = (tmp_path / "report" / "README.md").read_text()
+    assert rounds_line(results) in report
+    assert "worker / bare loop" in report
