@@ -62,13 +62,14 @@ class BenchConfig:
 
     @classmethod
     def quick(cls, url: str) -> BenchConfig:
+        """Every phase at small counts, within about a minute (a smoke run: its figures are rough)."""
         return cls(
             url,
-            messages=3_000,
+            messages=2_000,
             stored_sessions=100_000,
             long_slots=10,
-            latency_seconds=4.0,
-            memory_events=12_000,
+            latency_seconds=2.5,
+            memory_events=4_000,
             rounds=1,
         )
 

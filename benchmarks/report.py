@@ -53,7 +53,8 @@ def rounds_line(results: dict[str, Any]) -> str:
     """Each round's bare and worker rate and ratio: how far the medians in the table spread."""
     rounds = results.get("throughput_rounds", [])
     each = "; ".join(f"{r['bare']:,.0f} vs {r['worker']:,.0f} = {r['ratio']:.2f}" for r in rounds)
-    return f"throughput medians of {len(rounds)} alternating rounds (bare vs worker msgs/s = ratio): {each}"
+    what = "one round" if len(rounds) == 1 else f"medians of {len(rounds)} alternating rounds"
+    return f"throughput, {what} (bare vs worker msgs/s = ratio): {each}"
 
 
 def print_table(results: dict[str, Any]) -> None:

@@ -1,0 +1,44 @@
+"""The benchmark's pre-filled stores hold the rows the store's own codec would write."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from benchmarks.broker import KEY
+from benchmarks.population import _session, _session_rows, populate
+from worker.crypto import EncryptingCodec, KeyRing
+from worker.stores.sqlite import SqliteStore
+from worker.stores.sqlite_rows import session_params
+
+
+@pytest.mark.parametrize(("prefix", "entries"), [("idle", 0), ("", 25)])
+def test_copied_session_rows_equal_rows_made_one_by_one(prefix: str, entries: int) -> None:
+    now = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    rows = list(_session_rows(300, entries, now, prefix))
+    assert rows == [session_params(_session(n, entries, now, prefix)) for n in range(300)]
+
+
+async def test_a_populated_store_reads_back_through_the_store(tmp_path: Path) -> None:
+    path = str(tmp_path / "bench.db")
+    populate(
+        path,
+        idle_sessions=1_000,
+        long_slots=3,
+        entries_per_slot=40,
+        codec=EncryptingCodec(KeyRing.parse(f"bench:{KEY}")),
+    )
+    store = SqliteStore.at_path(path)
+    await store.ensure_schema()
+    try:
+        assert await store.count_sessions(None, "active") == 1_003
+        idle = await store.get_session("s_idle0000999")
+        assert idle is not None and idle.key == "agent:main:stored:peer:999"
+        assert idle.delivery_context is not None and idle.delivery_context.to == "u999"
+        long = await store.get_session("s_0000002")
+        assert long is not None and long.last_seq == 40
+        assert len(await store.read_entries(long.id, 1, 40, 100)) == 40
+    finally:
+        await store.close()
