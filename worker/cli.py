@@ -281,7 +281,8 @@ def bench(
     rounds: Annotated[int | None, typer.Option(min=1, help="bare/worker rounds (3; --quick: 1)")] = None,
 ) -> None:
     """Benchmark the worker against a bare aio-pika loop on the real broker, side by side."""
-    from benchmarks.broker import BenchConfig, run_sync
+    from benchmarks.broker import run_sync
+    from benchmarks.cases import BenchConfig
     from benchmarks.report import print_table, write_report
 
     settings = load_settings()

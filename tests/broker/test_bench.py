@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.broker import BenchConfig, run
+from benchmarks.broker import run
+from benchmarks.cases import BenchConfig
 from benchmarks.report import rounds_line, write_report
 
 pytestmark = pytest.mark.slow

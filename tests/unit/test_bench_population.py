@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.broker import KEY
+from benchmarks.cases import KEY
 from benchmarks.population import _session, _session_rows, populate
 from worker.crypto import EncryptingCodec, KeyRing
 from worker.stores.sqlite import SqliteStore

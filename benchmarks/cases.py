@@ -1,0 +1,183 @@
+"""What every `sessions bench` case shares: its settings, the inbound events it publishes, and a
+fresh topology with a tap on the turn exchange and the consumer process under test."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from benchmarks.population import BENCH_CHANNEL, slot_key, slot_user
+from schemas.events import ChatSource, InboundMessage
+from schemas.topology import Topology
+from worker.amqp.publisher import json_message
+from worker.amqp.topology import declare_topology
+
+KEY = base64.b64encode(b"bench-master-key-32-bytes-long!!").decode()
+TEXT = "Could you check how my portfolio did this week and whether the rebalancing went through? " * 2
+
+
+@dataclass
+class BenchConfig:
+    url: str
+    messages: int = 20_000
+    slots: int = 1_000
+    shards: int = 16
+    prefetch: int = 64
+    stored_sessions: int = 100_000
+    long_slots: int = 100
+    transcript_entries: int = 10_000
+    latency_seconds: float = 20.0
+    memory_events: int = 200_000
+    rounds: int = 3
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sessions-bench-")))
+
+    @classmethod
+    def quick(cls, url: str) -> BenchConfig:
+        """Every phase at small counts, within about a minute (a smoke run: its figures are rough)."""
+        return cls(
+            url,
+            messages=2_000,
+            stored_sessions=100_000,
+            long_slots=10,
+            latency_seconds=2.5,
+            memory_events=4_000,
+            rounds=1,
+        )
+
+
+class Arrivals:
+    """Replies seen on a tap queue: count, first/last arrival, and arrival time per answered id."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.by_id: dict[str, float] = {}
+        # Only the latency phase needs to know which message a reply answers; reading that costs
+        # a JSON parse per reply, which the throughput phases leave out (the machine is shared).
+        self.track_ids = False
+        self._wake = asyncio.Event()
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        now = time.perf_counter()
+        self.first = self.first or now
+        self.last = now
+        self.count += 1
+        if self.track_ids:
+            answered = message.message_id or ""
+            if message.body.startswith(b"{") and b'"inReplyTo"' in message.body:
+                answered = json.loads(message.body).get("inReplyTo", answered)
+            self.by_id[answered] = now
+        self._wake.set()
+
+    async def wait_for(self, count: int, within: float) -> None:
+        deadline = time.perf_counter() + within
+        while self.count < count:
+            self._wake.clear()
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise TimeoutError(f"only {self.count} of {count} replies arrived")
+            try:
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await self._wake.wait()
+            except TimeoutError:
+                continue
+
+
+def inbound(index: int, slots: int, tag: str) -> tuple[InboundMessage, str]:
+    slot = index % slots
+    user = slot_user(slot)
+    source = ChatSource(channel=BENCH_CHANNEL, peer_id=user, user_id=user, message_id=f"m{index}")
+    return InboundMessage(event_id=f"{tag}-{index}", source=source, text=TEXT), slot_key(slot)
+
+
+async def publish_many(channel: AbstractChannel, names: Topology, start: int, count: int, slots: int, tag: str) -> None:
+    exchange = await channel.get_exchange(names.inbound_exchange)
+    for base in range(start, start + count, 500):
+        batch = [inbound(i, slots, tag) for i in range(base, min(base + 500, start + count))]
+        await asyncio.gather(*(exchange.publish(json_message(event), routing_key=key) for event, key in batch))
+
+
+class Case:
+    """One fresh topology with a tap on the turn exchange, and the consumer process under test."""
+
+    def __init__(self, config: BenchConfig, name: str) -> None:
+        self.config = config
+        self.names = Topology(f"bench{uuid.uuid4().hex[:8]}", config.shards)
+        self.db_path = str(config.workdir / f"{name}.db")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.arrivals = Arrivals()
+
+    async def open(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_topology(channel, self.names, delivery_limit=20)
+        tap = await channel.declare_queue("", exclusive=True, auto_delete=True)
+        await tap.bind(await channel.get_exchange(self.names.turn_exchange), routing_key="#")
+        await tap.consume(self.arrivals.on_message, no_ack=True)
+        return channel
+
+    def start_worker(self) -> None:
+        env = dict(os.environ)
+        env.update(
+            {
+                "AMQP_URL": self.config.url,
+                "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
+                "SESSIONS_SHARDS": str(self.config.shards),
+                "SESSIONS_PREFETCH": str(self.config.prefetch),
+                "SESSIONS_STORAGE": "sqlite",
+                "SESSIONS_DB_PATH": self.db_path,
+                "SESSIONS_ENCRYPT_TRANSCRIPTS": "true",
+                "SESSIONS_ENCRYPTION_KEYS": f"bench:{KEY}",
+                "SESSIONS_METRICS_PORT": "0",
+                "SESSIONS_HEARTBEAT_SECONDS": "0.5",
+            }
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def start_bare(self) -> None:
+        args = [self.config.url, self.names.prefix, str(self.config.shards), str(self.config.prefetch)]
+        self.process = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_loop", *args])
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def rss_mb(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+async def drain_rate(
+    connection: aio_pika.abc.AbstractConnection, case: Case, start: Callable[[], None], slots: int
+) -> float:
+    """Pre-load the queues, start the consumer, and time the replies from the first to the last."""
+    channel = await case.open(connection)
+    count = case.config.messages
+    await publish_many(channel, case.names, 0, count, slots, "load")
+    start()
+    await case.arrivals.wait_for(count, within=600)
+    # The channel stays open: it holds the tap that later phases of this case still read.
+    return (count - 1) / max(case.arrivals.last - case.arrivals.first, 1e-9)
