@@ -31,6 +31,8 @@ from worker.amqp.publisher import json_message
 from worker.amqp.topology import delete_topology
 from worker.crypto import EncryptingCodec, KeyRing
 
+Prepare = Callable[[Case], None]
+
 
 async def latency(
     connection: aio_pika.abc.AbstractConnection, case: Case, rate: float, seconds: float
@@ -89,16 +91,70 @@ async def run(config: BenchConfig, progress: Callable[[str], None] = print) -> d
     connection = await aio_pika.connect_robust(config.url)
     try:
         worker_case = await _throughput(connection, config, codec, results, progress)
-        progress("latency at half the maximum rate")
-        results.update(await latency(connection, worker_case, results["worker_msgs_per_s"] / 2, config.latency_seconds))
-        progress(f"memory over {config.memory_events} events")
-        results.update(await memory(connection, worker_case, config.memory_events))
-        worker_case.stop()
-        await delete_topology(connection, worker_case.names)
+        try:
+            progress("latency at half the maximum rate")
+            rate = results["worker_msgs_per_s"] / 2
+            results.update(await latency(connection, worker_case, rate, config.latency_seconds))
+            progress(f"memory over {config.memory_events} events")
+            results.update(await memory(connection, worker_case, config.memory_events))
+        finally:
+            await _close(connection, worker_case)
         results.update(await _growth(connection, config, codec, progress))
     finally:
         await connection.close()
     return results
+
+
+def _stored(codec: EncryptingCodec, *, sessions: int = 100, long_slots: int = 0, entries: int = 0) -> Prepare:
+    """Pre-fill a case's store: `sessions` idle sessions, `long_slots` slots of `entries` entries."""
+    return lambda case: populate(
+        case.db_path, idle_sessions=sessions, long_slots=long_slots, entries_per_slot=entries, codec=codec
+    )
+
+
+async def _drain(
+    connection: Any,
+    config: BenchConfig,
+    name: str,
+    progress: Callable[[str], None],
+    *,
+    prepare: Prepare | None = None,
+    slots: int | None = None,
+    bare: bool = False,
+) -> tuple[Case, float]:
+    """A fresh case, prepared, its queues pre-loaded and drained by a new consumer process (the
+    worker, or the bare loop): the case, still running, and its rate."""
+    case = Case(config, name)
+    if prepare is not None:
+        prepare(case)
+    progress(f"{name} case")
+    try:
+        start = case.start_bare if bare else case.start_worker
+        return case, await drain_rate(connection, case, start, slots or config.slots)
+    except BaseException:
+        await _close(connection, case)
+        raise
+
+
+async def _rate(
+    connection: Any,
+    config: BenchConfig,
+    name: str,
+    progress: Callable[[str], None],
+    *,
+    prepare: Prepare | None = None,
+    slots: int | None = None,
+    bare: bool = False,
+) -> float:
+    """What _drain measures, with the case closed afterwards."""
+    case, rate = await _drain(connection, config, name, progress, prepare=prepare, slots=slots, bare=bare)
+    await _close(connection, case)
+    return rate
+
+
+async def _close(connection: Any, case: Case) -> None:
+    case.stop()
+    await delete_topology(connection, case.names)
 
 
 async def _throughput(
@@ -113,14 +169,10 @@ async def _throughput(
     rounds: list[dict[str, float]] = []
     worker_case: Case | None = None
     for number in range(1, config.rounds + 1):
-        bare = await _case(connection, config, f"bare-{number}", "bare", progress)
+        bare = await _rate(connection, config, f"bare-{number}", progress, bare=True)
         if worker_case is not None:
-            worker_case.stop()
-            await delete_topology(connection, worker_case.names)
-        worker_case = Case(config, f"worker-{number}")
-        populate(worker_case.db_path, idle_sessions=100, long_slots=0, entries_per_slot=0, codec=codec)
-        progress(f"worker-{number} case (100 sessions stored)")
-        worker = await drain_rate(connection, worker_case, worker_case.start_worker, config.slots)
+            await _close(connection, worker_case)
+        worker_case, worker = await _drain(connection, config, f"worker-{number}", progress, prepare=_stored(codec))
         rounds.append({"bare": round(bare, 1), "worker": round(worker, 1), "ratio": round(worker / bare, 3)})
     assert worker_case is not None, "at least one round"
     results["throughput_rounds"] = rounds
@@ -130,84 +182,34 @@ async def _throughput(
     return worker_case
 
 
-async def _case(
-    connection: Any,
-    config: BenchConfig,
-    name: str,
-    kind: str,
-    progress: Callable[[str], None],
-    slots: int | None = None,
-) -> float:
-    progress(f"{name} case")
-    case = Case(config, name)
-    try:
-        starter = case.start_bare if kind == "bare" else case.start_worker
-        return await drain_rate(connection, case, starter, slots or config.slots)
-    finally:
-        case.stop()
-        await delete_topology(connection, case.names)
-
-
-async def _prepared(
-    connection: Any,
-    config: BenchConfig,
-    name: str,
-    slots: int,
-    prepare: Callable[[Case], None],
-    progress: Callable[[str], None],
-) -> float:
-    case = Case(config, name)
-    prepare(case)
-    progress(f"{name} case")
-    try:
-        return await drain_rate(connection, case, case.start_worker, slots)
-    finally:
-        case.stop()
-        await delete_topology(connection, case.names)
-
-
 async def _growth(
     connection: Any, config: BenchConfig, codec: EncryptingCodec, progress: Callable[[str], None]
 ) -> dict[str, float]:
-    few = await _prepared(
-        connection,
-        config,
-        "sessions-100",
-        config.slots,
-        lambda c: populate(c.db_path, idle_sessions=100, long_slots=0, entries_per_slot=0, codec=codec),
-        progress,
-    )
-    many = await _prepared(
+    """The worker with many sessions stored versus few, and with long transcripts versus empty."""
+    long_slots, entries = config.long_slots, config.transcript_entries
+    few = await _rate(connection, config, "sessions-100", progress, prepare=_stored(codec))
+    many = await _rate(
         connection,
         config,
         f"sessions-{config.stored_sessions}",
-        config.slots,
-        lambda c: populate(
-            c.db_path, idle_sessions=config.stored_sessions, long_slots=0, entries_per_slot=0, codec=codec
-        ),
         progress,
+        prepare=_stored(codec, sessions=config.stored_sessions),
     )
-    empty = await _prepared(
+    empty = await _rate(
         connection,
         config,
         "transcripts-empty",
-        config.long_slots,
-        lambda c: populate(c.db_path, idle_sessions=100, long_slots=config.long_slots, entries_per_slot=0, codec=codec),
         progress,
+        prepare=_stored(codec, long_slots=long_slots),
+        slots=long_slots,
     )
-    long = await _prepared(
+    long = await _rate(
         connection,
         config,
-        f"transcripts-{config.transcript_entries}",
-        config.long_slots,
-        lambda c: populate(
-            c.db_path,
-            idle_sessions=100,
-            long_slots=config.long_slots,
-            entries_per_slot=config.transcript_entries,
-            codec=codec,
-        ),
+        f"transcripts-{entries}",
         progress,
+        prepare=_stored(codec, long_slots=long_slots, entries=entries),
+        slots=long_slots,
     )
     return {
         "sessions_100_msgs_per_s": few,
