@@ -7,16 +7,10 @@ wraps this layer without the stores knowing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from worker.errors import EncryptionError
-
-# json's own string encoder, as json.dumps(..., ensure_ascii=False) uses it.
-_JSON_STRING: Callable[[str], str] = (
-    getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +53,9 @@ class PlainCodec:
 
 def pack_payload(content: str | None, tool: str | None, args: Any, result: Any) -> bytes:
     if tool is None and args is None and result is None and content is not None:
-        # A chat message, the usual entry: the same JSON object without building a dict for it.
-        return b'{"c": ' + _JSON_STRING(content).encode() + b"}"
+        # A chat message, the usual entry: the same JSON object, with json's own string encoder
+        # (what dumps(..., ensure_ascii=False) uses), without building a dict for it.
+        return b'{"c": ' + json.encoder.encode_basestring(content).encode() + b"}"
     body = {"c": content, "t": tool, "a": args, "r": result}
     return json.dumps({k: v for k, v in body.items() if v is not None}, ensure_ascii=False).encode()
 
