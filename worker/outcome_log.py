@@ -1,9 +1,9 @@
 """The record of what each applied event produced, so that a redelivery re-publishes exactly that.
 
 Records are sealed with the transcript codec when encryption is on: they carry reply and command
-texts, which are content. An outcome that re-applying its event rebuilds exactly (turns only: the
-replay finds the stored entry and yields the same ids, session, seq and text) is not recorded,
-which keeps a second write per chat message off the hot path.
+texts, which are content. The handler records only outcomes that re-applying their event would not
+rebuild exactly (Outcome.rebuilt_on_replay), which keeps a second write per chat message off the
+hot path.
 """
 
 from __future__ import annotations
@@ -30,7 +30,5 @@ class OutcomeLog:
         return Outcome.model_validate_json(self._codec.open_text(_SEALING_SCOPE, event_id, doc))
 
     async def record(self, event_id: str, outcome: Outcome) -> None:
-        if outcome.rebuilt_on_replay:
-            return
         doc = self._codec.seal_text(_SEALING_SCOPE, event_id, outcome.model_dump_json())
         await self._store.save_outcome(event_id, doc, self._clock())
