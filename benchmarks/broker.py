@@ -25,7 +25,8 @@ from typing import Any
 
 import aio_pika
 
-from benchmarks.cases import KEY, BenchConfig, Case, drain_rate, inbound, publish_many
+from benchmarks import cpu
+from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain, inbound, publish_many
 from benchmarks.population import populate
 from worker.amqp.publisher import json_message
 from worker.amqp.topology import delete_topology
@@ -121,16 +122,16 @@ async def _drain(
     prepare: Prepare | None = None,
     slots: int | None = None,
     bare: bool = False,
-) -> tuple[Case, float]:
+) -> tuple[Case, Drain]:
     """A fresh case, prepared, its queues pre-loaded and drained by a new consumer process (the
-    worker, or the bare loop): the case, still running, and its rate."""
+    worker, or the bare loop): the case, still running, and its rate and CPU use."""
     case = Case(config, name)
     if prepare is not None:
         prepare(case)
     progress(f"{name} case")
     try:
         start = case.start_bare if bare else case.start_worker
-        return case, await drain_rate(connection, case, start, slots or config.slots)
+        return case, await drain(connection, case, start, slots or config.slots)
     except BaseException:
         await _close(connection, case)
         raise
@@ -145,11 +146,11 @@ async def _rate(
     prepare: Prepare | None = None,
     slots: int | None = None,
     bare: bool = False,
-) -> float:
+) -> Drain:
     """What _drain measures, with the case closed afterwards."""
-    case, rate = await _drain(connection, config, name, progress, prepare=prepare, slots=slots, bare=bare)
+    case, drained = await _drain(connection, config, name, progress, prepare=prepare, slots=slots, bare=bare)
     await _close(connection, case)
-    return rate
+    return drained
 
 
 async def _close(connection: Any, case: Case) -> None:
@@ -166,19 +167,28 @@ async def _throughput(
 ) -> Case:
     """Bare loop, then worker, `rounds` times; returns the last worker case, still running (the
     latency and memory phases measure that process)."""
-    rounds: list[dict[str, float]] = []
+    rounds: list[dict[str, Any]] = []
     worker_case: Case | None = None
     for number in range(1, config.rounds + 1):
         bare = await _rate(connection, config, f"bare-{number}", progress, bare=True)
         if worker_case is not None:
             await _close(connection, worker_case)
         worker_case, worker = await _drain(connection, config, f"worker-{number}", progress, prepare=_stored(codec))
-        rounds.append({"bare": round(bare, 1), "worker": round(worker, 1), "ratio": round(worker / bare, 3)})
+        rounds.append(
+            {
+                "bare": round(bare.rate, 1),
+                "worker": round(worker.rate, 1),
+                "ratio": round(worker.rate / bare.rate, 3),
+                "bare_cpu": bare.cpu,
+                "worker_cpu": worker.cpu,
+            }
+        )
     assert worker_case is not None, "at least one round"
     results["throughput_rounds"] = rounds
     results["bare_loop_msgs_per_s"] = statistics.median(r["bare"] for r in rounds)
     results["worker_msgs_per_s"] = statistics.median(r["worker"] for r in rounds)
     results["throughput_ratio_vs_bare_loop"] = statistics.median(r["ratio"] for r in rounds)
+    results.update(cpu.summary([(r["bare_cpu"], r["worker_cpu"]) for r in rounds]))
     return worker_case
 
 
@@ -212,12 +222,12 @@ async def _growth(
         slots=long_slots,
     )
     return {
-        "sessions_100_msgs_per_s": few,
-        "sessions_many_msgs_per_s": many,
-        "growth_ratio_sessions": many / few,
-        "transcripts_empty_msgs_per_s": empty,
-        "transcripts_long_msgs_per_s": long,
-        "growth_ratio_transcript": long / empty,
+        "sessions_100_msgs_per_s": few.rate,
+        "sessions_many_msgs_per_s": many.rate,
+        "growth_ratio_sessions": many.rate / few.rate,
+        "transcripts_empty_msgs_per_s": empty.rate,
+        "transcripts_long_msgs_per_s": long.rate,
+        "growth_ratio_transcript": long.rate / empty.rate,
     }
 
 

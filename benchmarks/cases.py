@@ -19,6 +19,7 @@ from pathlib import Path
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from benchmarks import cpu
 from benchmarks.population import BENCH_CHANNEL, slot_key, slot_user
 from schemas.events import ChatSource, InboundMessage
 from schemas.topology import Topology
@@ -170,14 +171,31 @@ class Case:
         return 0.0
 
 
-async def drain_rate(
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """A drained case: its rate, and each party's CPU per message (None where /proc is unreadable)."""
+
+    rate: float
+    cpu: dict[str, float] | None
+
+
+async def drain(
     connection: aio_pika.abc.AbstractConnection, case: Case, start: Callable[[], None], slots: int
-) -> float:
-    """Pre-load the queues, start the consumer, and time the replies from the first to the last."""
+) -> Drain:
+    """Pre-load the queues, start the consumer, and time the replies from the first to the last.
+    CPU is sampled from the first reply to the 95th percent: the consumer's start-up is not a
+    message's cost, and neither is the last straggler's wait."""
     channel = await case.open(connection)
     count = case.config.messages
     await publish_many(channel, case.names, 0, count, slots, "load")
     start()
+    assert case.process is not None, "start() launches the consumer process"
+    broker = cpu.broker_pid(case.config.url)
+    await case.arrivals.wait_for(1, within=600)
+    first, counted = cpu.sample(case.process.pid, broker), case.arrivals.count
+    await case.arrivals.wait_for(max(counted + 1, count * 19 // 20), within=600)
+    last, measured = cpu.sample(case.process.pid, broker), case.arrivals.count - counted
     await case.arrivals.wait_for(count, within=600)
     # The channel stays open: it holds the tap that later phases of this case still read.
-    return (count - 1) / max(case.arrivals.last - case.arrivals.first, 1e-9)
+    rate = (count - 1) / max(case.arrivals.last - case.arrivals.first, 1e-9)
+    return Drain(rate, cpu.per_message(first, last, measured) if first and last else None)

@@ -24,6 +24,7 @@ ROWS = (
     ("bare_loop_msgs_per_s", "bare aio-pika loop (msgs/s)"),
     ("worker_msgs_per_s", "worker (msgs/s)"),
     ("throughput_ratio_vs_bare_loop", "worker / bare loop"),
+    ("cpu_bound_ratio", "bare loop / worker CPU per message, all parties"),
     ("p50_ms", "publish-to-reply p50 at half max rate (ms)"),
     ("p99_ms", "publish-to-reply p99 at half max rate (ms)"),
     ("sessions_100_msgs_per_s", "100 sessions stored (msgs/s)"),
@@ -57,6 +58,25 @@ def rounds_line(results: dict[str, Any]) -> str:
     return f"throughput, {what} (bare vs worker msgs/s = ratio): {each}"
 
 
+CPU_PARTIES = (
+    ("loop_thread_us", "consumer: event-loop thread"),
+    ("other_threads_us", "consumer: other threads (SQLite)"),
+    ("broker_us", "broker (RabbitMQ)"),
+    ("bench_us", "benchmark process (reply tap)"),
+    ("total_us", "all parties"),
+)
+
+
+def cpu_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Each party's CPU per message (µs, medians of rounds) for both sides, and the idle machine share."""
+    use = results.get("cpu_us_per_msg")
+    if not use:
+        return []
+    bare, worker = use["bare"], use["worker"]
+    found = [(label, f"{bare[key]:,.0f}", f"{worker[key]:,.0f}") for key, label in CPU_PARTIES if key in bare]
+    return [*found, ("machine idle (%)", f"{bare['idle_pct']:.0f}", f"{worker['idle_pct']:.0f}")]
+
+
 def print_table(results: dict[str, Any]) -> None:
     table = Table(
         title=f"sessions bench ({results['messages_per_case']} messages per case)", caption=rounds_line(results)
@@ -66,6 +86,14 @@ def print_table(results: dict[str, Any]) -> None:
     for row in rows(results):
         table.add_row(*row)
     Console().print(table)
+    breakdown = cpu_rows(results)
+    if breakdown:
+        cpu_table = Table(title="CPU per message (µs; medians of rounds, first to 95th percent of replies)")
+        for column in ("party", "bare loop", "worker"):
+            cpu_table.add_column(column)
+        for row in breakdown:
+            cpu_table.add_row(*row)
+        Console().print(cpu_table)
 
 
 def machine() -> str:
@@ -104,6 +132,16 @@ def write_report(results: dict[str, Any], out: Path, command: str) -> None:
         *(f"| {label} | {value} | {target} |" for label, value, target in rows(results)),
         "",
     ]
+    breakdown = cpu_rows(results)
+    if breakdown:
+        lines += [
+            "CPU per message (µs; medians of rounds, from the first reply to the 95th percent):",
+            "",
+            "| party | bare loop | worker |",
+            "|---|---|---|",
+            *(f"| {party} | {bare} | {worker} |" for party, bare, worker in breakdown),
+            "",
+        ]
     plots = _plots(results, out)
     lines += [f"![{name}]({name})" for name in plots]
     (out / "README.md").write_text("\n".join(lines) + "\n")

@@ -47,9 +47,18 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(amqp_url: st
         assert each["ratio"] == pytest.approx(each["worker"] / each["bare"], abs=1e-3)
     assert results["throughput_ratio_vs_bare_loop"] == pytest.approx((rounds[0]["ratio"] + rounds[1]["ratio"]) / 2)
     assert results["latency_samples"] > 0
+    # CPU per message of every party (the broker too: it runs on this machine), for both sides.
+    use = results["cpu_us_per_msg"]
+    for side in ("bare", "worker"):
+        assert use[side]["loop_thread_us"] > 0 and use[side]["broker_us"] > 0 and use[side]["bench_us"] > 0
+        assert use[side]["total_us"] >= use[side]["loop_thread_us"] + use[side]["broker_us"]
+    assert use["worker"]["other_threads_us"] > 0  # the SQLite writer thread
+    assert results["cpu_bound_ratio"] > 0
+    assert all(each["bare_cpu"] and each["worker_cpu"] for each in rounds)
     assert len(results["rss_samples"]) == 10
 
     write_report(results, tmp_path / "report", "sessions bench (test)")
     report = (tmp_path / "report" / "README.md").read_text()
     assert rounds_line(results) in report
     assert "worker / bare loop" in report
+    assert "| all parties |" in report
