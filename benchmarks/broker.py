@@ -37,13 +37,16 @@ Prepare = Callable[[Case], None]
 
 async def latency(
     connection: aio_pika.abc.AbstractConnection, case: Case, rate: float, seconds: float
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Publish at `rate` per second and measure publish-to-reply time of each message."""
     channel = await connection.channel(publisher_confirms=False)
     exchange = await channel.get_exchange(case.names.inbound_exchange)
     sent: dict[str, float] = {}
     total = int(rate * seconds)
     case.arrivals.track_ids = True
+    assert case.process is not None, "the latency phase measures a running worker"
+    broker = cpu.broker_pid(case.config.url)
+    first = cpu.sample(case.process.pid, broker)
     began = time.perf_counter()
     for index in range(total):
         event, key = inbound(index, case.config.slots, "lat")
@@ -52,6 +55,7 @@ async def latency(
             await asyncio.sleep(delay)
         sent[event.event_id] = time.perf_counter()
         await exchange.publish(json_message(event), routing_key=key)
+    last = cpu.sample(case.process.pid, broker)
     with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
         await case.arrivals.wait_for(case.arrivals.count + sum(e not in case.arrivals.by_id for e in sent), within=60)
     waits = sorted((case.arrivals.by_id[e] - t) * 1000 for e, t in sent.items() if e in case.arrivals.by_id)
@@ -62,6 +66,8 @@ async def latency(
         "p50_ms": statistics.median(waits),
         "p99_ms": waits[min(len(waits) - 1, int(len(waits) * 0.99))],
         "latency_samples": len(waits),
+        # How busy the machine was meanwhile: without the batching a drain gets, each message costs more.
+        **({"latency_cpu_us_per_msg": cpu.per_message(first, last, total)} if first and last else {}),
     }
 
 

@@ -67,14 +67,22 @@ CPU_PARTIES = (
 )
 
 
-def cpu_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Each party's CPU per message (µs, medians of rounds) for both sides, and the idle machine share."""
+CPU_COLUMNS = ("party", "bare loop, drain", "worker, drain", "worker, latency phase")
+
+
+def cpu_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Each party's CPU per message (µs) and the idle machine share: both sides' drains (medians of
+    rounds) and the worker's latency phase, where messages come one at a time."""
     use = results.get("cpu_us_per_msg")
     if not use:
         return []
-    bare, worker = use["bare"], use["worker"]
-    found = [(label, f"{bare[key]:,.0f}", f"{worker[key]:,.0f}") for key, label in CPU_PARTIES if key in bare]
-    return [*found, ("machine idle (%)", f"{bare['idle_pct']:.0f}", f"{worker['idle_pct']:.0f}")]
+    sides = [use["bare"], use["worker"], results.get("latency_cpu_us_per_msg", {})]
+
+    def cells(key: str, form: str) -> tuple[str, ...]:
+        return tuple(format(side[key], form) if key in side else "" for side in sides)
+
+    found = [(label, *cells(key, ",.0f")) for key, label in CPU_PARTIES if key in use["bare"]]
+    return [*found, ("machine idle (%)", *cells("idle_pct", ".0f"))]
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -88,11 +96,11 @@ def print_table(results: dict[str, Any]) -> None:
     Console().print(table)
     breakdown = cpu_rows(results)
     if breakdown:
-        cpu_table = Table(title="CPU per message (µs; medians of rounds, first to 95th percent of replies)")
-        for column in ("party", "bare loop", "worker"):
+        cpu_table = Table(title="CPU per message (µs; drains: medians of rounds, first to 95th percent of replies)")
+        for column in CPU_COLUMNS:
             cpu_table.add_column(column)
-        for row in breakdown:
-            cpu_table.add_row(*row)
+        for cpu_row in breakdown:
+            cpu_table.add_row(*cpu_row)
         Console().print(cpu_table)
 
 
@@ -135,11 +143,11 @@ def write_report(results: dict[str, Any], out: Path, command: str) -> None:
     breakdown = cpu_rows(results)
     if breakdown:
         lines += [
-            "CPU per message (µs; medians of rounds, from the first reply to the 95th percent):",
+            "CPU per message (µs; drains: medians of rounds, from the first reply to the 95th percent):",
             "",
-            "| party | bare loop | worker |",
-            "|---|---|---|",
-            *(f"| {party} | {bare} | {worker} |" for party, bare, worker in breakdown),
+            f"| {' | '.join(CPU_COLUMNS)} |",
+            f"|{'---|' * len(CPU_COLUMNS)}",
+            *(f"| {' | '.join(row)} |" for row in breakdown),
             "",
         ]
     plots = _plots(results, out)

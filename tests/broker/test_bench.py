@@ -54,6 +54,7 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(amqp_url: st
         assert use[side]["total_us"] >= use[side]["loop_thread_us"] + use[side]["broker_us"]
     assert use["worker"]["other_threads_us"] > 0  # the SQLite writer thread
     assert results["cpu_bound_ratio"] > 0
+    assert results["latency_cpu_us_per_msg"]["loop_thread_us"] > 0
     assert all(each["bare_cpu"] and each["worker_cpu"] for each in rounds)
     assert len(results["rss_samples"]) == 10
 
