@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -87,6 +90,14 @@ async def memory(connection: aio_pika.abc.AbstractConnection, case: Case, events
 
 
 async def run(config: BenchConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every phase; the cases' stores go to config.workdir, or to a temporary directory removed at the end."""
+    if config.workdir is None:
+        with tempfile.TemporaryDirectory(prefix="sessions-bench-") as scratch:
+            return await _run(dataclasses.replace(config, workdir=Path(scratch)), progress)
+    return await _run(config, progress)
+
+
+async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str, Any]:
     results: dict[str, Any] = {
         "messages_per_case": config.messages,
         "slots": config.slots,

@@ -9,11 +9,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
@@ -43,7 +42,9 @@ class BenchConfig:
     latency_seconds: float = 20.0
     memory_events: int = 200_000
     rounds: int = 3
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sessions-bench-")))
+    # Where the cases' SQLite stores go (a full run writes about 600 MB); None: a temporary
+    # directory that run() removes at the end.
+    workdir: Path | None = None
 
     @classmethod
     def quick(cls, url: str) -> BenchConfig:
@@ -118,6 +119,8 @@ class Case:
     def __init__(self, config: BenchConfig, name: str) -> None:
         self.config = config
         self.names = Topology(f"bench{uuid.uuid4().hex[:8]}", config.shards)
+        if config.workdir is None:
+            raise ValueError("a case needs config.workdir: run() provides a temporary one")
         self.db_path = str(config.workdir / f"{name}.db")
         self.process: subprocess.Popen[bytes] | None = None
         self.arrivals = Arrivals()

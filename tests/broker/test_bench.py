@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,10 @@ KEYS = (
 )
 
 
-async def test_bench_runs_every_phase_and_reports_medians_of_rounds(amqp_url: str, tmp_path: Path) -> None:
+async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
+    amqp_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the run's scratch directory goes
     config = BenchConfig(
         amqp_url,
         messages=300,
@@ -36,9 +41,9 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(amqp_url: st
         latency_seconds=1.0,
         memory_events=500,
         rounds=2,
-        workdir=tmp_path,
     )
     results = await run(config, progress=lambda _: None)
+    assert os.listdir(tmp_path) == [], "the cases' stores are removed with the run's scratch directory"
 
     assert all(results[key] > 0 for key in KEYS), {key: results.get(key) for key in KEYS}
     rounds = results["throughput_rounds"]
