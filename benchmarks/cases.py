@@ -179,7 +179,7 @@ class Drain:
     """A drained case: its rate, and each party's CPU per message (None where /proc is unreadable)."""
 
     rate: float
-    cpu: dict[str, float] | None
+    cpu: cpu.Use | None
 
 
 async def drain(

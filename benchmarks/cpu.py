@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 PROC = Path("/proc")
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LOCAL_HOSTS = ("localhost", "::1", "")
+Use = dict[str, float]  # each party's CPU per message (µs), their total and the idle share (%)
 
 
 def cpu_seconds(stat: str) -> float:
@@ -104,7 +105,7 @@ def sample(consumer: int, broker: int | None) -> CpuSample | None:
     )
 
 
-def per_message(first: CpuSample, last: CpuSample, messages: int) -> dict[str, float]:
+def per_message(first: CpuSample, last: CpuSample, messages: int) -> Use:
     """Each party's CPU per message (µs) between two samples, their sum, and the machine's idle %."""
     if messages <= 0:
         raise ValueError("per_message needs at least one message between the samples")
@@ -123,9 +124,6 @@ def per_message(first: CpuSample, last: CpuSample, messages: int) -> dict[str, f
     ticks = last.total_ticks - first.total_ticks
     use["idle_pct"] = round(100 * (last.idle_ticks - first.idle_ticks) / ticks, 1) if ticks > 0 else 0.0
     return use
-
-
-Use = dict[str, float]
 
 
 def summary(rounds: list[tuple[Use | None, Use | None]]) -> dict[str, object]:

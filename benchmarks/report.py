@@ -68,6 +68,7 @@ CPU_PARTIES = (
 
 
 CPU_COLUMNS = ("party", "bare loop, drain", "worker, drain", "worker, latency phase")
+CPU_TITLE = "CPU per message (µs; drains: medians of rounds, from the first reply to the 95th percent)"
 
 
 def cpu_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -96,7 +97,7 @@ def print_table(results: dict[str, Any]) -> None:
     Console().print(table)
     breakdown = cpu_rows(results)
     if breakdown:
-        cpu_table = Table(title="CPU per message (µs; drains: medians of rounds, first to 95th percent of replies)")
+        cpu_table = Table(title=CPU_TITLE)
         for column in CPU_COLUMNS:
             cpu_table.add_column(column)
         for cpu_row in breakdown:
@@ -143,7 +144,7 @@ def write_report(results: dict[str, Any], out: Path, command: str) -> None:
     breakdown = cpu_rows(results)
     if breakdown:
         lines += [
-            "CPU per message (µs; drains: medians of rounds, from the first reply to the 95th percent):",
+            f"{CPU_TITLE}:",
             "",
             f"| {' | '.join(CPU_COLUMNS)} |",
             f"|{'---|' * len(CPU_COLUMNS)}",
