@@ -37,6 +37,29 @@ class TiktokenCounter:
         return len(self._encoding.encode_ordinary(text))  # type: ignore[attr-defined]
 
 
+class TokenCount:
+    """One text's token count, made once, by whoever asks first.
+
+    A store asks while it writes the entry, on the thread where it does its blocking work (the
+    SQLite writer thread). tiktoken releases the GIL while it counts: on the event-loop thread,
+    that release handed the GIL to the store's threads and back for every message, which cost the
+    loop several times the count itself.
+    """
+
+    __slots__ = ("_counter", "_text", "_value")
+
+    def __init__(self, counter: TokenCounter, text: str) -> None:
+        self._counter = counter
+        self._text = text
+        self._value: int | None = None
+
+    def __call__(self) -> int:
+        value = self._value
+        if value is None:  # two threads asking at once both count the same text: harmless
+            value = self._value = self._counter.count(self._text)
+        return value
+
+
 class CharRatioCounter:
     """A dependency-free estimate (about four characters a token) for when no encoding is wanted."""
 

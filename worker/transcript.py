@@ -16,7 +16,7 @@ from worker.errors import ContentTooLarge, InvalidArgument, SessionNotActive, Se
 from worker.keyed_lock import KeyedLock
 from worker.payload import PayloadCodec, Sealed, pack_payload, unpack_payload
 from worker.stores.base import DuplicateEvent, SessionStore, SessionUpdate, StoredEntry
-from worker.tokens import TokenCounter
+from worker.tokens import TokenCount, TokenCounter
 from worker.view import newest_first
 
 _APPEND_ATTEMPTS = 8
@@ -91,12 +91,13 @@ class Transcript:
 
     async def append(self, session_id: str, draft: Draft, *, allow_archived: bool = False) -> TranscriptEntry:
         payload = self._check(draft)
-        token_count = self._counter.count(token_text(draft))
+        # Counted by the store as it writes (off the event loop where it can be); made once.
+        tokens = TokenCount(self._counter, token_text(draft))
         event_id = draft.event_id or uuid.uuid4().hex
         async with self._locks.hold(session_id):
             for attempt in range(_APPEND_ATTEMPTS):
                 session = await self._writable_session(session_id, allow_archived)
-                entry = self._stored(session, draft, payload, token_count, event_id)
+                entry = self._stored(session, draft, payload, event_id)
                 update = SessionUpdate(
                     seq=entry.seq,
                     at=entry.timestamp,
@@ -109,14 +110,14 @@ class Transcript:
                     require_active=not allow_archived,
                 )
                 try:
-                    await self._store.append_entry(entry, update)
+                    await self._store.append_entry(entry, update, tokens)
                 except DuplicateEvent:
                     return await self._existing(event_id)
                 except StoreConflict:
                     # Another process appended to this session; re-read and take the next number.
                     await asyncio.sleep(0.005 * (attempt + 1))
                     continue
-                return self._as_written(entry, draft)
+                return self._as_written(entry, draft, tokens())
         raise StoreConflict(f"could not append to session {session_id}: too many concurrent writers")
 
     async def _existing(self, event_id: str) -> TranscriptEntry:
@@ -135,7 +136,8 @@ class Transcript:
             )
         return session
 
-    def _stored(self, session: SessionEntry, draft: Draft, payload: bytes, tokens: int, event_id: str) -> StoredEntry:
+    def _stored(self, session: SessionEntry, draft: Draft, payload: bytes, event_id: str) -> StoredEntry:
+        """The entry to append; its token count is the TokenCount handed to the store beside it."""
         seq = session.last_seq + 1
         sealed = self._codec.seal(session.id, seq, payload)
         usage = draft.usage or _NO_USAGE
@@ -145,7 +147,7 @@ class Transcript:
             event_id=event_id,
             role=draft.role,
             timestamp=self._clock(),
-            token_count=tokens,
+            token_count=0,
             important=draft.important,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -155,7 +157,7 @@ class Transcript:
             key_id=sealed.key_id,
         )
 
-    def _as_written(self, stored: StoredEntry, draft: Draft) -> TranscriptEntry:
+    def _as_written(self, stored: StoredEntry, draft: Draft, token_count: int) -> TranscriptEntry:
         """The entry just appended, from what the caller gave (no need to decrypt our own write).
         Validating it is cheaper here than pydantic's model_construct, and this runs per message."""
         return TranscriptEntry(
@@ -169,7 +171,7 @@ class Transcript:
             args=draft.args,
             result=draft.result,
             usage=draft.usage,
-            token_count=stored.token_count,
+            token_count=token_count,
             important=stored.important,
             delivery=stored.delivery,
         )

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 
 from schemas import DeliveryContext, Usage
 from tests.conftest import MakeManager
 from tests.support.addresses import ADDR
-from worker import ContentTooLarge, InvalidArgument, SessionManager, SessionNotActive, SessionNotFound
+from worker import (
+    ContentTooLarge,
+    InvalidArgument,
+    SessionManager,
+    SessionNotActive,
+    SessionNotFound,
+    create_session_manager,
+)
+from worker.clock import ManualClock
+from worker.stores.base import SessionStore
+from worker.tokens import TiktokenCounter
 
 
 async def test_seed_conversation_counts_usage_and_tokens(manager: SessionManager) -> None:
@@ -36,6 +47,35 @@ async def test_seed_conversation_counts_usage_and_tokens(manager: SessionManager
     assert text == "[user] What is my portfolio value?\n[assistant] Your portfolio is worth $10,234.56"
     markdown = await manager.get_history(session.id, format="markdown")
     assert "**User**" in markdown and "**Assistant**" in markdown
+
+
+class ThreadNotingCounter:
+    """tiktoken's counts, noting the thread that made each."""
+
+    def __init__(self, inner: TiktokenCounter) -> None:
+        self.inner = inner
+        self.threads: list[threading.Thread] = []
+
+    def count(self, text: str) -> int:
+        self.threads.append(threading.current_thread())
+        return self.inner.count(text)
+
+
+async def test_each_entry_is_counted_once_and_sqlite_counts_off_the_event_loop(
+    store: SessionStore, clock: ManualClock, token_counter: TiktokenCounter, request: pytest.FixtureRequest
+) -> None:
+    counter = ThreadNotingCounter(token_counter)
+    manager = create_session_manager(store=store, clock=clock, token_counter=counter)
+    session = await manager.get_or_create_session(**ADDR)
+    texts = ["What is my portfolio value?", "Rebalance it, please: 60/40 🙂", "<|endoftext|> is plain text here"]
+    written = [await manager.add_message(session.id, "user", text) for text in texts]
+    expected = [token_counter.count(text) for text in texts]
+    assert [entry.token_count for entry in written] == expected
+    assert [entry.token_count for entry in await manager.get_history(session.id)] == expected
+    assert len(counter.threads) == len(texts)  # one count per entry, however many threads ask
+    if request.node.callspec.params["store"] == "sqlite":
+        # The writer thread counts: tiktoken's GIL release there costs the event loop nothing.
+        assert threading.main_thread() not in counter.threads
 
 
 async def test_fifty_concurrent_appends_get_dense_sequence(manager: SessionManager) -> None:

@@ -17,6 +17,7 @@ from schemas import (
     SessionStatus,
     Summary,
 )
+from worker.tokens import TokenCount
 
 
 class DuplicateEvent(Exception):
@@ -130,8 +131,11 @@ class SessionStore(Protocol):
     async def count_sessions(self, agent_id: str | None, status: SessionStatus | None) -> int: ...
 
     # Transcript
-    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> bool:
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
         """Store one entry with seq == session.last_seq + 1 and apply `update`.
+
+        `tokens`, when given, is the entry's token count, made while the entry is written (its
+        `token_count` is then not read): a store with a thread for its blocking work counts there.
 
         Returns True if the session was at `update.version` and now is at version + 1 with exactly
         `update` applied; False if the entry is stored but the session had to be settled some

@@ -17,6 +17,7 @@ from typing import Any
 from schemas import ArchiveReason, DeliveryContext, SessionEntry
 from worker.errors import StoreConflict
 from worker.stores.base import DeletedCounts, SessionStore, SessionUpdate, StoredEntry, ViewChange
+from worker.tokens import TokenCount
 
 
 class CachedStore:
@@ -110,9 +111,9 @@ class CachedStore:
             self.forget(session_id)
         return changed
 
-    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> bool:
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
         try:
-            exact = await self.inner.append_entry(entry, update)
+            exact = await self.inner.append_entry(entry, update, tokens)
         except StoreConflict:
             self.forget(entry.session_id)
             raise

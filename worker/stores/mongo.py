@@ -7,6 +7,7 @@ its transcript, and the next writer rolls it forward from the stored entries.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
@@ -40,6 +41,7 @@ from worker.stores.mongo_docs import (
     utc,
 )
 from worker.stores.mongo_records import MongoRecords
+from worker.tokens import TokenCount
 
 
 class MongoStore(MongoRecords):
@@ -192,8 +194,10 @@ class MongoStore(MongoRecords):
     # Transcript
 
     @unavailable
-    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> bool:
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
         sid = entry.session_id
+        if tokens is not None:  # the async driver has no thread of ours to count on
+            entry = replace(entry, token_count=tokens())
         try:
             # Batched with the appends of other sessions that arrive meanwhile (mongo_appends.py).
             applied = await self._appends.append(entry_doc(entry), *_guarded_update(sid, update))

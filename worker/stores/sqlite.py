@@ -30,6 +30,7 @@ from worker.stores.sqlite_rows import (
     session_params,
     to_ms,
 )
+from worker.tokens import TokenCount
 
 _SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM sessions"
 _SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
@@ -179,8 +180,7 @@ class SqliteStore(SqliteRecords):
         return await self._db.read(run)
 
     # Transcript -----------------------------------------------------------------------------
-    async def append_entry(self, entry: StoredEntry, update: SessionUpdate) -> bool:
-        params = entry_params(entry)
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
         delivery_sql, delivery_params = "", ()
         if update.delivery is not None:
             delivery_sql, delivery_params = f", {_DELIVERY_SET}", _delivery_params(update.delivery)
@@ -208,6 +208,8 @@ class SqliteStore(SqliteRecords):
         )
 
         def run(conn: Connection) -> None:
+            # On the writer thread: counting here lets the event loop run meanwhile (TokenCount).
+            params = entry_params(entry, None if tokens is None else tokens())
             # Atomic through the group commit's savepoint: a failure below undoes the insert.
             try:
                 conn.execute(_INSERT_ENTRY, params)

@@ -203,14 +203,15 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
     )
 
 
-def entry_params(entry: StoredEntry) -> tuple[Any, ...]:
+def entry_params(entry: StoredEntry, token_count: int | None = None) -> tuple[Any, ...]:
+    """The entry's row; `token_count`, when given, in place of the entry's own."""
     return (
         entry.session_id,
         entry.seq,
         entry.event_id,
         entry.role,
         to_ms(entry.timestamp),
-        entry.token_count,
+        entry.token_count if token_count is None else token_count,
         int(entry.important),
         entry.input_tokens,
         entry.output_tokens,
