@@ -1,17 +1,22 @@
 """`sessions bench`: the worker against a bare aio-pika loop on the real broker, side by side.
 
-Cases (each with a fresh topology, store and process):
+Cases (each with a fresh topology, store and consumer processes, as many on each side: one per
+core by default, as workers are deployed):
   bare      the reference loop: consume, publish one reply with confirms, ack
   worker    inbound user messages of ~200 bytes over 1,000 slots, encryption on, SQLite, quorum
             shard queues, one turn event published per message, confirms on (100 sessions stored)
   sessions  the same with 100,000 sessions stored
   empty / long   the same over fewer slots whose transcripts are empty / 10,000 entries long
-then, on the last worker case's process: publish-to-reply latency at half its measured maximum
-rate, and RSS over many events.
+then, on the last worker case's processes: publish-to-reply latency at half their measured
+maximum rate, and RSS over many events; and last, the worker's engine alone in this process,
+without a broker (benchmarks/pipeline.py), to split the worker's CPU per message into its own
+work and the AMQP around it.
 
 Bare and worker alternate for several rounds: the throughput figures are the medians, and the
 ratio is the median of each round's worker / bare, so that a noisy stretch of a shared machine
-hits both sides of a ratio alike. The cases themselves are in benchmarks/cases.py.
+hits both sides of a ratio alike. When the sides run several processes, one more bare / worker
+pair runs first with a single process each, reported beside them. The cases themselves are in
+benchmarks/cases.py.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import aio_pika
 
 from benchmarks import cpu
 from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain, inbound, publish_many
+from benchmarks.pipeline import engine_cpu
 from benchmarks.population import populate
 from worker.amqp.publisher import json_message
 from worker.amqp.topology import delete_topology
@@ -47,9 +53,9 @@ async def latency(
     sent: dict[str, float] = {}
     total = int(rate * seconds)
     case.arrivals.track_ids = True
-    assert case.process is not None, "the latency phase measures a running worker"
+    assert case.processes, "the latency phase measures running workers"
     broker = cpu.broker_pid(case.config.url)
-    first = cpu.sample(case.process.pid, broker)
+    first = cpu.sample(case.pids, broker)
     began = time.perf_counter()
     for index in range(total):
         event, key = inbound(index, case.config.slots, "lat")
@@ -58,7 +64,7 @@ async def latency(
             await asyncio.sleep(delay)
         sent[event.event_id] = time.perf_counter()
         await exchange.publish(json_message(event), routing_key=key)
-    last = cpu.sample(case.process.pid, broker)
+    last = cpu.sample(case.pids, broker)
     with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
         await case.arrivals.wait_for(case.arrivals.count + sum(e not in case.arrivals.by_id for e in sent), within=60)
     waits = sorted((case.arrivals.by_id[e] - t) * 1000 for e, t in sent.items() if e in case.arrivals.by_id)
@@ -75,7 +81,7 @@ async def latency(
 
 
 async def memory(connection: aio_pika.abc.AbstractConnection, case: Case, events: int) -> dict[str, Any]:
-    """RSS of the worker process while it handles `events` more events, sampled every tenth."""
+    """RSS of the largest worker process while they handle `events` more events, sampled every tenth."""
     channel = await connection.channel(publisher_confirms=True)
     samples: list[tuple[int, float]] = []
     step = max(events // 10, 1)
@@ -99,6 +105,7 @@ async def run(config: BenchConfig, progress: Callable[[str], None] = print) -> d
 
 async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str, Any]:
     results: dict[str, Any] = {
+        "processes": config.processes,
         "messages_per_case": config.messages,
         "slots": config.slots,
         "shards": config.shards,
@@ -120,6 +127,12 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
         results.update(await _growth(connection, config, codec, progress))
     finally:
         await connection.close()
+    progress("the worker's engine alone, without a broker")
+    assert config.workdir is not None, "run() provides the scratch directory"
+    in_flight = config.prefetch * config.shards
+    results["engine_cpu_us_per_msg"] = await engine_cpu(
+        config.workdir, events=config.messages, slots=config.slots, in_flight=in_flight
+    )
     return results
 
 
@@ -140,7 +153,7 @@ async def _drain(
     slots: int | None = None,
     bare: bool = False,
 ) -> tuple[Case, Drain]:
-    """A fresh case, prepared, its queues pre-loaded and drained by a new consumer process (the
+    """A fresh case, prepared, its queues pre-loaded and drained by new consumer processes (the
     worker, or the bare loop): the case, still running, and its rate and CPU use."""
     case = Case(config, name)
     if prepare is not None:
@@ -183,7 +196,10 @@ async def _throughput(
     progress: Callable[[str], None],
 ) -> Case:
     """Bare loop, then worker, `rounds` times; returns the last worker case, still running (the
-    latency and memory phases measure that process)."""
+    latency and memory phases measure its processes). First, if the sides run several processes,
+    one bare / worker pair of a single process each."""
+    if config.processes > 1:
+        results.update(await _single_process(connection, dataclasses.replace(config, processes=1), codec, progress))
     rounds: list[dict[str, Any]] = []
     worker_case: Case | None = None
     for number in range(1, config.rounds + 1):
@@ -207,6 +223,19 @@ async def _throughput(
     results["throughput_ratio_vs_bare_loop"] = statistics.median(r["ratio"] for r in rounds)
     results.update(cpu.summary([(r["bare_cpu"], r["worker_cpu"]) for r in rounds]))
     return worker_case
+
+
+async def _single_process(
+    connection: Any, config: BenchConfig, codec: EncryptingCodec, progress: Callable[[str], None]
+) -> dict[str, float]:
+    """One bare / worker pair with a single consumer process on each side."""
+    bare = await _rate(connection, config, "bare-single", progress, bare=True)
+    worker = await _rate(connection, config, "worker-single", progress, prepare=_stored(codec))
+    return {
+        "single_process_bare_msgs_per_s": round(bare.rate, 1),
+        "single_process_worker_msgs_per_s": round(worker.rate, 1),
+        "single_process_ratio": round(worker.rate / bare.rate, 3),
+    }
 
 
 async def _growth(

@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
@@ -42,6 +42,10 @@ class BenchConfig:
     latency_seconds: float = 20.0
     memory_events: int = 200_000
     rounds: int = 3
+    # Consumer processes per side, the same for the bare loop and the worker: one per core, as a
+    # worker is deployed (CPython runs one core's worth of Python per process). Shards are shared
+    # out among the workers by their membership; the bare loops all consume every shard queue.
+    processes: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Where the cases' SQLite stores go (a full run writes about 600 MB); None: a temporary
     # directory that run() removes at the end.
     workdir: Path | None = None
@@ -122,7 +126,7 @@ class Case:
         if config.workdir is None:
             raise ValueError("a case needs config.workdir: run() provides a temporary one")
         self.db_path = str(config.workdir / f"{name}.db")
-        self.process: subprocess.Popen[bytes] | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
         self.arrivals = Arrivals()
 
     async def open(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
@@ -149,29 +153,41 @@ class Case:
                 "SESSIONS_HEARTBEAT_SECONDS": "0.5",
             }
         )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        command = [sys.executable, "-m", "worker", "worker"]
+        self.processes = [
+            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(self.config.processes)
+        ]
 
     def start_bare(self) -> None:
         args = [self.config.url, self.names.prefix, str(self.config.shards), str(self.config.prefetch)]
-        self.process = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_loop", *args])
+        command = [sys.executable, "-m", "benchmarks.bare_loop", *args]
+        self.processes = [subprocess.Popen(command) for _ in range(self.config.processes)]
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
             try:
-                self.process.wait(60)
+                process.wait(60)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+                process.kill()
+                process.wait(10)
 
     def rss_mb(self) -> float:
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """The largest resident set of the consumer's processes (each worker holds its own)."""
+        return max(map(_rss_mb, self.pids), default=0.0)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +208,12 @@ async def drain(
     count = case.config.messages
     await publish_many(channel, case.names, 0, count, slots, "load")
     start()
-    assert case.process is not None, "start() launches the consumer process"
+    assert case.processes, "start() launches the consumer processes"
     broker = cpu.broker_pid(case.config.url)
     await case.arrivals.wait_for(1, within=600)
-    first, counted = cpu.sample(case.process.pid, broker), case.arrivals.count
+    first, counted = cpu.sample(case.pids, broker), case.arrivals.count
     await case.arrivals.wait_for(max(counted + 1, count * 19 // 20), within=600)
-    last, measured = cpu.sample(case.process.pid, broker), case.arrivals.count - counted
+    last, measured = cpu.sample(case.pids, broker), case.arrivals.count - counted
     await case.arrivals.wait_for(count, within=600)
     # The channel stays open: it holds the tap that later phases of this case still read.
     rate = (count - 1) / max(case.arrivals.last - case.arrivals.first, 1e-9)

@@ -3,8 +3,9 @@
 On a small machine the consumer under test shares the cores with the broker and with this
 benchmarking process (which reads the replies off a tap queue), so a rate alone does not say
 where the time went. Sampled at the first reply and again near the last, these figures give each
-party's CPU per message: the consumer's event-loop thread and its other threads, the broker (when
-it runs on this machine) and the benchmark itself, and how idle the machine was meanwhile.
+party's CPU per message: the consumer's event-loop thread and its other threads (summed over the
+consumer's processes when it runs several), the broker (when it runs on this machine) and the
+benchmark itself, and how idle the machine was meanwhile.
 
 Their sum is what one message costs the machine. Bare loop's sum / worker's sum is the ratio the
 two would reach if each kept the machine equally busy: the bound the cores set on the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -78,21 +80,19 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def sample(consumer: int, broker: int | None) -> CpuSample | None:
-    """Every party's CPU so far; None where /proc cannot be read (not Linux, or the consumer exited)."""
+def sample(consumers: int | Sequence[int], broker: int | None) -> CpuSample | None:
+    """Every party's CPU so far, the consumer processes' summed; None where /proc cannot be read
+    (not Linux, or a consumer exited)."""
     machine = _read(PROC / "stat")
-    tasks = PROC / str(consumer) / "task"
-    if machine is None or not tasks.is_dir():
+    if machine is None:
         return None
     loop_thread = other_threads = 0.0
-    for task in tasks.iterdir():
-        stat = _read(task / "stat")
-        if stat is None:
-            continue  # a thread that ended meanwhile
-        if task.name == str(consumer):  # the main thread's id is the process id
-            loop_thread = cpu_seconds(stat)
-        else:
-            other_threads += cpu_seconds(stat)
+    for consumer in [consumers] if isinstance(consumers, int) else consumers:
+        threads = _threads(consumer)
+        if threads is None:
+            return None
+        loop_thread += threads[0]
+        other_threads += threads[1]
     broker_stat = _read(PROC / str(broker) / "stat") if broker is not None else None
     idle, total = idle_and_total(machine)
     return CpuSample(
@@ -103,6 +103,23 @@ def sample(consumer: int, broker: int | None) -> CpuSample | None:
         idle_ticks=idle,
         total_ticks=total,
     )
+
+
+def _threads(consumer: int) -> tuple[float, float] | None:
+    """One process's main (event-loop) thread CPU and its other threads' CPU, in seconds."""
+    tasks = PROC / str(consumer) / "task"
+    if not tasks.is_dir():
+        return None
+    loop_thread = other_threads = 0.0
+    for task in tasks.iterdir():
+        stat = _read(task / "stat")
+        if stat is None:
+            continue  # a thread that ended meanwhile
+        if task.name == str(consumer):  # the main thread's id is the process id
+            loop_thread = cpu_seconds(stat)
+        else:
+            other_threads += cpu_seconds(stat)
+    return loop_thread, other_threads
 
 
 def per_message(first: CpuSample, last: CpuSample, messages: int) -> Use:

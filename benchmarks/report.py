@@ -21,10 +21,14 @@ TARGETS = {
     "rss_growth_after_warmup": ("<=", 1.10),
 }
 ROWS = (
+    ("processes", "consumer processes per side"),
     ("bare_loop_msgs_per_s", "bare aio-pika loop (msgs/s)"),
     ("worker_msgs_per_s", "worker (msgs/s)"),
     ("throughput_ratio_vs_bare_loop", "worker / bare loop"),
     ("cpu_bound_ratio", "bare loop / worker CPU per message, all parties"),
+    ("single_process_bare_msgs_per_s", "one process a side: bare loop (msgs/s)"),
+    ("single_process_worker_msgs_per_s", "one process a side: worker (msgs/s)"),
+    ("single_process_ratio", "one process a side: worker / bare loop"),
     ("p50_ms", "publish-to-reply p50 at half max rate (ms)"),
     ("p99_ms", "publish-to-reply p99 at half max rate (ms)"),
     ("sessions_100_msgs_per_s", "100 sessions stored (msgs/s)"),
@@ -67,17 +71,23 @@ CPU_PARTIES = (
 )
 
 
-CPU_COLUMNS = ("party", "bare loop, drain", "worker, drain", "worker, latency phase")
+CPU_COLUMNS = ("party", "bare loop, drain", "worker, drain", "worker, latency phase", "worker engine alone, no broker")
 CPU_TITLE = "CPU per message (µs; drains: medians of rounds, from the first reply to the 95th percent)"
 
 
 def cpu_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     """Each party's CPU per message (µs) and the idle machine share: both sides' drains (medians of
-    rounds) and the worker's latency phase, where messages come one at a time."""
+    rounds), the worker's latency phase, where messages come one at a time, and the worker's
+    engine alone (decode, apply, store, encode; no AMQP), which has no broker or tap to count."""
     use = results.get("cpu_us_per_msg")
     if not use:
         return []
-    sides = [use["bare"], use["worker"], results.get("latency_cpu_us_per_msg", {})]
+    sides = [
+        use["bare"],
+        use["worker"],
+        results.get("latency_cpu_us_per_msg", {}),
+        results.get("engine_cpu_us_per_msg", {}),
+    ]
 
     def cells(key: str, form: str) -> tuple[str, ...]:
         return tuple(format(side[key], form) if key in side else "" for side in sides)

@@ -279,6 +279,9 @@ def bench(
     out: Annotated[Path | None, typer.Option(help="also write results, a report and plots into this folder")] = None,
     messages: Annotated[int | None, typer.Option(help="messages per throughput case")] = None,
     rounds: Annotated[int | None, typer.Option(min=1, help="bare/worker rounds (3; --quick: 1)")] = None,
+    processes: Annotated[
+        int | None, typer.Option(min=1, help="consumer processes per side (default: one per core)")
+    ] = None,
 ) -> None:
     """Benchmark the worker against a bare aio-pika loop on the real broker, side by side."""
     from benchmarks.broker import run_sync
@@ -292,9 +295,12 @@ def bench(
         config.messages = messages
     if rounds is not None:
         config.rounds = rounds
+    if processes is not None:
+        config.processes = processes
     results = run_sync(config, progress=lambda step: errors.print(f"[dim]… {step}[/]"))
     command = "sessions bench" + (" --quick" if quick else "") + (f" --messages {messages}" if messages else "")
     command += f" --rounds {rounds}" if rounds is not None else ""
+    command += f" --processes {processes}" if processes is not None else ""
     command += f" --out {out}" if out is not None else ""
     if out is not None:
         write_report(results, out, command)

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         description="number of shard queues (ordering lanes); same on every worker",
     )
     prefetch: int = Field(default=64, ge=1, description="unacknowledged deliveries per shard consumer")
+    amqp_write_buffer_frames: int = Field(
+        default=4096,
+        ge=10,
+        description="frames a broker connection queues for its socket before a publish or ack waits"
+        " (aiormq's default: 10); keep it above shards x prefetch x 2",
+    )
     delivery_limit: int = Field(default=20, ge=2, description="deliveries before a crashing message is dead-lettered")
     max_payload_bytes: int = Field(
         default=512 * 1024, ge=1024, description="inbound messages larger than this are dead-lettered"

@@ -41,9 +41,12 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
         latency_seconds=1.0,
         memory_events=500,
         rounds=2,
+        processes=2,
     )
     results = await run(config, progress=lambda _: None)
-    assert os.listdir(tmp_path) == [], "the cases' stores are removed with the run's scratch directory"
+    # (tiktoken may leave its own cache there: the engine phase counts tokens in this process)
+    left = [name for name in os.listdir(tmp_path) if name.startswith("sessions-bench-")]
+    assert left == [], "the cases' stores are removed with the run's scratch directory"
 
     assert all(results[key] > 0 for key in KEYS), {key: results.get(key) for key in KEYS}
     rounds = results["throughput_rounds"]
@@ -52,6 +55,10 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
         assert each["ratio"] == pytest.approx(each["worker"] / each["bare"], abs=1e-3)
     assert results["throughput_ratio_vs_bare_loop"] == pytest.approx((rounds[0]["ratio"] + rounds[1]["ratio"]) / 2)
     assert results["latency_samples"] > 0
+    assert results["processes"] == 2
+    assert results["single_process_ratio"] == pytest.approx(
+        results["single_process_worker_msgs_per_s"] / results["single_process_bare_msgs_per_s"], abs=1e-3
+    )
     # CPU per message of every party (the broker too: it runs on this machine), for both sides.
     use = results["cpu_us_per_msg"]
     for side in ("bare", "worker"):
@@ -62,9 +69,15 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert results["latency_cpu_us_per_msg"]["loop_thread_us"] > 0
     assert all(each["bare_cpu"] and each["worker_cpu"] for each in rounds)
     assert len(results["rss_samples"]) == 10
+    # The engine alone: its own threads only, both of them busy (the loop, and SQLite's writer).
+    engine = results["engine_cpu_us_per_msg"]
+    assert engine["loop_thread_us"] > 0 and engine["other_threads_us"] > 0
+    assert engine["total_us"] == pytest.approx(engine["loop_thread_us"] + engine["other_threads_us"], abs=0.2)
 
     write_report(results, tmp_path / "report", "sessions bench (test)")
     report = (tmp_path / "report" / "README.md").read_text()
     assert rounds_line(results) in report
     assert "worker / bare loop" in report
+    assert "one process a side: worker / bare loop" in report
     assert "| all parties |" in report
+    assert "worker engine alone, no broker" in report

@@ -129,6 +129,11 @@ def test_a_live_sample_splits_the_main_threads_cpu_from_the_others() -> None:
         assert main.loop_thread - side.loop_thread >= 0.15
         assert main.other_threads - side.other_threads < 0.05
         assert main.total_ticks > first.total_ticks
+        # Several consumer processes: their threads are summed (here the same, idle one twice).
+        twice = cpu.sample([child.pid, child.pid], None)
+        assert twice is not None
+        assert twice.loop_thread == pytest.approx(2 * main.loop_thread, abs=0.02)
+        assert twice.other_threads == pytest.approx(2 * main.other_threads, abs=0.02)
     finally:
         child.kill()
         child.wait()

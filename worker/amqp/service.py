@@ -8,7 +8,7 @@ import logging
 from aio_pika.abc import AbstractRobustConnection
 
 from schemas.topology import Topology
-from worker.amqp.connection import connect
+from worker.amqp.connection import connect, use_write_buffer
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
 from worker.amqp.publisher import Publisher
@@ -51,6 +51,7 @@ class WorkerService:
 
     async def start(self) -> None:
         settings = self.settings
+        use_write_buffer(settings.amqp_write_buffer_frames)  # before the connections open
         self._connection = await connect(settings.amqp_url.get_secret_value())
         await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
         publisher = await Publisher(await self._connection.channel(publisher_confirms=True), self.topology).open()

@@ -1,0 +1,101 @@
+"""The worker's own work per event, without a broker: what `sessions bench` splits the drain by.
+
+    python -m benchmarks.pipeline [--json]
+
+The worker case's events (about 200 bytes of text over 1,000 slots, SQLite, encryption on, 100
+sessions stored) go through what the worker does between a delivery and its publish: decode the
+body, apply it (resolve the slot's session, seal and append the entry, group-commit), record the
+outcome where a replay could not rebuild it, and encode the turn event's frame body. As many are
+in flight at once as the worker case's 16 shards at a prefetch of 64 let the worker hold. No AMQP
+at all: the difference between this and the worker's drain is the consuming, publishing and
+acking around it.
+
+CPU is read per thread of this process: the event-loop thread, and the others (SQLite's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from benchmarks import cpu
+from benchmarks.cases import KEY, inbound
+from benchmarks.population import populate
+from benchmarks.timing import command_line
+from schemas.events import INBOUND_EVENT
+from worker import create_session_manager
+from worker.amqp.publisher import json_message, outbound
+from worker.clock import system_clock
+from worker.config import Settings
+from worker.crypto import EncryptingCodec, KeyRing
+from worker.gc_tuning import tune_collector
+from worker.outcome_log import OutcomeLog
+from worker.processor import EventProcessor
+
+EVENTS, SLOTS, IN_FLIGHT, STORED_SESSIONS = 20_000, 1_000, 16 * 64, 100
+WARM_UP = 500  # tiktoken's first counts, the first sessions' keys: start-up, not a message's cost
+
+
+def bodies(tag: str, count: int, slots: int) -> list[bytes]:
+    """The bench's inbound events, as the worker receives them."""
+    return [json_message(inbound(index, slots, tag)[0]).body for index in range(count)]
+
+
+async def engine_cpu(workdir: Path, *, events: int = EVENTS, slots: int = SLOTS, in_flight: int = IN_FLIGHT) -> cpu.Use:
+    """Each thread group's CPU per event (µs), their total, and the wall time per event."""
+    db_path = workdir / "pipeline.db"
+    codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
+    populate(str(db_path), idle_sessions=STORED_SESSIONS, long_slots=0, entries_per_slot=0, codec=codec)
+    settings = Settings()
+    manager = create_session_manager(db_path=str(db_path), encrypt_transcripts=True, encryption_keys=f"bench:{KEY}")
+    async with manager:
+        processor = EventProcessor(manager, system_clock, max_reply_chars=settings.max_reply_chars)
+        outcomes = OutcomeLog(manager.store, manager.transcript.codec, system_clock)
+        handle = _handler(processor, outcomes, asyncio.Semaphore(in_flight))
+        await asyncio.gather(*(handle(body) for body in bodies("warm", WARM_UP, slots)))
+        measured = bodies("engine", events, slots)
+        tune_collector(settings.gc_young_threshold)  # the worker's collector settings
+        wall, main, every = time.perf_counter(), time.thread_time(), time.process_time()
+        await asyncio.gather(*(handle(body) for body in measured))
+        wall, main, every = time.perf_counter() - wall, time.thread_time() - main, time.process_time() - every
+
+    def micros(seconds: float) -> float:
+        return round(seconds / events * 1e6, 1)
+
+    return {
+        "loop_thread_us": micros(main),
+        "other_threads_us": micros(every - main),
+        "total_us": micros(every),
+        "wall_us": micros(wall),
+    }
+
+
+def _handler(
+    processor: EventProcessor, outcomes: OutcomeLog, slots: asyncio.Semaphore
+) -> Callable[[bytes], Awaitable[None]]:
+    async def handle(body: bytes) -> None:
+        async with slots:
+            event = INBOUND_EVENT.validate_json(body)
+            outcome = await processor.apply(event)
+            if not outcome.rebuilt_on_replay:
+                await outcomes.record(event.event_id, outcome)
+            for published in (*outcome.replies, *outcome.turns, *outcome.notices, *outcome.summarize):
+                outbound(published)
+            if not outcome.turns:
+                raise RuntimeError(f"event {event.event_id} gave no turn: {outcome}")
+
+    return handle
+
+
+async def run(workdir: Path) -> dict[str, float]:
+    return {f"engine_{key}_per_event": value for key, value in (await engine_cpu(workdir)).items()}
+
+
+def main() -> None:
+    command_line(__doc__, lambda tmp, _: run(tmp))
+
+
+if __name__ == "__main__":
+    main()
