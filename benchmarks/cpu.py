@@ -80,14 +80,14 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def sample(consumers: int | Sequence[int], broker: int | None) -> CpuSample | None:
+def sample(consumers: Sequence[int], broker: int | None) -> CpuSample | None:
     """Every party's CPU so far, the consumer processes' summed; None where /proc cannot be read
     (not Linux, or a consumer exited)."""
     machine = _read(PROC / "stat")
     if machine is None:
         return None
     loop_thread = other_threads = 0.0
-    for consumer in [consumers] if isinstance(consumers, int) else consumers:
+    for consumer in consumers:
         threads = _threads(consumer)
         if threads is None:
             return None

@@ -49,7 +49,7 @@ async def engine_cpu(workdir: Path, *, events: int = EVENTS, slots: int = SLOTS,
     codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
     populate(str(db_path), idle_sessions=STORED_SESSIONS, long_slots=0, entries_per_slot=0, codec=codec)
     settings = Settings()
-    manager = create_session_manager(db_path=str(db_path), encrypt_transcripts=True, encryption_keys=f"bench:{KEY}")
+    manager = create_session_manager(db_path=str(db_path), codec=codec)  # seals, as the worker case does
     async with manager:
         processor = EventProcessor(manager, system_clock, max_reply_chars=settings.max_reply_chars)
         outcomes = OutcomeLog(manager.store, manager.transcript.codec, system_clock)

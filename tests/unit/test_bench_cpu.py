@@ -116,12 +116,12 @@ def test_a_live_sample_splits_the_main_threads_cpu_from_the_others() -> None:
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == expected
-        sampled = cpu.sample(child.pid, None)
+        sampled = cpu.sample([child.pid], None)
         assert sampled is not None
         return sampled
 
     try:
-        first = cpu.sample(child.pid, None)
+        first = cpu.sample([child.pid], None)
         assert first is not None
         side, main = step("side"), step("main")
         assert side.other_threads - first.other_threads >= 0.25
@@ -137,4 +137,4 @@ def test_a_live_sample_splits_the_main_threads_cpu_from_the_others() -> None:
     finally:
         child.kill()
         child.wait()
-    assert cpu.sample(child.pid, None) is None  # gone: nothing to read
+    assert cpu.sample([child.pid], None) is None  # gone: nothing to read
