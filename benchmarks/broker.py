@@ -7,8 +7,9 @@ core by default, as workers are deployed):
             shard queues, one turn event published per message, confirms on (100 sessions stored)
   sessions  the same with 100,000 sessions stored
   empty / long   the same over fewer slots whose transcripts are empty / 10,000 entries long
-then, on the last worker case's processes: publish-to-reply latency at half their measured
-maximum rate, and RSS over many events; and last, the worker's engine alone in this process,
+then, on the last round's processes: publish-to-reply latency of both sides at fractions of the
+worker's measured maximum rate, half among them (benchmarks/latency.py), and the worker's RSS over
+many events; and last, the worker's engine alone in this process,
 without a broker (benchmarks/pipeline.py), to split the worker's CPU per message into its own
 work and the AMQP around it.
 
@@ -22,11 +23,9 @@ benchmarks/cases.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,50 +33,14 @@ from typing import Any
 import aio_pika
 
 from benchmarks import cpu
-from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain, inbound, publish_many
+from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain, publish_many
+from benchmarks.latency import curve
 from benchmarks.pipeline import engine_cpu
 from benchmarks.population import populate
-from worker.amqp.publisher import json_message
 from worker.amqp.topology import delete_topology
 from worker.crypto import EncryptingCodec, KeyRing
 
 Prepare = Callable[[Case], None]
-
-
-async def latency(
-    connection: aio_pika.abc.AbstractConnection, case: Case, rate: float, seconds: float
-) -> dict[str, Any]:
-    """Publish at `rate` per second and measure publish-to-reply time of each message."""
-    channel = await connection.channel(publisher_confirms=False)
-    exchange = await channel.get_exchange(case.names.inbound_exchange)
-    sent: dict[str, float] = {}
-    total = int(rate * seconds)
-    case.arrivals.track_ids = True
-    assert case.processes, "the latency phase measures running workers"
-    broker = cpu.broker_pid(case.config.url)
-    first = cpu.sample(case.pids, broker)
-    began = time.perf_counter()
-    for index in range(total):
-        event, key = inbound(index, case.config.slots, "lat")
-        delay = began + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        sent[event.event_id] = time.perf_counter()
-        await exchange.publish(json_message(event), routing_key=key)
-    last = cpu.sample(case.pids, broker)
-    with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
-        await case.arrivals.wait_for(case.arrivals.count + sum(e not in case.arrivals.by_id for e in sent), within=60)
-    waits = sorted((case.arrivals.by_id[e] - t) * 1000 for e, t in sent.items() if e in case.arrivals.by_id)
-    case.arrivals.track_ids = False
-    await channel.close()
-    return {
-        "latency_rate_msgs_per_s": rate,
-        "p50_ms": statistics.median(waits),
-        "p99_ms": waits[min(len(waits) - 1, int(len(waits) * 0.99))],
-        "latency_samples": len(waits),
-        # How busy the machine was meanwhile: without the batching a drain gets, each message costs more.
-        **({"latency_cpu_us_per_msg": cpu.per_message(first, last, total)} if first and last else {}),
-    }
 
 
 async def memory(connection: aio_pika.abc.AbstractConnection, case: Case, events: int) -> dict[str, Any]:
@@ -115,14 +78,16 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
     codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
     connection = await aio_pika.connect_robust(config.url)
     try:
-        worker_case = await _throughput(connection, config, codec, results, progress)
+        bare_case, worker_case = await _throughput(connection, config, codec, results, progress)
         try:
-            progress("latency at half the maximum rate")
-            rate = results["worker_msgs_per_s"] / 2
-            results.update(await latency(connection, worker_case, rate, config.latency_seconds))
+            progress("latency, bare loop and worker, at " + ", ".join(map(str, config.latency_fractions)) + " of max")
+            rate, seconds = results["worker_msgs_per_s"], config.latency_seconds
+            results.update(await curve(connection, bare_case, worker_case, rate, config.latency_fractions, seconds))
+            await _close(connection, bare_case)
             progress(f"memory over {config.memory_events} events")
             results.update(await memory(connection, worker_case, config.memory_events))
         finally:
+            await _close(connection, bare_case)
             await _close(connection, worker_case)
         results.update(await _growth(connection, config, codec, progress))
     finally:
@@ -188,41 +153,51 @@ async def _close(connection: Any, case: Case) -> None:
     await delete_topology(connection, case.names)
 
 
+async def _close_all(connection: Any, cases: list[Case]) -> None:
+    for case in cases:
+        await _close(connection, case)
+
+
 async def _throughput(
     connection: Any,
     config: BenchConfig,
     codec: EncryptingCodec,
     results: dict[str, Any],
     progress: Callable[[str], None],
-) -> Case:
-    """Bare loop, then worker, `rounds` times; returns the last worker case, still running (the
-    latency and memory phases measure its processes). First, if the sides run several processes,
-    one bare / worker pair of a single process each."""
+) -> tuple[Case, Case]:
+    """Bare loop, then worker, `rounds` times; returns the last round's bare and worker cases,
+    still running (the latency phase measures both, the memory phase the worker). First, if the
+    sides run several processes, one bare / worker pair of a single process each."""
     if config.processes > 1:
         results.update(await _single_process(connection, dataclasses.replace(config, processes=1), codec, progress))
     rounds: list[dict[str, Any]] = []
-    worker_case: Case | None = None
-    for number in range(1, config.rounds + 1):
-        bare = await _rate(connection, config, f"bare-{number}", progress, bare=True)
-        if worker_case is not None:
-            await _close(connection, worker_case)
-        worker_case, worker = await _drain(connection, config, f"worker-{number}", progress, prepare=_stored(codec))
-        rounds.append(
-            {
-                "bare": round(bare.rate, 1),
-                "worker": round(worker.rate, 1),
-                "ratio": round(worker.rate / bare.rate, 3),
-                "bare_cpu": bare.cpu,
-                "worker_cpu": worker.cpu,
-            }
-        )
-    assert worker_case is not None, "at least one round"
+    running: list[Case] = []  # the last round's cases
+    try:
+        for number in range(1, config.rounds + 1):
+            await _close_all(connection, running)
+            bare_case, bare = await _drain(connection, config, f"bare-{number}", progress, bare=True)
+            running = [bare_case]
+            worker_case, worker = await _drain(connection, config, f"worker-{number}", progress, prepare=_stored(codec))
+            running.append(worker_case)
+            rounds.append(
+                {
+                    "bare": round(bare.rate, 1),
+                    "worker": round(worker.rate, 1),
+                    "ratio": round(worker.rate / bare.rate, 3),
+                    "bare_cpu": bare.cpu,
+                    "worker_cpu": worker.cpu,
+                }
+            )
+    except BaseException:
+        await _close_all(connection, running)
+        raise
     results["throughput_rounds"] = rounds
     results["bare_loop_msgs_per_s"] = statistics.median(r["bare"] for r in rounds)
     results["worker_msgs_per_s"] = statistics.median(r["worker"] for r in rounds)
     results["throughput_ratio_vs_bare_loop"] = statistics.median(r["ratio"] for r in rounds)
     results.update(cpu.summary([(r["bare_cpu"], r["worker_cpu"]) for r in rounds]))
-    return worker_case
+    bare_case, worker_case = running
+    return bare_case, worker_case
 
 
 async def _single_process(

@@ -13,11 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.latency import TARGET_P99_MS, within_target
+
 TARGETS = {
     "throughput_ratio_vs_bare_loop": (">=", 0.7),
     "growth_ratio_transcript": (">=", 0.9),
     "growth_ratio_sessions": (">=", 0.9),
-    "p99_ms": ("<=", 25.0),
+    "p99_ms": ("<=", TARGET_P99_MS),
     "rss_growth_after_warmup": ("<=", 1.10),
 }
 ROWS = (
@@ -29,8 +31,11 @@ ROWS = (
     ("single_process_bare_msgs_per_s", "one process a side: bare loop (msgs/s)"),
     ("single_process_worker_msgs_per_s", "one process a side: worker (msgs/s)"),
     ("single_process_ratio", "one process a side: worker / bare loop"),
+    ("latency_rate_msgs_per_s", "latency phase: half the worker's max rate (msgs/s)"),
     ("p50_ms", "publish-to-reply p50 at half max rate (ms)"),
     ("p99_ms", "publish-to-reply p99 at half max rate (ms)"),
+    ("bare_loop_p50_ms", "bare loop at the same rate: p50 (ms)"),
+    ("bare_loop_p99_ms", "bare loop at the same rate: p99 (ms)"),
     ("sessions_100_msgs_per_s", "100 sessions stored (msgs/s)"),
     ("sessions_many_msgs_per_s", "100,000 sessions stored (msgs/s)"),
     ("growth_ratio_sessions", "growth ratio, sessions"),
@@ -51,7 +56,11 @@ def verdict(key: str, value: float) -> str:
 
 
 def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [(label, f"{results[key]:,.2f}", verdict(key, float(results[key]))) for key, label in ROWS if key in results]
+    return [(label, _number(results[key]), verdict(key, float(results[key]))) for key, label in ROWS if key in results]
+
+
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
 
 
 def rounds_line(results: dict[str, Any]) -> str:
@@ -71,20 +80,29 @@ CPU_PARTIES = (
 )
 
 
-CPU_COLUMNS = ("party", "bare loop, drain", "worker, drain", "worker, latency phase", "worker engine alone, no broker")
+CPU_COLUMNS = (
+    "party",
+    "bare loop, drain",
+    "worker, drain",
+    "bare loop, latency phase",
+    "worker, latency phase",
+    "worker engine alone, no broker",
+)
 CPU_TITLE = "CPU per message (µs; drains: medians of rounds, from the first reply to the 95th percent)"
 
 
 def cpu_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     """Each party's CPU per message (µs) and the idle machine share: both sides' drains (medians of
-    rounds), the worker's latency phase, where messages come one at a time, and the worker's
-    engine alone (decode, apply, store, encode; no AMQP), which has no broker or tap to count."""
+    rounds), both sides at half the worker's maximum rate, where messages come one at a time, and
+    the worker's engine alone (decode, apply, store, encode; no AMQP), which has no broker or tap
+    to count."""
     use = results.get("cpu_us_per_msg")
     if not use:
         return []
     sides = [
         use["bare"],
         use["worker"],
+        results.get("bare_loop_latency_cpu_us_per_msg", {}),
         results.get("latency_cpu_us_per_msg", {}),
         results.get("engine_cpu_us_per_msg", {}),
     ]
@@ -96,23 +114,43 @@ def cpu_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     return [*found, ("machine idle (%)", *cells("idle_pct", ".0f"))]
 
 
+LATENCY_COLUMNS = ("of max rate", "msgs/s", "worker p50", "worker p99", "bare loop p50", "bare loop p99")
+LATENCY_TITLE = "Publish-to-reply latency (ms) of both sides at fractions of the worker's maximum rate"
+
+
+def latency_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"{point['fraction']:g}",
+            f"{point['rate']:,.0f}",
+            *(f"{point[side][key]:,.1f}" for side in ("worker", "bare") for key in ("p50_ms", "p99_ms")),
+        )
+        for point in results.get("latency_curve", [])
+    ]
+
+
+Extra = tuple[str, tuple[str, ...], list[tuple[str, ...]], str]
+
+
+def extra_tables(results: dict[str, Any]) -> list[Extra]:
+    """The tables after the main one, where the results hold their figures: title, columns, rows, caption."""
+    found = [
+        (CPU_TITLE, CPU_COLUMNS, cpu_rows(results), ""),
+        (LATENCY_TITLE, LATENCY_COLUMNS, latency_rows(results), within_target(results)),
+    ]
+    return [table for table in found if table[2]]
+
+
 def print_table(results: dict[str, Any]) -> None:
-    table = Table(
-        title=f"sessions bench ({results['messages_per_case']} messages per case)", caption=rounds_line(results)
-    )
-    for column in ("measure", "value", "target"):
-        table.add_column(column)
-    for row in rows(results):
-        table.add_row(*row)
-    Console().print(table)
-    breakdown = cpu_rows(results)
-    if breakdown:
-        cpu_table = Table(title=CPU_TITLE)
-        for column in CPU_COLUMNS:
-            cpu_table.add_column(column)
-        for cpu_row in breakdown:
-            cpu_table.add_row(*cpu_row)
-        Console().print(cpu_table)
+    title = f"sessions bench ({results['messages_per_case']} messages per case)"
+    main: Extra = (title, ("measure", "value", "target"), list(rows(results)), rounds_line(results))
+    for title, columns, found, caption in [main, *extra_tables(results)]:
+        table = Table(title=title, caption=caption or None)
+        for column in columns:
+            table.add_column(column)
+        for row in found:
+            table.add_row(*row)
+        Console().print(table)
 
 
 def machine() -> str:
@@ -151,15 +189,15 @@ def write_report(results: dict[str, Any], out: Path, command: str) -> None:
         *(f"| {label} | {value} | {target} |" for label, value, target in rows(results)),
         "",
     ]
-    breakdown = cpu_rows(results)
-    if breakdown:
+    for title, columns, found, caption in extra_tables(results):
         lines += [
-            f"{CPU_TITLE}:",
+            f"{title}:",
             "",
-            f"| {' | '.join(CPU_COLUMNS)} |",
-            f"|{'---|' * len(CPU_COLUMNS)}",
-            *(f"| {' | '.join(row)} |" for row in breakdown),
+            f"| {' | '.join(columns)} |",
+            f"|{'---|' * len(columns)}",
+            *(f"| {' | '.join(row)} |" for row in found),
             "",
+            *([caption, ""] if caption else []),
         ]
     plots = _plots(results, out)
     lines += [f"![{name}]({name})" for name in plots]
@@ -175,7 +213,22 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     except ImportError:
         return []
     names = []
-    figure, axis = plt.subplots(figsize=(7, 3.5))
+    for plot, name, wanted in (
+        (_throughput_plot, "throughput.png", True),
+        (_memory_plot, "memory.png", bool(results.get("rss_samples"))),
+        (_latency_plot, "latency.png", bool(results.get("latency_curve"))),
+    ):
+        if wanted:
+            figure, axis = plt.subplots(figsize=(7, 3.5))
+            plot(axis, results)
+            figure.tight_layout()
+            figure.savefig(out / name, dpi=110)
+            names.append(name)
+    plt.close("all")
+    return names
+
+
+def _throughput_plot(axis: Any, results: dict[str, Any]) -> None:
     labels = ["bare loop", "worker", "100k sessions", "empty transcripts", "10k-entry transcripts"]
     keys = [
         "bare_loop_msgs_per_s",
@@ -189,19 +242,29 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     rounds = len(results.get("throughput_rounds", [])) or 1
     axis.set_title(f"Throughput (bare loop, worker: medians of {rounds} rounds; others: one run)", fontsize=10)
     axis.tick_params(axis="x", labelsize=8)
-    figure.tight_layout()
-    figure.savefig(out / "throughput.png", dpi=110)
-    names.append("throughput.png")
-    if results.get("rss_samples"):
-        figure, axis = plt.subplots(figsize=(7, 3.5))
-        events, rss = zip(*results["rss_samples"], strict=True)
-        axis.plot(events, rss, marker="o")
-        axis.set_xlabel("events handled")
-        axis.set_ylabel("worker RSS (MB)")
-        axis.set_ylim(0, max(rss) * 1.2)
-        axis.set_title("Worker memory")
-        figure.tight_layout()
-        figure.savefig(out / "memory.png", dpi=110)
-        names.append("memory.png")
-    plt.close("all")
-    return names
+
+
+def _memory_plot(axis: Any, results: dict[str, Any]) -> None:
+    events, rss = zip(*results["rss_samples"], strict=True)
+    axis.plot(events, rss, marker="o")
+    axis.set_xlabel("events handled")
+    axis.set_ylabel("worker RSS (MB)")
+    axis.set_ylim(0, max(rss) * 1.2)
+    axis.set_title("Worker memory")
+
+
+def _latency_plot(axis: Any, results: dict[str, Any]) -> None:
+    from matplotlib.ticker import ScalarFormatter
+
+    points = results["latency_curve"]
+    rates = [point["rate"] for point in points]
+    for side, label, color in (("worker", "worker", "#2a7"), ("bare", "bare loop", "#888")):
+        axis.plot(rates, [p[side]["p99_ms"] for p in points], marker="o", color=color, label=f"{label} p99")
+        axis.plot(rates, [p[side]["p50_ms"] for p in points], marker=".", ls="--", color=color, label=f"{label} p50")
+    axis.axhline(TARGET_P99_MS, color="#c33", lw=1, label=f"p99 target ({TARGET_P99_MS:.0f} ms)")
+    axis.set_yscale("log")
+    axis.yaxis.set_major_formatter(ScalarFormatter())
+    axis.set_xlabel("messages / s published (fractions of the worker's maximum rate)")
+    axis.set_ylabel("publish-to-reply (ms)")
+    axis.set_title("Latency, both sides at the same rates", fontsize=10)
+    axis.legend(fontsize=7)

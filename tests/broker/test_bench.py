@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.broker import run
 from benchmarks.cases import BenchConfig
+from benchmarks.latency import within_target
 from benchmarks.report import rounds_line, write_report
 
 pytestmark = pytest.mark.slow
@@ -39,6 +40,7 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
         long_slots=5,
         transcript_entries=200,
         latency_seconds=1.0,
+        latency_fractions=(0.5, 0.25),
         memory_events=500,
         rounds=2,
         processes=2,
@@ -55,6 +57,16 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
         assert each["ratio"] == pytest.approx(each["worker"] / each["bare"], abs=1e-3)
     assert results["throughput_ratio_vs_bare_loop"] == pytest.approx((rounds[0]["ratio"] + rounds[1]["ratio"]) / 2)
     assert results["latency_samples"] > 0
+    # Both sides at each rate, lowest first; the figures at half are also the top-level keys.
+    curve = results["latency_curve"]
+    assert [point["fraction"] for point in curve] == [0.25, 0.5]
+    assert curve[1]["rate"] == pytest.approx(results["worker_msgs_per_s"] / 2, abs=0.1)
+    assert curve[1]["worker"]["p99_ms"] == pytest.approx(results["p99_ms"], abs=0.01)
+    assert curve[1]["bare"]["p99_ms"] == pytest.approx(results["bare_loop_p99_ms"], abs=0.01)
+    for point in curve:
+        for side in ("worker", "bare"):
+            assert 0 < point[side]["p50_ms"] <= point[side]["p99_ms"]
+            assert abs(point[side]["samples"] - point["rate"] * 1.0) <= 1, "every message published was answered"
     assert results["processes"] == 2
     assert results["single_process_ratio"] == pytest.approx(
         results["single_process_worker_msgs_per_s"] / results["single_process_bare_msgs_per_s"], abs=1e-3
@@ -67,6 +79,7 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert use["worker"]["other_threads_us"] > 0  # the SQLite writer thread
     assert results["cpu_bound_ratio"] > 0
     assert results["latency_cpu_us_per_msg"]["loop_thread_us"] > 0
+    assert results["bare_loop_latency_cpu_us_per_msg"]["loop_thread_us"] > 0
     assert all(each["bare_cpu"] and each["worker_cpu"] for each in rounds)
     assert len(results["rss_samples"]) == 10
     # The engine alone: its own threads only, both of them busy (the loop, and SQLite's writer).
@@ -81,3 +94,6 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert "one process a side: worker / bare loop" in report
     assert "| all parties |" in report
     assert "worker engine alone, no broker" in report
+    assert "bare loop at the same rate: p99 (ms)" in report
+    assert "| 0.25 |" in report and within_target(results) in report
+    assert (tmp_path / "report" / "latency.png").stat().st_size > 0

@@ -1,0 +1,126 @@
+"""Publish-to-reply latency of the worker and of the bare loop, side by side, at fixed rates.
+
+The rates are fractions of the worker's measured maximum (its drain rate); the issue's figure is
+the one at half. Both sides are measured at every rate, the bare loop first, on consumer
+processes that are already running and warm, so that the worker's p99 can be read against what
+the reference loop, doing no work at all, reaches on the same machine at the same rate.
+
+The load generator shares the cores with what it measures, so it does as little per message as it
+can: the events are encoded before the clock starts and published through aio-pika's protocol
+layer, and the tap finds the answered id without parsing the reply (benchmarks/cases.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+
+from benchmarks import cpu
+from benchmarks.cases import Case, inbound
+from worker.amqp.publisher import Outbound, outbound
+
+TARGET_P99_MS = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One side at one rate: the publish-to-reply percentiles, how many replies they cover, and
+    each party's CPU per message meanwhile (None where /proc cannot be read)."""
+
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    samples: int
+    cpu: cpu.Use | None
+
+    def as_dict(self) -> dict[str, Any]:
+        found = {"p50_ms": round(self.p50_ms, 2), "p99_ms": round(self.p99_ms, 2), "samples": self.samples}
+        return found | ({"cpu_us_per_msg": self.cpu} if self.cpu else {})
+
+
+def encoded(index: int, slots: int, tag: str) -> tuple[str, str, Outbound]:
+    """A latency-phase event ready to publish: its id, routing key and AMQP body and properties."""
+    event, key = inbound(index, slots, tag)
+    return event.event_id, key, outbound(event)
+
+
+async def measure(
+    connection: aio_pika.abc.AbstractConnection, case: Case, rate: float, seconds: float, tag: str = "lat"
+) -> Point:
+    """Publish to `case` at `rate` per second for `seconds` and time each message to its reply.
+    Event ids start with `tag`: a straggler from an earlier measurement cannot pass for a reply."""
+    assert case.processes, "the latency phase measures running consumers"
+    channel = await connection.channel(publisher_confirms=False)
+    underlay = await channel.get_underlay_channel()
+    messages = [encoded(index, case.config.slots, tag) for index in range(int(rate * seconds))]
+    sent: dict[str, float] = {}
+    case.arrivals.track_ids = True
+    broker = cpu.broker_pid(case.config.url)
+    first = cpu.sample(case.pids, broker)
+    began = time.perf_counter()
+    for index, (event_id, key, message) in enumerate(messages):
+        delay = began + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent[event_id] = time.perf_counter()
+        await underlay.basic_publish(
+            message.body, exchange=case.names.inbound_exchange, routing_key=key, properties=message.properties
+        )
+    last = cpu.sample(case.pids, broker)
+    arrived = case.arrivals.by_id
+    with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
+        await case.arrivals.wait_for(case.arrivals.count + sum(e not in arrived for e in sent), within=60)
+    case.arrivals.track_ids = False
+    await channel.close()
+    waits = sorted((arrived[e] - t) * 1000 for e, t in sent.items() if e in arrived)
+    arrived.clear()
+    use = cpu.per_message(first, last, len(messages)) if first and last else None
+    return Point(rate, statistics.median(waits), waits[min(len(waits) - 1, int(len(waits) * 0.99))], len(waits), use)
+
+
+async def curve(
+    connection: aio_pika.abc.AbstractConnection,
+    bare: Case,
+    worker: Case,
+    max_rate: float,
+    fractions: tuple[float, ...],
+    seconds: float,
+) -> dict[str, Any]:
+    """Both sides at each fraction of `max_rate`; the figures at the largest fraction (one half in
+    a full run) are also given under the keys the issue names (p50_ms, p99_ms, bare_loop_p99_ms...)."""
+    points = []
+    for number, fraction in enumerate(sorted(fractions)):
+        rate = max_rate * fraction
+        reference = await measure(connection, bare, rate, seconds, f"lat{number}")
+        measured = await measure(connection, worker, rate, seconds, f"lat{number}")
+        points.append((fraction, reference, measured))
+    _, reference, measured = points[-1]
+    return {
+        "latency_rate_msgs_per_s": round(measured.rate, 1),
+        "p50_ms": measured.p50_ms,
+        "p99_ms": measured.p99_ms,
+        "latency_samples": measured.samples,
+        "bare_loop_p50_ms": reference.p50_ms,
+        "bare_loop_p99_ms": reference.p99_ms,
+        **({"latency_cpu_us_per_msg": measured.cpu} if measured.cpu else {}),
+        **({"bare_loop_latency_cpu_us_per_msg": reference.cpu} if reference.cpu else {}),
+        "latency_curve": [
+            {"fraction": f, "rate": round(w.rate, 1), "worker": w.as_dict(), "bare": b.as_dict()} for f, b, w in points
+        ],
+    }
+
+
+def within_target(results: dict[str, Any]) -> str:
+    """The highest measured rate at which each side's p99 stayed within the target, for the report."""
+
+    def best(side: str) -> str:
+        rates = [p["rate"] for p in results.get("latency_curve", []) if p[side]["p99_ms"] <= TARGET_P99_MS]
+        return f"{max(rates):,.0f} msgs/s" if rates else "none of the rates measured"
+
+    return f"highest rate with p99 <= {TARGET_P99_MS:.0f} ms: worker {best('worker')}, bare loop {best('bare')}"
