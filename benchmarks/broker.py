@@ -15,9 +15,9 @@ work and the AMQP around it.
 
 Bare and worker alternate for several rounds: the throughput figures are the medians, and the
 ratio is the median of each round's worker / bare, so that a noisy stretch of a shared machine
-hits both sides of a ratio alike. When the sides run several processes, one more bare / worker
-pair runs first with a single process each, reported beside them. The cases themselves are in
-benchmarks/cases.py.
+hits both sides of a ratio alike. The growth cases alternate in the same way. When the sides run
+several processes, one more bare / worker pair runs first with a single process each, reported
+beside them. The cases themselves are in benchmarks/cases.py.
 """
 
 from __future__ import annotations
@@ -78,16 +78,12 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
     codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
     connection = await aio_pika.connect_robust(config.url)
     try:
-        bare_case, worker_case = await _throughput(connection, config, codec, results, progress)
+        worker_case = await _throughput(connection, config, codec, results, progress)
         try:
-            progress("latency, bare loop and worker, at " + ", ".join(map(str, config.latency_fractions)) + " of max")
-            rate, seconds = results["worker_msgs_per_s"], config.latency_seconds
-            results.update(await curve(connection, bare_case, worker_case, rate, config.latency_fractions, seconds))
-            await _close(connection, bare_case)
+            results.update(await _latency(connection, config, worker_case, results["worker_msgs_per_s"], progress))
             progress(f"memory over {config.memory_events} events")
             results.update(await memory(connection, worker_case, config.memory_events))
         finally:
-            await _close(connection, bare_case)
             await _close(connection, worker_case)
         results.update(await _growth(connection, config, codec, progress))
     finally:
@@ -153,32 +149,27 @@ async def _close(connection: Any, case: Case) -> None:
     await delete_topology(connection, case.names)
 
 
-async def _close_all(connection: Any, cases: list[Case]) -> None:
-    for case in cases:
-        await _close(connection, case)
-
-
 async def _throughput(
     connection: Any,
     config: BenchConfig,
     codec: EncryptingCodec,
     results: dict[str, Any],
     progress: Callable[[str], None],
-) -> tuple[Case, Case]:
-    """Bare loop, then worker, `rounds` times; returns the last round's bare and worker cases,
-    still running (the latency phase measures both, the memory phase the worker). First, if the
-    sides run several processes, one bare / worker pair of a single process each."""
+) -> Case:
+    """Bare loop, then worker, `rounds` times; returns the last worker case, still running (the
+    latency and memory phases measure its processes). First, if the sides run several processes,
+    one bare / worker pair of a single process each."""
     if config.processes > 1:
         results.update(await _single_process(connection, dataclasses.replace(config, processes=1), codec, progress))
     rounds: list[dict[str, Any]] = []
-    running: list[Case] = []  # the last round's cases
+    worker_case: Case | None = None
     try:
         for number in range(1, config.rounds + 1):
-            await _close_all(connection, running)
-            bare_case, bare = await _drain(connection, config, f"bare-{number}", progress, bare=True)
-            running = [bare_case]
+            bare = await _rate(connection, config, f"bare-{number}", progress, bare=True)
+            if worker_case is not None:
+                closing, worker_case = worker_case, None
+                await _close(connection, closing)
             worker_case, worker = await _drain(connection, config, f"worker-{number}", progress, prepare=_stored(codec))
-            running.append(worker_case)
             rounds.append(
                 {
                     "bare": round(bare.rate, 1),
@@ -189,15 +180,30 @@ async def _throughput(
                 }
             )
     except BaseException:
-        await _close_all(connection, running)
+        if worker_case is not None:
+            await _close(connection, worker_case)
         raise
+    assert worker_case is not None, "at least one round"
     results["throughput_rounds"] = rounds
     results["bare_loop_msgs_per_s"] = statistics.median(r["bare"] for r in rounds)
     results["worker_msgs_per_s"] = statistics.median(r["worker"] for r in rounds)
     results["throughput_ratio_vs_bare_loop"] = statistics.median(r["ratio"] for r in rounds)
     results.update(cpu.summary([(r["bare_cpu"], r["worker_cpu"]) for r in rounds]))
-    bare_case, worker_case = running
-    return bare_case, worker_case
+    return worker_case
+
+
+async def _latency(
+    connection: Any, config: BenchConfig, worker: Case, max_rate: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Both sides' latency at the configured fractions of `max_rate`: the running worker case, and
+    a bare loop case of its own, warmed by a drain of its own (shorter than a round's)."""
+    warm_up = dataclasses.replace(config, messages=min(config.messages, 5_000))
+    bare, _ = await _drain(connection, warm_up, "bare-latency", progress, bare=True)
+    try:
+        progress(f"latency of both sides at {config.latency_fractions} of the worker's maximum rate")
+        return await curve(connection, bare, worker, max_rate, config.latency_fractions, config.latency_seconds)
+    finally:
+        await _close(connection, bare)
 
 
 async def _single_process(
@@ -215,40 +221,29 @@ async def _single_process(
 
 async def _growth(
     connection: Any, config: BenchConfig, codec: EncryptingCodec, progress: Callable[[str], None]
-) -> dict[str, float]:
-    """The worker with many sessions stored versus few, and with long transcripts versus empty."""
-    long_slots, entries = config.long_slots, config.transcript_entries
-    few = await _rate(connection, config, "sessions-100", progress, prepare=_stored(codec))
-    many = await _rate(
-        connection,
-        config,
-        f"sessions-{config.stored_sessions}",
-        progress,
-        prepare=_stored(codec, sessions=config.stored_sessions),
-    )
-    empty = await _rate(
-        connection,
-        config,
-        "transcripts-empty",
-        progress,
-        prepare=_stored(codec, long_slots=long_slots),
-        slots=long_slots,
-    )
-    long = await _rate(
-        connection,
-        config,
-        f"transcripts-{entries}",
-        progress,
-        prepare=_stored(codec, long_slots=long_slots, entries=entries),
-        slots=long_slots,
-    )
+) -> dict[str, Any]:
+    """The worker with many sessions stored versus few, and with long transcripts versus empty,
+    alternating for `rounds` rounds like the throughput cases: the rates are medians, and each
+    growth ratio is the median of the rounds' own."""
+    many, entries, long_slots = config.stored_sessions, config.transcript_entries, config.long_slots
+    cases = {
+        "sessions_100": (_stored(codec), None),
+        "sessions_many": (_stored(codec, sessions=many), None),
+        "transcripts_empty": (_stored(codec, long_slots=long_slots), long_slots),
+        "transcripts_long": (_stored(codec, long_slots=long_slots, entries=entries), long_slots),
+    }
+    rounds: list[dict[str, float]] = []
+    for number in range(1, config.rounds + 1):
+        rates = {}
+        for name, (prepare, slots) in cases.items():
+            case = f"{name.replace('_', '-')}-{number}"
+            rates[name] = round((await _rate(connection, config, case, progress, prepare=prepare, slots=slots)).rate, 1)
+        rounds.append(rates)
     return {
-        "sessions_100_msgs_per_s": few.rate,
-        "sessions_many_msgs_per_s": many.rate,
-        "growth_ratio_sessions": many.rate / few.rate,
-        "transcripts_empty_msgs_per_s": empty.rate,
-        "transcripts_long_msgs_per_s": long.rate,
-        "growth_ratio_transcript": long.rate / empty.rate,
+        **{f"{name}_msgs_per_s": statistics.median(r[name] for r in rounds) for name in cases},
+        "growth_ratio_sessions": statistics.median(r["sessions_many"] / r["sessions_100"] for r in rounds),
+        "growth_ratio_transcript": statistics.median(r["transcripts_long"] / r["transcripts_empty"] for r in rounds),
+        "growth_rounds": rounds,
     }
 
 

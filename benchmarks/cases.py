@@ -70,34 +70,52 @@ class BenchConfig:
 
 
 class Arrivals:
-    """Replies seen on a tap queue: count, first/last arrival, and arrival time per answered id."""
+    """Replies seen on a tap queue: count, first/last arrival, and, while a latency measurement
+    tracks them, the arrival time of each reply to one of its events."""
 
     def __init__(self) -> None:
         self.count = 0
         self.first = 0.0
         self.last = 0.0
         self.by_id: dict[str, float] = {}
-        # Only the latency phase needs to know which message a reply answers; reading that costs
-        # a JSON parse per reply, which the throughput phases leave out (the machine is shared).
-        self.track_ids = False
+        # Only the latency phase needs to know which message a reply answers, and only for its
+        # own events: a straggler from an earlier measurement is not one of them.
+        self._tracked: str | None = None
         self._wake = asyncio.Event()
+
+    def track(self, prefix: str | None) -> None:
+        """Record replies to events whose ids start with `prefix` (None: stop), from a clean slate."""
+        self._tracked = prefix
+        self.by_id = {}
 
     async def on_message(self, message: DeliveredMessage) -> None:
         now = time.perf_counter()
         self.first = self.first or now
         self.last = now
         self.count += 1
-        if self.track_ids:
-            self.by_id[answered_id(message)] = now
+        if self._tracked is not None:
+            answered = answered_id(message)
+            if answered.startswith(self._tracked):
+                self.by_id[answered] = now
         self._wake.set()
 
     async def wait_for(self, count: int, within: float) -> None:
+        """Until `count` replies in all have arrived."""
+        await self._wait(lambda: self.count >= count, within, lambda: f"only {self.count} of {count} replies arrived")
+
+    async def wait_for_tracked(self, count: int, within: float) -> None:
+        """Until `count` replies to the tracked events have arrived."""
+        await self._wait(
+            lambda: len(self.by_id) >= count, within, lambda: f"only {len(self.by_id)} of {count} replies arrived"
+        )
+
+    async def _wait(self, done: Callable[[], bool], within: float, shortfall: Callable[[], str]) -> None:
         deadline = time.perf_counter() + within
-        while self.count < count:
+        while not done():
             self._wake.clear()
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
-                raise TimeoutError(f"only {self.count} of {count} replies arrived")
+                raise TimeoutError(shortfall())
             try:
                 async with asyncio.timeout(min(remaining, 1.0)):
                     await self._wake.wait()
@@ -147,7 +165,9 @@ class Case:
         await declare_topology(channel, self.names, delivery_limit=20)
         tap = await channel.declare_queue("", exclusive=True, auto_delete=True)
         await tap.bind(await channel.get_exchange(self.names.turn_exchange), routing_key="#")
-        # Consumed through aio-pika's protocol layer: no IncomingMessage and second task per reply.
+        # Consumed through aiormq, the protocol layer under aio-pika: no IncomingMessage and no
+        # second task per reply. (Not restored after a reconnect, unlike an aio-pika consumer: a
+        # benchmark whose broker goes away has failed anyway.)
         underlay = await channel.get_underlay_channel()
         await underlay.basic_consume(tap.name, self.arrivals.on_message, no_ack=True)
         return channel

@@ -6,14 +6,16 @@ processes that are already running and warm, so that the worker's p99 can be rea
 the reference loop, doing no work at all, reaches on the same machine at the same rate.
 
 The load generator shares the cores with what it measures, so it does as little per message as it
-can: the events are encoded before the clock starts and published through aio-pika's protocol
-layer, and the tap finds the answered id without parsing the reply (benchmarks/cases.py).
+can: the events are encoded before the clock starts and published through aiormq (the protocol
+layer under aio-pika), and the tap finds the answered id without parsing the reply
+(benchmarks/cases.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from benchmarks.cases import Case, inbound
 from worker.amqp.publisher import Outbound, outbound
 
 TARGET_P99_MS = 25.0
+HALF = 0.5  # of the worker's maximum rate: where the issue measures latency
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +59,29 @@ async def measure(
     """Publish to `case` at `rate` per second for `seconds` and time each message to its reply.
     Event ids start with `tag`: a straggler from an earlier measurement cannot pass for a reply."""
     assert case.processes, "the latency phase measures running consumers"
-    channel = await connection.channel(publisher_confirms=False)
-    underlay = await channel.get_underlay_channel()
     messages = [encoded(index, case.config.slots, tag) for index in range(int(rate * seconds))]
+    channel = await connection.channel(publisher_confirms=False)
+    case.arrivals.track(f"{tag}-")
+    try:
+        sent, use = await _publish(channel, case, messages, rate)
+        with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
+            await case.arrivals.wait_for_tracked(len(sent), within=60)
+        arrived = case.arrivals.by_id
+        waits = sorted((arrived[e] - t) * 1000 for e, t in sent.items() if e in arrived)
+    finally:
+        case.arrivals.track(None)
+        await channel.close()
+    if not waits:
+        raise RuntimeError(f"none of {len(sent)} messages published at {rate:.0f}/s was answered within 60 s")
+    return Point(rate, statistics.median(waits), nearest_rank(waits, 0.99), len(waits), use)
+
+
+async def _publish(
+    channel: aio_pika.abc.AbstractChannel, case: Case, messages: list[tuple[str, str, Outbound]], rate: float
+) -> tuple[dict[str, float], cpu.Use | None]:
+    """Publish each message on time; when each was sent, and every party's CPU per message meanwhile."""
+    underlay = await channel.get_underlay_channel()
     sent: dict[str, float] = {}
-    case.arrivals.track_ids = True
     broker = cpu.broker_pid(case.config.url)
     first = cpu.sample(case.pids, broker)
     began = time.perf_counter()
@@ -73,15 +94,13 @@ async def measure(
             message.body, exchange=case.names.inbound_exchange, routing_key=key, properties=message.properties
         )
     last = cpu.sample(case.pids, broker)
-    arrived = case.arrivals.by_id
-    with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
-        await case.arrivals.wait_for(case.arrivals.count + sum(e not in arrived for e in sent), within=60)
-    case.arrivals.track_ids = False
-    await channel.close()
-    waits = sorted((arrived[e] - t) * 1000 for e, t in sent.items() if e in arrived)
-    arrived.clear()
-    use = cpu.per_message(first, last, len(messages)) if first and last else None
-    return Point(rate, statistics.median(waits), waits[min(len(waits) - 1, int(len(waits) * 0.99))], len(waits), use)
+    return sent, cpu.per_message(first, last, len(messages)) if first and last else None
+
+
+def nearest_rank(ordered: list[float], share: float) -> float:
+    """The nearest-rank percentile of an ordered, non-empty list: the smallest value that at least
+    `share` of the values do not exceed."""
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
 async def curve(
@@ -92,15 +111,17 @@ async def curve(
     fractions: tuple[float, ...],
     seconds: float,
 ) -> dict[str, Any]:
-    """Both sides at each fraction of `max_rate`; the figures at the largest fraction (one half in
-    a full run) are also given under the keys the issue names (p50_ms, p99_ms, bare_loop_p99_ms...)."""
+    """Both sides at each fraction of `max_rate`, lowest first; the figures at one half, which
+    `fractions` must hold, are also given under the keys the issue names (p50_ms, p99_ms...)."""
+    if HALF not in fractions:
+        raise ValueError(f"the latency fractions {fractions} lack {HALF}, where the issue's figure is measured")
     points = []
     for number, fraction in enumerate(sorted(fractions)):
         rate = max_rate * fraction
         reference = await measure(connection, bare, rate, seconds, f"lat{number}")
         measured = await measure(connection, worker, rate, seconds, f"lat{number}")
         points.append((fraction, reference, measured))
-    _, reference, measured = points[-1]
+    _, reference, measured = next(point for point in points if point[0] == HALF)
     return {
         "latency_rate_msgs_per_s": round(measured.rate, 1),
         "p50_ms": measured.p50_ms,

@@ -71,6 +71,19 @@ def rounds_line(results: dict[str, Any]) -> str:
     return f"throughput, {what} (bare vs worker msgs/s = ratio): {each}"
 
 
+def growth_line(results: dict[str, Any]) -> str:
+    """Each growth round's rates: 100 vs many sessions stored, empty vs long transcripts."""
+    pairs = (("sessions_100", "sessions_many"), ("transcripts_empty", "transcripts_long"))
+    each = "; ".join(
+        ", ".join(f"{r[few]:,.0f} vs {r[many]:,.0f}" for few, many in pairs) for r in results.get("growth_rounds", [])
+    )
+    return f"growth, per round (msgs/s; 100 vs many sessions stored, empty vs long transcripts): {each}"
+
+
+def captions(results: dict[str, Any]) -> list[str]:
+    return [rounds_line(results), *([growth_line(results)] if results.get("growth_rounds") else [])]
+
+
 CPU_PARTIES = (
     ("loop_thread_us", "consumer: event-loop thread"),
     ("other_threads_us", "consumer: other threads (SQLite)"),
@@ -143,7 +156,7 @@ def extra_tables(results: dict[str, Any]) -> list[Extra]:
 
 def print_table(results: dict[str, Any]) -> None:
     title = f"sessions bench ({results['messages_per_case']} messages per case)"
-    main: Extra = (title, ("measure", "value", "target"), list(rows(results)), rounds_line(results))
+    main: Extra = (title, ("measure", "value", "target"), list(rows(results)), "\n".join(captions(results)))
     for title, columns, found, caption in [main, *extra_tables(results)]:
         table = Table(title=title, caption=caption or None)
         for column in columns:
@@ -182,7 +195,7 @@ def write_report(results: dict[str, Any], out: Path, command: str) -> None:
         f"- command: `{command}`",
         f"- machine: {stamped['machine']}",
         f"- when: {stamped['when']}",
-        f"- {rounds_line(results)}",
+        *(f"- {line}" for line in captions(results)),
         "",
         "| measure | value | target |",
         "|---|---|---|",

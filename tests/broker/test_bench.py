@@ -11,7 +11,7 @@ import pytest
 from benchmarks.broker import run
 from benchmarks.cases import BenchConfig
 from benchmarks.latency import within_target
-from benchmarks.report import rounds_line, write_report
+from benchmarks.report import growth_line, rounds_line, write_report
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +82,10 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert results["bare_loop_latency_cpu_us_per_msg"]["loop_thread_us"] > 0
     assert all(each["bare_cpu"] and each["worker_cpu"] for each in rounds)
     assert len(results["rss_samples"]) == 10
+    growth = results["growth_rounds"]
+    assert len(growth) == 2 and all(all(rate > 0 for rate in each.values()) for each in growth)
+    ratios = sorted(each["sessions_many"] / each["sessions_100"] for each in growth)
+    assert results["growth_ratio_sessions"] == pytest.approx(sum(ratios) / 2)
     # The engine alone: its own threads only, both of them busy (the loop, and SQLite's writer).
     engine = results["engine_cpu_us_per_msg"]
     assert engine["loop_thread_us"] > 0 and engine["other_threads_us"] > 0
@@ -89,7 +93,7 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
 
     write_report(results, tmp_path / "report", "sessions bench (test)")
     report = (tmp_path / "report" / "README.md").read_text()
-    assert rounds_line(results) in report
+    assert rounds_line(results) in report and growth_line(results) in report
     assert "worker / bare loop" in report
     assert "one process a side: worker / bare loop" in report
     assert "| all parties |" in report

@@ -8,7 +8,7 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands, header
 
 from benchmarks.cases import answered_id
-from benchmarks.latency import encoded, within_target
+from benchmarks.latency import encoded, nearest_rank, within_target
 from benchmarks.report import latency_rows
 from schemas.delivery import DeliveryContext
 from schemas.outbound import TurnEvent
@@ -41,10 +41,21 @@ def test_a_turn_event_answers_its_in_reply_to_without_a_parse() -> None:
     assert message.properties.message_id == "lat3-7"
 
 
+def test_an_escaped_lookalike_in_an_earlier_field_is_passed_over() -> None:
+    body = b'{"text":"he wrote \\"inReplyTo\\":\\"nope\\"","inReplyTo":"lat3-7"}'
+    assert answered_id(_delivered(body, message_id="t1")) == "lat3-7"
+
+
 def test_a_copied_body_answers_its_own_message_id() -> None:
     """The bare loop replies with the inbound body itself, which carries no inReplyTo."""
     _, _, message = encoded(3, 10, "lat0")
     assert answered_id(_delivered(message.body, message_id="lat0-3")) == "lat0-3"
+
+
+def test_p99_is_the_nearest_rank() -> None:
+    assert nearest_rank([float(n) for n in range(1, 201)], 0.99) == 198.0
+    assert nearest_rank([float(n) for n in range(1, 101)], 0.99) == 99.0
+    assert nearest_rank([5.0], 0.99) == 5.0
 
 
 def _curve(*points: tuple[float, float, float, float]) -> dict[str, Any]:
