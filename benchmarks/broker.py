@@ -36,7 +36,7 @@ from benchmarks import cpu
 from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain, publish_many
 from benchmarks.latency import curve
 from benchmarks.pipeline import engine_cpu
-from benchmarks.population import populate
+from benchmarks.population import prefill
 from worker.amqp.topology import delete_topology
 from worker.crypto import EncryptingCodec, KeyRing
 
@@ -98,10 +98,21 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
 
 
 def _stored(codec: EncryptingCodec, *, sessions: int = 100, long_slots: int = 0, entries: int = 0) -> Prepare:
-    """Pre-fill a case's store: `sessions` idle sessions, `long_slots` slots of `entries` entries."""
-    return lambda case: populate(
-        case.db_path, idle_sessions=sessions, long_slots=long_slots, entries_per_slot=entries, codec=codec
-    )
+    """Pre-fill a case's store: `sessions` idle sessions, `long_slots` slots of `entries` entries
+    (from a template made once per run and kind, in the run's scratch directory)."""
+
+    def prepare(case: Case) -> None:
+        assert case.config.workdir is not None, "run() provides the scratch directory"
+        prefill(
+            case.db_path,
+            case.config.workdir,
+            idle_sessions=sessions,
+            long_slots=long_slots,
+            entries_per_slot=entries,
+            codec=codec,
+        )
+
+    return prepare
 
 
 async def _drain(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from benchmarks import population
 from benchmarks.cases import KEY
-from benchmarks.population import _session, _session_rows, populate
+from benchmarks.population import _session, _session_rows, populate, prefill
 from worker.crypto import EncryptingCodec, KeyRing
 from worker.stores.sqlite import SqliteStore
 from worker.stores.sqlite_rows import session_params
@@ -42,3 +45,23 @@ async def test_a_populated_store_reads_back_through_the_store(tmp_path: Path) ->
         assert len(await store.read_entries(long.id, 1, 40, 100)) == 40
     finally:
         await store.close()
+
+
+def test_prefilled_stores_are_copies_of_one_template_made_once(tmp_path: Path) -> None:
+    codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
+    made: list[str] = []
+
+    def counting(path: str, **kinds: Any) -> None:
+        made.append(path)
+        populate(path, **kinds)
+
+    first, second = tmp_path / "round-1.db", tmp_path / "round-2.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(population, "populate", counting)
+        for path in (first, second):
+            prefill(str(path), tmp_path, idle_sessions=20, long_slots=2, entries_per_slot=5, codec=codec)
+    assert len(made) == 1, "the template is written once"
+    assert first.read_bytes() == second.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["round-1.db", "round-2.db", "template-20-2-5.db"]
+    with sqlite3.connect(second) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM entries").fetchone() == (10,)
