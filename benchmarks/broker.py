@@ -7,17 +7,17 @@ core by default, as workers are deployed):
             shard queues, one turn event published per message, confirms on (100 sessions stored)
   sessions  the same with 100,000 sessions stored
   empty / long   the same over fewer slots whose transcripts are empty / 10,000 entries long
-then, on the last round's processes: publish-to-reply latency of both sides at fractions of the
-worker's measured maximum rate, half among them (benchmarks/latency.py), and the worker's RSS over
-many events; and last, the worker's engine alone in this process,
-without a broker (benchmarks/pipeline.py), to split the worker's CPU per message into its own
-work and the AMQP around it.
+then publish-to-reply latency of both sides at fractions of the worker's measured maximum rate,
+half among them (benchmarks/latency.py), each side on a case of its own, and the worker's RSS over
+many events on its latency case; and last, the worker's engine alone in this process, without a
+broker (benchmarks/pipeline.py), to split the worker's CPU per message into its own work and
+the AMQP around it.
 
-Bare and worker alternate for several rounds: the throughput figures are the medians, and the
-ratio is the median of each round's worker / bare, so that a noisy stretch of a shared machine
-hits both sides of a ratio alike. The growth cases alternate in the same way. When the sides run
-several processes, one more bare / worker pair runs first with a single process each, reported
-beside them. The cases themselves are in benchmarks/cases.py.
+Bare and worker alternate for several rounds, which of them goes first alternating too: the
+throughput figures are the medians, and the ratio is the median of each round's worker / bare,
+so that a noisy stretch of a shared machine hits both sides of a ratio alike. The growth cases
+run in pairs in the same way. When the sides run several processes, one more bare / worker pair
+runs first with a single process each, reported beside them. The cases themselves are in benchmarks/cases.py.
 """
 
 from __future__ import annotations
@@ -78,13 +78,8 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
     codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
     connection = await aio_pika.connect_robust(config.url)
     try:
-        worker_case = await _throughput(connection, config, codec, results, progress)
-        try:
-            results.update(await _latency(connection, config, worker_case, results["worker_msgs_per_s"], progress))
-            progress(f"memory over {config.memory_events} events")
-            results.update(await memory(connection, worker_case, config.memory_events))
-        finally:
-            await _close(connection, worker_case)
+        await _throughput(connection, config, codec, results, progress)
+        results.update(await _latency_and_memory(connection, config, codec, results["worker_msgs_per_s"], progress))
         results.update(await _growth(connection, config, codec, progress))
     finally:
         await connection.close()
@@ -160,82 +155,107 @@ async def _close(connection: Any, case: Case) -> None:
     await delete_topology(connection, case.names)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Side:
+    """One case of a pair: its name, how its store is pre-filled, its slots, and which consumer runs."""
+
+    name: str
+    prepare: Prepare | None = None
+    slots: int | None = None
+    bare: bool = False
+
+
+async def _pair(
+    connection: Any,
+    config: BenchConfig,
+    progress: Callable[[str], None],
+    one: _Side,
+    other: _Side,
+    number: int,
+    label: str | None = None,
+) -> tuple[Drain, Drain]:
+    """Both cases of a pair, drained one after the other: odd rounds in the order given, even rounds
+    the other way round, so that whatever favours the first or the second drain of a pair (on this
+    shared machine the second was faster in five of six pairs of one run) hits both sides alike.
+    The cases are named after their side and `label` (by default the round's number)."""
+    drained: dict[str, Drain] = {}
+    for side in (one, other) if number % 2 else (other, one):
+        drained[side.name] = await _rate(
+            connection,
+            config,
+            f"{side.name}-{label or number}",
+            progress,
+            prepare=side.prepare,
+            slots=side.slots,
+            bare=side.bare,
+        )
+    return drained[one.name], drained[other.name]
+
+
 async def _throughput(
     connection: Any,
     config: BenchConfig,
     codec: EncryptingCodec,
     results: dict[str, Any],
     progress: Callable[[str], None],
-) -> Case:
-    """Bare loop, then worker, `rounds` times; returns the last worker case, still running (the
-    latency and memory phases measure its processes). First, if the sides run several processes,
-    one bare / worker pair of a single process each."""
+) -> None:
+    """Bare loop and worker, `rounds` times, alternating which goes first. First, if the sides run
+    several processes, one bare / worker pair of a single process each."""
+    bare_side, worker_side = _Side("bare", bare=True), _Side("worker", _stored(codec))
     if config.processes > 1:
-        results.update(await _single_process(connection, dataclasses.replace(config, processes=1), codec, progress))
+        single = dataclasses.replace(config, processes=1)
+        bare, worker = await _pair(connection, single, progress, bare_side, worker_side, 1, "single")
+        results["single_process_bare_msgs_per_s"] = round(bare.rate, 1)
+        results["single_process_worker_msgs_per_s"] = round(worker.rate, 1)
+        results["single_process_ratio"] = round(worker.rate / bare.rate, 3)
     rounds: list[dict[str, Any]] = []
-    worker_case: Case | None = None
-    try:
-        for number in range(1, config.rounds + 1):
-            bare = await _rate(connection, config, f"bare-{number}", progress, bare=True)
-            if worker_case is not None:
-                closing, worker_case = worker_case, None
-                await _close(connection, closing)
-            worker_case, worker = await _drain(connection, config, f"worker-{number}", progress, prepare=_stored(codec))
-            rounds.append(
-                {
-                    "bare": round(bare.rate, 1),
-                    "worker": round(worker.rate, 1),
-                    "ratio": round(worker.rate / bare.rate, 3),
-                    "bare_cpu": bare.cpu,
-                    "worker_cpu": worker.cpu,
-                }
-            )
-    except BaseException:
-        if worker_case is not None:
-            await _close(connection, worker_case)
-        raise
-    assert worker_case is not None, "at least one round"
+    for number in range(1, config.rounds + 1):
+        bare, worker = await _pair(connection, config, progress, bare_side, worker_side, number)
+        rounds.append(
+            {
+                "bare": round(bare.rate, 1),
+                "worker": round(worker.rate, 1),
+                "ratio": round(worker.rate / bare.rate, 3),
+                "bare_cpu": bare.cpu,
+                "worker_cpu": worker.cpu,
+            }
+        )
     results["throughput_rounds"] = rounds
     results["bare_loop_msgs_per_s"] = statistics.median(r["bare"] for r in rounds)
     results["worker_msgs_per_s"] = statistics.median(r["worker"] for r in rounds)
     results["throughput_ratio_vs_bare_loop"] = statistics.median(r["ratio"] for r in rounds)
     results.update(cpu.summary([(r["bare_cpu"], r["worker_cpu"]) for r in rounds]))
-    return worker_case
 
 
-async def _latency(
-    connection: Any, config: BenchConfig, worker: Case, max_rate: float, progress: Callable[[str], None]
+async def _latency_and_memory(
+    connection: Any, config: BenchConfig, codec: EncryptingCodec, max_rate: float, progress: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Both sides' latency at the configured fractions of `max_rate`: the running worker case, and
-    a bare loop case of its own, warmed by a drain of its own (shorter than a round's)."""
+    """Both sides' latency at the configured fractions of `max_rate`, each side on a case of its own
+    warmed by a drain shorter than a round's; then the worker's memory, on its case."""
     warm_up = dataclasses.replace(config, messages=min(config.messages, 5_000))
-    bare, _ = await _drain(connection, warm_up, "bare-latency", progress, bare=True)
+    results: dict[str, Any] = {}
+    worker, _ = await _drain(connection, warm_up, "worker-latency", progress, prepare=_stored(codec))
     try:
-        progress(f"latency of both sides at {config.latency_fractions} of the worker's maximum rate")
-        return await curve(connection, bare, worker, max_rate, config.latency_fractions, config.latency_seconds)
+        bare, _ = await _drain(connection, warm_up, "bare-latency", progress, bare=True)
+        try:
+            progress(f"latency of both sides at {config.latency_fractions} of the worker's maximum rate")
+            fractions, seconds = config.latency_fractions, config.latency_seconds
+            results.update(await curve(connection, bare, worker, max_rate, fractions, seconds))
+        finally:
+            await _close(connection, bare)
+        progress(f"memory over {config.memory_events} events")
+        results.update(await memory(connection, worker, config.memory_events))
     finally:
-        await _close(connection, bare)
-
-
-async def _single_process(
-    connection: Any, config: BenchConfig, codec: EncryptingCodec, progress: Callable[[str], None]
-) -> dict[str, float]:
-    """One bare / worker pair with a single consumer process on each side."""
-    bare = await _rate(connection, config, "bare-single", progress, bare=True)
-    worker = await _rate(connection, config, "worker-single", progress, prepare=_stored(codec))
-    return {
-        "single_process_bare_msgs_per_s": round(bare.rate, 1),
-        "single_process_worker_msgs_per_s": round(worker.rate, 1),
-        "single_process_ratio": round(worker.rate / bare.rate, 3),
-    }
+        await _close(connection, worker)
+    return results
 
 
 async def _growth(
     connection: Any, config: BenchConfig, codec: EncryptingCodec, progress: Callable[[str], None]
 ) -> dict[str, Any]:
-    """The worker with many sessions stored versus few, and with long transcripts versus empty,
-    alternating for `rounds` rounds like the throughput cases: the rates are medians, and each
-    growth ratio is the median of the rounds' own."""
+    """The worker with many sessions stored versus few, and with long transcripts versus empty, in
+    pairs for `rounds` rounds like the throughput cases: the rates are medians, and each growth
+    ratio is the median of the rounds' own."""
     many, entries, long_slots = config.stored_sessions, config.transcript_entries, config.long_slots
     cases = {
         "sessions_100": (_stored(codec), None),
@@ -243,12 +263,13 @@ async def _growth(
         "transcripts_empty": (_stored(codec, long_slots=long_slots), long_slots),
         "transcripts_long": (_stored(codec, long_slots=long_slots, entries=entries), long_slots),
     }
+    sides = {name: _Side(name.replace("_", "-"), prepare, slots) for name, (prepare, slots) in cases.items()}
     rounds: list[dict[str, float]] = []
     for number in range(1, config.rounds + 1):
         rates = {}
-        for name, (prepare, slots) in cases.items():
-            case = f"{name.replace('_', '-')}-{number}"
-            rates[name] = round((await _rate(connection, config, case, progress, prepare=prepare, slots=slots)).rate, 1)
+        for few, more in (("sessions_100", "sessions_many"), ("transcripts_empty", "transcripts_long")):
+            drained = await _pair(connection, config, progress, sides[few], sides[more], number)
+            rates[few], rates[more] = (round(each.rate, 1) for each in drained)
         rounds.append(rates)
     return {
         **{f"{name}_msgs_per_s": statistics.median(r[name] for r in rounds) for name in cases},

@@ -1,4 +1,5 @@
-"""The benchmark's phases close every case they start exactly once, whichever step fails."""
+"""The benchmark's phases: which cases they start, in which order, and that each is closed once,
+whichever step fails."""
 
 from __future__ import annotations
 
@@ -17,66 +18,83 @@ class FakeCase:
 
 
 class Phases:
-    """Drains that start a named fake case (or fail, for the names in `failing`), and a record of closes."""
+    """Drains that start a named fake case (or fail, for the names in `failing`), and a record of
+    every drain started and every case closed."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, failing: set[str]) -> None:
         self.failing = failing
+        self.drained: list[str] = []
         self.closed: list[str] = []
         monkeypatch.setattr(broker, "_drain", self.drain)
         monkeypatch.setattr(broker, "_close", self.close)
 
     async def drain(self, connection: Any, config: BenchConfig, name: str, progress: Any, **_: Any) -> Any:
+        self.drained.append(name)
         if name in self.failing:
             raise RuntimeError(f"{name} failed")  # as the real one, which closes its own case first
-        return FakeCase(name), Drain(100.0, None)
+        return FakeCase(name), Drain(100.0 if name.startswith("bare") else 80.0, None)
 
     async def close(self, connection: Any, case: FakeCase) -> None:
         self.closed.append(case.name)
 
 
-def _config(tmp_path: Path) -> BenchConfig:
-    return BenchConfig("amqp://unused", rounds=3, processes=1, workdir=tmp_path)
+def _config(tmp_path: Path, processes: int = 1) -> BenchConfig:
+    return BenchConfig("amqp://unused", rounds=3, processes=processes, workdir=tmp_path)
 
 
-async def _throughput(config: BenchConfig) -> Any:
-    return await broker._throughput(cast(Any, None), config, cast(Any, None), {}, lambda _: None)
-
-
-async def test_the_rounds_keep_the_last_worker_case_and_close_the_others(
+async def test_rounds_alternate_which_side_goes_first_and_close_every_case(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     phases = Phases(monkeypatch, failing=set())
-    kept = await _throughput(_config(tmp_path))
-    assert kept.name == "worker-3"
-    assert phases.closed == ["bare-1", "bare-2", "worker-1", "bare-3", "worker-2"]
+    results: dict[str, Any] = {}
+    await broker._throughput(cast(Any, None), _config(tmp_path, processes=2), cast(Any, None), results, print)
+    order = ["bare-single", "worker-single", "bare-1", "worker-1", "worker-2", "bare-2", "bare-3", "worker-3"]
+    assert phases.drained == order
+    assert phases.closed == order
+    assert [r["ratio"] for r in results["throughput_rounds"]] == [0.8, 0.8, 0.8]
+    assert results["single_process_ratio"] == 0.8
 
 
-@pytest.mark.parametrize(
-    ("failing", "closed"),
-    [
-        ("bare-2", ["bare-1", "worker-1"]),
-        ("worker-2", ["bare-1", "bare-2", "worker-1"]),
-        ("worker-1", ["bare-1"]),
-    ],
-)
-async def test_a_failing_round_leaves_nothing_running(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: str, closed: list[str]
+async def test_a_failing_drain_leaves_nothing_running(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    phases = Phases(monkeypatch, failing={"bare-2"})
+    with pytest.raises(RuntimeError, match="bare-2"):
+        await broker._throughput(cast(Any, None), _config(tmp_path), cast(Any, None), {}, print)
+    assert phases.drained == ["bare-1", "worker-1", "worker-2", "bare-2"]
+    assert phases.closed == ["bare-1", "worker-1", "worker-2"]
+
+
+async def test_growth_pairs_alternate_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    phases = Phases(monkeypatch, failing=set())
+    results = await broker._growth(cast(Any, None), _config(tmp_path), cast(Any, None), print)
+    assert phases.drained[:8] == [
+        "sessions-100-1",
+        "sessions-many-1",
+        "transcripts-empty-1",
+        "transcripts-long-1",
+        "sessions-many-2",
+        "sessions-100-2",
+        "transcripts-long-2",
+        "transcripts-empty-2",
+    ]
+    assert sorted(phases.closed) == sorted(phases.drained)
+    assert len(results["growth_rounds"]) == 3
+
+
+@pytest.mark.parametrize("failing", ["curve", "memory"])
+async def test_the_latency_and_memory_cases_are_closed_whichever_step_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: str
 ) -> None:
-    phases = Phases(monkeypatch, failing={failing})
+    phases = Phases(monkeypatch, failing=set())
+
+    async def fails(*_: Any) -> dict[str, Any]:
+        raise RuntimeError(f"{failing} failed")
+
+    async def passes(*_: Any) -> dict[str, Any]:
+        return {}
+
+    monkeypatch.setattr(broker, "curve", fails if failing == "curve" else passes)
+    monkeypatch.setattr(broker, "memory", fails if failing == "memory" else passes)
     with pytest.raises(RuntimeError, match=failing):
-        await _throughput(_config(tmp_path))
-    assert phases.closed == closed
-
-
-async def test_the_latency_phase_closes_its_bare_loop_case_when_a_measurement_fails(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    phases = Phases(monkeypatch, failing=set())
-
-    async def curve(*_: Any) -> dict[str, Any]:
-        raise RuntimeError("no reply")
-
-    monkeypatch.setattr(broker, "curve", curve)
-    with pytest.raises(RuntimeError, match="no reply"):
-        await broker._latency(cast(Any, None), _config(tmp_path), cast(Any, FakeCase("worker-3")), 800.0, print)
-    assert phases.closed == ["bare-latency"], "the worker case is the caller's to close"
+        await broker._latency_and_memory(cast(Any, None), _config(tmp_path), cast(Any, None), 800.0, print)
+    assert phases.drained == ["worker-latency", "bare-latency"]
+    assert sorted(phases.closed) == ["bare-latency", "worker-latency"]
