@@ -50,7 +50,7 @@ class BenchConfig:
     # worker is deployed (CPython runs one core's worth of Python per process). Shards are shared
     # out among the workers by their membership; the bare loops all consume every shard queue.
     processes: int = field(default_factory=lambda: os.cpu_count() or 1)
-    # Where the cases' SQLite stores go (a full run writes about 600 MB); None: a temporary
+    # Where the cases' SQLite stores go (a full run writes about 2 GB); None: a temporary
     # directory that run() removes at the end.
     workdir: Path | None = None
 
