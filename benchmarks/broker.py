@@ -17,7 +17,8 @@ Bare and worker alternate for several rounds, which of them goes first alternati
 throughput figures are the medians, and the ratio is the median of each round's worker / bare,
 so that a noisy stretch of a shared machine hits both sides of a ratio alike. The growth cases
 run in pairs in the same way. When the sides run several processes, one more bare / worker pair
-runs first with a single process each, reported beside them. The cases themselves are in benchmarks/cases.py.
+runs first with a single process each, reported beside them. The cases themselves are in
+benchmarks/cases.py.
 """
 
 from __future__ import annotations
@@ -257,13 +258,14 @@ async def _growth(
     pairs for `rounds` rounds like the throughput cases: the rates are medians, and each growth
     ratio is the median of the rounds' own."""
     many, entries, long_slots = config.stored_sessions, config.transcript_entries, config.long_slots
-    cases = {
-        "sessions_100": (_stored(codec), None),
-        "sessions_many": (_stored(codec, sessions=many), None),
-        "transcripts_empty": (_stored(codec, long_slots=long_slots), long_slots),
-        "transcripts_long": (_stored(codec, long_slots=long_slots, entries=entries), long_slots),
+    sides = {
+        "sessions_100": _Side("sessions-100", _stored(codec)),
+        "sessions_many": _Side("sessions-many", _stored(codec, sessions=many)),
+        "transcripts_empty": _Side("transcripts-empty", _stored(codec, long_slots=long_slots), long_slots),
+        "transcripts_long": _Side(
+            "transcripts-long", _stored(codec, long_slots=long_slots, entries=entries), long_slots
+        ),
     }
-    sides = {name: _Side(name.replace("_", "-"), prepare, slots) for name, (prepare, slots) in cases.items()}
     rounds: list[dict[str, float]] = []
     for number in range(1, config.rounds + 1):
         rates = {}
@@ -272,7 +274,7 @@ async def _growth(
             rates[few], rates[more] = (round(each.rate, 1) for each in drained)
         rounds.append(rates)
     return {
-        **{f"{name}_msgs_per_s": statistics.median(r[name] for r in rounds) for name in cases},
+        **{f"{name}_msgs_per_s": statistics.median(r[name] for r in rounds) for name in sides},
         "growth_ratio_sessions": statistics.median(r["sessions_many"] / r["sessions_100"] for r in rounds),
         "growth_ratio_transcript": statistics.median(r["transcripts_long"] / r["transcripts_empty"] for r in rounds),
         "growth_rounds": rounds,

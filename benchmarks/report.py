@@ -253,7 +253,7 @@ def _throughput_plot(axis: Any, results: dict[str, Any]) -> None:
     axis.bar(labels, [results.get(key, 0) for key in keys], color=["#888", "#2a7", "#2a7", "#27a", "#27a"])
     axis.set_ylabel("messages / s")
     rounds = len(results.get("throughput_rounds", [])) or 1
-    axis.set_title(f"Throughput (bare loop, worker: medians of {rounds} rounds; others: one run)", fontsize=10)
+    axis.set_title(f"Throughput (medians of {rounds} rounds)", fontsize=10)
     axis.tick_params(axis="x", labelsize=8)
 
 
