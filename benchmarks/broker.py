@@ -153,6 +153,7 @@ async def _rate(
 
 async def _close(connection: Any, case: Case) -> None:
     case.stop()
+    await case.close_tap()
     await delete_topology(connection, case.names)
 
 
@@ -201,9 +202,9 @@ async def _throughput(
     progress: Callable[[str], None],
 ) -> None:
     """Bare loop and worker, `rounds` times, alternating which goes first. First, if the sides run
-    several processes, one bare / worker pair of a single process each."""
+    several processes (and the config asks for it), one bare / worker pair of a single process each."""
     bare_side, worker_side = _Side("bare", bare=True), _Side("worker", _stored(codec))
-    if config.processes > 1:
+    if config.processes > 1 and config.single_process_pair:
         single = dataclasses.replace(config, processes=1)
         bare, worker = await _pair(connection, single, progress, bare_side, worker_side, 1, "single")
         results["single_process_bare_msgs_per_s"] = round(bare.rate, 1)
@@ -233,7 +234,7 @@ async def _latency_and_memory(
 ) -> dict[str, Any]:
     """Both sides' latency at the configured fractions of `max_rate`, each side on a case of its own
     warmed by a drain shorter than a round's; then the worker's memory, on its case."""
-    warm_up = dataclasses.replace(config, messages=min(config.messages, 5_000))
+    warm_up = dataclasses.replace(config, messages=min(config.messages, config.latency_warm_up))
     results: dict[str, Any] = {}
     worker, _ = await _drain(connection, warm_up, "worker-latency", progress, prepare=_stored(codec))
     try:
@@ -241,7 +242,7 @@ async def _latency_and_memory(
         try:
             progress(f"latency of both sides at {config.latency_fractions} of the worker's maximum rate")
             fractions, seconds = config.latency_fractions, config.latency_seconds
-            results.update(await curve(connection, bare, worker, max_rate, fractions, seconds))
+            results.update(await curve(bare, worker, max_rate, fractions, seconds))
         finally:
             await _close(connection, bare)
         progress(f"memory over {config.memory_events} events")

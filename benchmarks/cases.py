@@ -16,10 +16,10 @@ from pathlib import Path
 
 import aio_pika
 from aio_pika.abc import AbstractChannel
-from aiormq.abc import DeliveredMessage
 
 from benchmarks import cpu
 from benchmarks.population import BENCH_CHANNEL, slot_key, slot_user
+from benchmarks.wire import WireClient
 from schemas.events import ChatSource, InboundMessage
 from schemas.topology import Topology
 from worker.amqp.publisher import json_message
@@ -27,6 +27,7 @@ from worker.amqp.topology import declare_topology
 
 KEY = base64.b64encode(b"bench-master-key-32-bytes-long!!").decode()
 _IN_REPLY_TO = b'"inReplyTo":"'
+_EVENT_ID = b'"eventId":"'
 TEXT = "Could you check how my portfolio did this week and whether the rebalancing went through? " * 2
 
 
@@ -41,31 +42,38 @@ class BenchConfig:
     long_slots: int = 100
     transcript_entries: int = 10_000
     latency_seconds: float = 20.0
+    # Each latency case is warmed by a drain of this many messages before it is measured.
+    latency_warm_up: int = 5_000
     # Fractions of the worker's maximum rate at which both sides' latency is measured; the
     # issue's figure is the one at half.
-    latency_fractions: tuple[float, ...] = (0.25, 0.375, 0.5)
+    latency_fractions: tuple[float, ...] = (0.125, 0.25, 0.375, 0.5)
     memory_events: int = 200_000
     rounds: int = 3
     # Consumer processes per side, the same for the bare loop and the worker: one per core, as a
     # worker is deployed (CPython runs one core's worth of Python per process). Shards are shared
     # out among the workers by their membership; the bare loops all consume every shard queue.
     processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # With several processes a side, one bare / worker pair of a single process each first.
+    single_process_pair: bool = True
     # Where the cases' SQLite stores go (a full run writes about 2 GB); None: a temporary
     # directory that run() removes at the end.
     workdir: Path | None = None
 
     @classmethod
     def quick(cls, url: str) -> BenchConfig:
-        """Every phase at small counts, within about a minute (a smoke run: its figures are rough)."""
+        """Every phase at small counts, within about a minute (a smoke run: its figures are rough),
+        without the single-process pair."""
         return cls(
             url,
             messages=2_000,
-            stored_sessions=100_000,
+            stored_sessions=30_000,
             long_slots=10,
             latency_seconds=2.5,
+            latency_warm_up=1_000,
             latency_fractions=(0.5,),
-            memory_events=4_000,
+            memory_events=3_000,
             rounds=1,
+            single_process_pair=False,
         )
 
 
@@ -88,13 +96,13 @@ class Arrivals:
         self._tracked = prefix
         self.by_id = {}
 
-    async def on_message(self, message: DeliveredMessage) -> None:
+    def on_body(self, body: bytes) -> None:
         now = time.perf_counter()
         self.first = self.first or now
         self.last = now
         self.count += 1
         if self._tracked is not None:
-            answered = answered_id(message)
+            answered = answered_id(body)
             if answered.startswith(self._tracked):
                 self.by_id[answered] = now
         self._wake.set()
@@ -123,15 +131,17 @@ class Arrivals:
                 continue
 
 
-def answered_id(message: DeliveredMessage) -> str:
-    """The inbound event a reply answers: a turn event's inReplyTo, found without parsing the whole
-    body (the tap shares the machine with what it measures); else the reply's own message id."""
-    body = message.body
-    start = body.find(_IN_REPLY_TO)
-    if start >= 0:
-        start += len(_IN_REPLY_TO)
-        return body[start : body.index(b'"', start)].decode()
-    return message.header.properties.message_id or ""
+def answered_id(body: bytes) -> str:
+    """The inbound event a reply answers, found without parsing the body (the tap shares the
+    machine with what it measures): a turn event's inReplyTo; else, in the bare loop's copy of the
+    inbound body, its eventId. The first match of either is a field name: inside a string value
+    its quotes would be escaped."""
+    for field_name in (_IN_REPLY_TO, _EVENT_ID):
+        start = body.find(field_name)
+        if start >= 0:
+            start += len(field_name)
+            return body[start : body.index(b'"', start)].decode()
+    return ""
 
 
 def inbound(index: int, slots: int, tag: str) -> tuple[InboundMessage, str]:
@@ -159,18 +169,23 @@ class Case:
         self.db_path = str(config.workdir / f"{name}.db")
         self.processes: list[subprocess.Popen[bytes]] = []
         self.arrivals = Arrivals()
+        self.wire: WireClient | None = None  # the tap and the latency phase's publisher
 
     async def open(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
+        """Declare the topology and start the tap; the channel returned pre-loads the queues."""
         channel = await connection.channel(publisher_confirms=True)
         await declare_topology(channel, self.names, delivery_limit=20)
-        tap = await channel.declare_queue("", exclusive=True, auto_delete=True)
-        await tap.bind(await channel.get_exchange(self.names.turn_exchange), routing_key="#")
-        # Consumed through aiormq, the protocol layer under aio-pika: no IncomingMessage and no
-        # second task per reply. (Not restored after a reconnect, unlike an aio-pika consumer: a
-        # benchmark whose broker goes away has failed anyway.)
-        underlay = await channel.get_underlay_channel()
-        await underlay.basic_consume(tap.name, self.arrivals.on_message, no_ack=True)
+        # The tap and the latency phase's publishes go through a connection that does as little
+        # per message as the protocol allows (benchmarks/wire.py). (Not restored after a
+        # reconnect: a benchmark whose broker goes away has failed anyway.)
+        self.wire = await WireClient.connect(self.config.url)
+        await self.wire.tap(self.names.turn_exchange, self.arrivals.on_body)
         return channel
+
+    async def close_tap(self) -> None:
+        if self.wire is not None:
+            await self.wire.close()
+            self.wire = None
 
     def start_worker(self) -> None:
         env = dict(os.environ)

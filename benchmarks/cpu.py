@@ -42,6 +42,13 @@ def idle_and_total(proc_stat: str) -> tuple[int, int]:
     return ticks[3] + ticks[4], sum(ticks)
 
 
+def steal_ticks(proc_stat: str) -> int:
+    """Ticks the hypervisor gave this machine's virtual cores to others (steal), from /proc/stat's
+    first line: on a shared virtual machine, time in which nothing here could run."""
+    ticks = proc_stat.splitlines()[0].split()[1:]
+    return int(ticks[7]) if len(ticks) > 7 else 0
+
+
 def is_local(url: str) -> bool:
     host = urlparse(url).hostname or ""
     return host in _LOCAL_HOSTS or host.startswith("127.")
@@ -71,6 +78,7 @@ class CpuSample:
     bench: float
     idle_ticks: int
     total_ticks: int
+    steal_ticks: int = 0
 
 
 def _read(path: Path) -> str | None:
@@ -102,6 +110,7 @@ def sample(consumers: Sequence[int], broker: int | None) -> CpuSample | None:
         bench=time.process_time(),
         idle_ticks=idle,
         total_ticks=total,
+        steal_ticks=steal_ticks(machine),
     )
 
 
@@ -123,7 +132,8 @@ def _threads(consumer: int) -> tuple[float, float] | None:
 
 
 def per_message(first: CpuSample, last: CpuSample, messages: int) -> Use:
-    """Each party's CPU per message (µs) between two samples, their sum, and the machine's idle %."""
+    """Each party's CPU per message (µs) between two samples, their sum, and the machine's idle and
+    stolen shares (%)."""
     if messages <= 0:
         raise ValueError("per_message needs at least one message between the samples")
 
@@ -140,6 +150,7 @@ def per_message(first: CpuSample, last: CpuSample, messages: int) -> Use:
     use["total_us"] = round(sum(use.values()), 1)
     ticks = last.total_ticks - first.total_ticks
     use["idle_pct"] = round(100 * (last.idle_ticks - first.idle_ticks) / ticks, 1) if ticks > 0 else 0.0
+    use["steal_pct"] = round(100 * (last.steal_ticks - first.steal_ticks) / ticks, 1) if ticks > 0 else 0.0
     return use
 
 

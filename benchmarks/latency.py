@@ -6,9 +6,9 @@ processes that are already running and warm, so that the worker's p99 can be rea
 the reference loop, doing no work at all, reaches on the same machine at the same rate.
 
 The load generator shares the cores with what it measures, so it does as little per message as it
-can: the events are encoded before the clock starts and published through aiormq (the protocol
-layer under aio-pika), and the tap finds the answered id without parsing the reply
-(benchmarks/cases.py).
+can: each event's frames are encoded before the clock starts and written as they are, and the tap
+hands over the replies' bodies undecoded (benchmarks/wire.py), in which it finds the answered id
+without parsing them (benchmarks/cases.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
-
 from benchmarks import cpu
 from benchmarks.cases import Case, inbound
-from worker.amqp.publisher import Outbound, outbound
+from benchmarks.wire import WireClient, publish_frames
+from worker.amqp.publisher import outbound
 
 TARGET_P99_MS = 25.0
 HALF = 0.5  # of the worker's maximum rate: where the issue measures latency
@@ -47,52 +46,47 @@ class Point:
         return found | ({"cpu_us_per_msg": self.cpu} if self.cpu else {})
 
 
-def encoded(index: int, slots: int, tag: str) -> tuple[str, str, Outbound]:
-    """A latency-phase event ready to publish: its id, routing key and AMQP body and properties."""
+def encoded(index: int, slots: int, tag: str, exchange: str) -> tuple[str, bytes]:
+    """A latency-phase event ready to publish to `exchange`: its id and its frames."""
     event, key = inbound(index, slots, tag)
-    return event.event_id, key, outbound(event)
+    message = outbound(event)
+    return event.event_id, publish_frames(exchange, key, message.body, message.properties)
 
 
-async def measure(
-    connection: aio_pika.abc.AbstractConnection, case: Case, rate: float, seconds: float, tag: str = "lat"
-) -> Point:
+async def measure(case: Case, rate: float, seconds: float, tag: str = "lat") -> Point:
     """Publish to `case` at `rate` per second for `seconds` and time each message to its reply.
     Event ids start with `tag`: a straggler from an earlier measurement cannot pass for a reply."""
-    assert case.processes, "the latency phase measures running consumers"
-    messages = [encoded(index, case.config.slots, tag) for index in range(int(rate * seconds))]
-    channel = await connection.channel(publisher_confirms=False)
+    assert case.processes and case.wire, "the latency phase measures running consumers through an open tap"
+    exchange = case.names.inbound_exchange
+    messages = [encoded(index, case.config.slots, tag, exchange) for index in range(int(rate * seconds))]
     case.arrivals.track(f"{tag}-")
     try:
-        sent, use = await _publish(channel, case, messages, rate)
+        sent, use = await _publish(case.wire, case, messages, rate)
         with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
             await case.arrivals.wait_for_tracked(len(sent), within=60)
         arrived = case.arrivals.by_id
         waits = sorted((arrived[e] - t) * 1000 for e, t in sent.items() if e in arrived)
     finally:
         case.arrivals.track(None)
-        await channel.close()
     if not waits:
         raise RuntimeError(f"none of {len(sent)} messages published at {rate:.0f}/s was answered within 60 s")
     return Point(rate, statistics.median(waits), nearest_rank(waits, 0.99), len(waits), use)
 
 
 async def _publish(
-    channel: aio_pika.abc.AbstractChannel, case: Case, messages: list[tuple[str, str, Outbound]], rate: float
+    wire: WireClient, case: Case, messages: list[tuple[str, bytes]], rate: float
 ) -> tuple[dict[str, float], cpu.Use | None]:
     """Publish each message on time; when each was sent, and every party's CPU per message meanwhile."""
-    underlay = await channel.get_underlay_channel()
     sent: dict[str, float] = {}
     broker = cpu.broker_pid(case.config.url)
     first = cpu.sample(case.pids, broker)
     began = time.perf_counter()
-    for index, (event_id, key, message) in enumerate(messages):
+    for index, (event_id, frames) in enumerate(messages):
         delay = began + index / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         sent[event_id] = time.perf_counter()
-        await underlay.basic_publish(
-            message.body, exchange=case.names.inbound_exchange, routing_key=key, properties=message.properties
-        )
+        wire.publish(frames)
     last = cpu.sample(case.pids, broker)
     return sent, cpu.per_message(first, last, len(messages)) if first and last else None
 
@@ -104,12 +98,7 @@ def nearest_rank(ordered: list[float], share: float) -> float:
 
 
 async def curve(
-    connection: aio_pika.abc.AbstractConnection,
-    bare: Case,
-    worker: Case,
-    max_rate: float,
-    fractions: tuple[float, ...],
-    seconds: float,
+    bare: Case, worker: Case, max_rate: float, fractions: tuple[float, ...], seconds: float
 ) -> dict[str, Any]:
     """Both sides at each fraction of `max_rate`, lowest first; the figures at one half, which
     `fractions` must hold, are also given under the keys the issue names (p50_ms, p99_ms...)."""
@@ -118,8 +107,8 @@ async def curve(
     points = []
     for number, fraction in enumerate(sorted(fractions)):
         rate = max_rate * fraction
-        reference = await measure(connection, bare, rate, seconds, f"lat{number}")
-        measured = await measure(connection, worker, rate, seconds, f"lat{number}")
+        reference = await measure(bare, rate, seconds, f"lat{number}")
+        measured = await measure(worker, rate, seconds, f"lat{number}")
         points.append((fraction, reference, measured))
     _, reference, measured = next(point for point in points if point[0] == HALF)
     return {

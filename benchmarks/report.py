@@ -124,19 +124,36 @@ def cpu_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         return tuple(format(side[key], form) if key in side else "" for side in sides)
 
     found = [(label, *cells(key, ",.0f")) for key, label in CPU_PARTIES if key in use["bare"]]
-    return [*found, ("machine idle (%)", *cells("idle_pct", ".0f"))]
+    shares = [("machine idle (%)", "idle_pct"), ("stolen by the hypervisor (%)", "steal_pct")]
+    return [*found, *((label, *cells(key, ".0f")) for label, key in shares if key in use["bare"])]
 
 
-LATENCY_COLUMNS = ("of max rate", "msgs/s", "worker p50", "worker p99", "bare loop p50", "bare loop p99")
+LATENCY_COLUMNS = (
+    "of max rate",
+    "msgs/s",
+    "worker p50",
+    "worker p99",
+    "bare loop p50",
+    "bare loop p99",
+    "steal % (worker / bare)",
+)
 LATENCY_TITLE = "Publish-to-reply latency (ms) of both sides at fractions of the worker's maximum rate"
 
 
 def latency_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """A row per rate; the last column is the share of the machine the hypervisor took meanwhile
+    (on a shared virtual machine, the time in which nothing here ran: it shows in the tail)."""
+
+    def steal(point: dict[str, Any]) -> str:
+        shares = [point[side].get("cpu_us_per_msg", {}).get("steal_pct") for side in ("worker", "bare")]
+        return " / ".join(f"{share:.0f}" for share in shares) if None not in shares else ""
+
     return [
         (
             f"{point['fraction']:g}",
             f"{point['rate']:,.0f}",
             *(f"{point[side][key]:,.1f}" for side in ("worker", "bare") for key in ("p50_ms", "p99_ms")),
+            steal(point),
         )
         for point in results.get("latency_curve", [])
     ]

@@ -27,6 +27,11 @@ def test_idle_is_idle_plus_iowait_out_of_every_tick() -> None:
     assert cpu.idle_and_total(proc_stat) == (850, 1000)
 
 
+def test_steal_is_the_eighth_field_and_zero_where_the_kernel_has_none() -> None:
+    assert cpu.steal_ticks("cpu  100 0 50 700 50 0 0 100 0 0\n") == 100
+    assert cpu.steal_ticks("cpu  100 0 50 800 50 0 0\n") == 0
+
+
 @pytest.mark.parametrize(
     ("url", "local"),
     [
@@ -42,13 +47,15 @@ def test_only_a_local_broker_is_looked_for(url: str, local: bool) -> None:
         assert cpu.broker_pid(url) is None
 
 
-def _sample(loop: float, other: float, broker: float | None, bench: float, idle: int, total: int) -> cpu.CpuSample:
-    return cpu.CpuSample(loop, other, broker, bench, idle, total)
+def _sample(
+    loop: float, other: float, broker: float | None, bench: float, idle: int, total: int, steal: int = 0
+) -> cpu.CpuSample:
+    return cpu.CpuSample(loop, other, broker, bench, idle, total, steal)
 
 
 def test_per_message_divides_each_party_by_the_messages_between_samples() -> None:
-    first = _sample(1.0, 0.5, 10.0, 2.0, 100, 1000)
-    last = _sample(1.4, 0.6, 10.3, 2.1, 150, 1200)
+    first = _sample(1.0, 0.5, 10.0, 2.0, 100, 1000, 7)
+    last = _sample(1.4, 0.6, 10.3, 2.1, 150, 1200, 27)
     use = cpu.per_message(first, last, 1000)
     assert use == {
         "loop_thread_us": 400.0,
@@ -57,6 +64,7 @@ def test_per_message_divides_each_party_by_the_messages_between_samples() -> Non
         "broker_us": 300.0,
         "total_us": 900.0,
         "idle_pct": 25.0,
+        "steal_pct": 10.0,
     }
     without_broker = cpu.per_message(_sample(1.0, 0.5, None, 2.0, 0, 0), _sample(1.4, 0.6, None, 2.1, 0, 0), 1000)
     assert "broker_us" not in without_broker

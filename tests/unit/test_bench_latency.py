@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiormq.abc import DeliveredMessage
-from pamqp import commands, header
+from pamqp import frame
 
 from benchmarks.cases import answered_id
 from benchmarks.latency import encoded, nearest_rank, within_target
@@ -14,18 +13,19 @@ from schemas.delivery import DeliveryContext
 from schemas.outbound import TurnEvent
 
 
-def _delivered(body: bytes, message_id: str | None = None) -> DeliveredMessage:
-    properties = commands.Basic.Properties(message_id=message_id)
-    return DeliveredMessage(
-        delivery=commands.Basic.Deliver(routing_key="main"),
-        header=header.ContentHeader(body_size=len(body), properties=properties),
-        body=body,
-        channel=None,  # type: ignore[arg-type]  # not read
-    )
+def _published_body(frames: bytes) -> bytes:
+    """The body of one message's pre-encoded publish frames, read back through pamqp."""
+    offset = 0
+    parts = []
+    while offset < len(frames):
+        used, _, part = frame.unmarshal(frames[offset:])
+        parts.append(part)
+        offset += used
+    return parts[-1].value  # type: ignore[union-attr]  # the body frame
 
 
 def test_a_turn_event_answers_its_in_reply_to_without_a_parse() -> None:
-    event_id, _, message = encoded(7, 10, "lat3")
+    event_id, _ = encoded(7, 10, "lat3", "bench.inbound")
     turn = TurnEvent(
         event_id="t1",
         in_reply_to=event_id,
@@ -37,19 +37,20 @@ def test_a_turn_event_answers_its_in_reply_to_without_a_parse() -> None:
         ordering_key="agent:main:bench:u7",
     )
     body = turn.model_dump_json(by_alias=True, exclude_none=True).encode()
-    assert answered_id(_delivered(body, message_id="t1")) == "lat3-7"
-    assert message.properties.message_id == "lat3-7"
+    assert answered_id(body) == "lat3-7"
+    assert event_id == "lat3-7"
 
 
 def test_an_escaped_lookalike_in_an_earlier_field_is_passed_over() -> None:
     body = b'{"text":"he wrote \\"inReplyTo\\":\\"nope\\"","inReplyTo":"lat3-7"}'
-    assert answered_id(_delivered(body, message_id="t1")) == "lat3-7"
+    assert answered_id(body) == "lat3-7"
 
 
-def test_a_copied_body_answers_its_own_message_id() -> None:
+def test_a_copied_body_answers_its_own_event_id() -> None:
     """The bare loop replies with the inbound body itself, which carries no inReplyTo."""
-    _, _, message = encoded(3, 10, "lat0")
-    assert answered_id(_delivered(message.body, message_id="lat0-3")) == "lat0-3"
+    _, frames = encoded(3, 10, "lat0", "bench.inbound")
+    assert answered_id(_published_body(frames)) == "lat0-3"
+    assert answered_id(b'{"text":"no ids here"}') == ""
 
 
 def test_p99_is_the_nearest_rank() -> None:
@@ -75,9 +76,17 @@ def _curve(*points: tuple[float, float, float, float]) -> dict[str, Any]:
 def test_the_highest_rate_within_the_target_is_read_per_side() -> None:
     results = _curve((0.25, 250.0, 9.0, 5.0), (0.5, 500.0, 80.0, 20.0))
     assert within_target(results) == "highest rate with p99 <= 25 ms: worker 250 msgs/s, bare loop 500 msgs/s"
-    assert latency_rows(results)[1] == ("0.5", "500", "1.0", "80.0", "1.0", "20.0")
+    assert latency_rows(results)[1] == ("0.5", "500", "1.0", "80.0", "1.0", "20.0", "")
 
 
 def test_no_rate_within_the_target_is_said_so() -> None:
     results = _curve((0.5, 500.0, 80.0, 30.0))
     assert within_target(results).endswith("worker none of the rates measured, bare loop none of the rates measured")
+
+
+def test_the_steal_column_reads_both_sides_shares() -> None:
+    results = _curve((0.5, 500.0, 80.0, 30.0))
+    point = results["latency_curve"][0]
+    point["worker"]["cpu_us_per_msg"] = {"total_us": 900.0, "steal_pct": 21.4}
+    point["bare"]["cpu_us_per_msg"] = {"total_us": 700.0, "steal_pct": 6.0}
+    assert latency_rows(results)[0][-1] == "21 / 6"

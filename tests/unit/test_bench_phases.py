@@ -3,6 +3,7 @@ whichever step fails."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,6 +54,15 @@ async def test_rounds_alternate_which_side_goes_first_and_close_every_case(
     assert phases.closed == order
     assert [r["ratio"] for r in results["throughput_rounds"]] == [0.8, 0.8, 0.8]
     assert results["single_process_ratio"] == 0.8
+
+
+async def test_the_quick_run_has_no_single_process_pair(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    phases = Phases(monkeypatch, failing=set())
+    config = dataclasses.replace(BenchConfig.quick("amqp://unused"), processes=2, workdir=tmp_path)
+    results: dict[str, Any] = {}
+    await broker._throughput(cast(Any, None), config, cast(Any, None), results, print)
+    assert phases.drained == ["bare-1", "worker-1"]
+    assert "single_process_ratio" not in results
 
 
 async def test_a_failing_drain_leaves_nothing_running(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
