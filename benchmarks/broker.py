@@ -153,8 +153,10 @@ async def _rate(
 
 async def _close(connection: Any, case: Case) -> None:
     case.stop()
-    await case.close_tap()
-    await delete_topology(connection, case.names)
+    try:
+        await case.close_tap()
+    finally:
+        await delete_topology(connection, case.names)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
