@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from schemas import SessionEntry
 from tests.conftest import MakeManager
 from tests.support.addresses import ADDR
 from worker import ChatAddress, InvalidArgument, InvalidScope, SessionManager
 from worker.clock import ManualClock
+from worker.stores.base import SessionStore
+from worker.stores.mongo import MongoStore
+from worker.stores.sqlite import SqliteStore
 
 ADDRESS = ChatAddress(channel="telegram", user_id="user-123", peer_id="peer-789")
 
@@ -163,3 +167,42 @@ async def test_list_sessions_pages_and_filters(manager: SessionManager, clock: M
     assert [s.id for s in archived.items] == [ids[0]]
     with pytest.raises(InvalidArgument, match="cursor"):
         await manager.list_sessions(cursor="not-a-cursor")
+
+
+def _slot_session(generation: int, now: datetime) -> SessionEntry:
+    return SessionEntry(
+        id=f"s_dup{generation}",
+        key="slot-dup",
+        agent_id="main",
+        generation=generation,
+        created_at=now,
+        updated_at=now,
+        last_activity_at=now,
+    )
+
+
+async def _drop_one_active_index(store: SessionStore) -> None:
+    """Make the store look like one built before the index existed."""
+    if isinstance(store, SqliteStore):
+        await store._db.write(lambda conn: conn.execute("DROP INDEX sessions_one_active"), alone=True)
+    else:
+        assert isinstance(store, MongoStore)
+        await store._sessions.drop_index("one_active_per_slot")
+
+
+async def test_a_slot_holds_one_active_session_and_older_duplicates_are_archived(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    now = clock()
+    first, second, third = (_slot_session(generation, now) for generation in (1, 2, 3))
+    assert await store.insert_session(first)
+    assert not await store.insert_session(second)  # a racing creator's insert fails: it adopts `first`
+
+    await _drop_one_active_index(store)
+    assert await store.insert_session(second)  # what the race could leave before the index
+    await store.ensure_schema()
+    active = await store.find_active("main", "slot-dup")
+    assert active is not None and active.id == second.id
+    older = await store.get_session(first.id)
+    assert older is not None and (older.status, older.archived_reason) == ("archived", "superseded")
+    assert not await store.insert_session(third)

@@ -141,10 +141,25 @@ class AsyncMongomockCollection:
         return list(await self._run("distinct", *args, **kwargs))
 
     async def create_index(self, *args: Any, **kwargs: Any) -> str:
-        return str(await self._run("create_index", *args, **kwargs))
+        partial = kwargs.get("partialFilterExpression")
+        if not (partial and kwargs.get("unique")):
+            return str(await self._run("create_index", *args, **kwargs))
+        # mongomock checks a new partial unique index against every stored document, where MongoDB
+        # checks only those its filter selects: the others are set aside while it builds.
+        others = list(self._collection.find({"$nor": [partial]}))
+        if others:
+            self._collection.delete_many({"_id": {"$in": [doc["_id"] for doc in others]}})
+        try:
+            return str(await self._run("create_index", *args, **kwargs))
+        finally:
+            if others:
+                self._collection.insert_many(others)
 
     async def create_indexes(self, *args: Any, **kwargs: Any) -> list[str]:
         return list(await self._run("create_indexes", *args, **kwargs))
+
+    async def drop_index(self, *args: Any, **kwargs: Any) -> None:
+        await self._run("drop_index", *args, **kwargs)
 
     async def index_information(self) -> Doc:
         return dict(await self._run("index_information"))

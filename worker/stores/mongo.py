@@ -28,7 +28,7 @@ from worker.stores.base import (
     StoredEntry,
     ViewChange,
 )
-from worker.stores.mongo_base import unavailable
+from worker.stores.mongo_base import ensure_one_active_per_slot, unavailable
 from worker.stores.mongo_docs import (
     Doc,
     delivery_fields,
@@ -72,6 +72,7 @@ class MongoStore(MongoRecords):
         ]
         for collection, keys, unique in indexes:
             await collection.create_index(keys, unique=unique)
+        await ensure_one_active_per_slot(self._sessions)
 
     async def close(self) -> None:
         await self._client.close()

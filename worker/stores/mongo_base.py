@@ -6,7 +6,7 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -48,6 +48,39 @@ async def insert_new(collection: AsyncCollection[Doc], doc: Doc, what: str) -> N
         await collection.insert_one(doc)
     except DuplicateKeyError as exc:  # ids are generated, so this is a retried insert or a bug
         raise StoreConflict(f"{what} already exists") from exc
+
+
+ONE_ACTIVE_PER_SLOT = "one_active_per_slot"
+
+
+async def ensure_one_active_per_slot(sessions: AsyncCollection[Doc]) -> None:
+    """A unique index over the active sessions of each slot: of two processes racing to open a
+    slot's session, the second insert fails and that creator adopts the first one's session.
+    Built once. A store older than the index may hold duplicates left by that race, on which the
+    building would fail: all but the newest active session of such a slot (the one every reader
+    picked) are archived as superseded first."""
+    if ONE_ACTIVE_PER_SLOT in await sessions.index_information():
+        return
+    await _archive_duplicate_actives(sessions)
+    await sessions.create_index(
+        [("agent_id", 1), ("key", 1)],
+        unique=True,
+        partialFilterExpression={"status": "active"},
+        name=ONE_ACTIVE_PER_SLOT,
+    )
+
+
+async def _archive_duplicate_actives(sessions: AsyncCollection[Doc]) -> None:
+    newest_first = [("agent_id", 1), ("key", 1), ("generation", DESCENDING)]
+    projection = {"agent_id": 1, "key": 1, "updated_at": 1}
+    seen: set[tuple[str, str]] = set()
+    async for doc in sessions.find({"status": "active"}, projection).sort(newest_first):
+        slot = (doc["agent_id"], doc["key"])
+        if slot not in seen:
+            seen.add(slot)
+            continue
+        change = {"status": "archived", "archived_reason": "superseded", "archived_at": doc["updated_at"]}
+        await sessions.update_one({"_id": doc["_id"], "status": "active"}, {"$set": change, "$inc": {"version": 1}})
 
 
 class MongoCollections:

@@ -24,6 +24,7 @@ from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
     SCHEMA,
     SESSION_COLUMNS,
+    ensure_one_active_per_slot,
     entry_from_row,
     entry_params,
     session_from_row,
@@ -63,6 +64,7 @@ class SqliteStore(SqliteRecords):
     async def ensure_schema(self) -> None:
         await self._db.open()
         await self._db.write(lambda conn: conn.executescript(SCHEMA), alone=True)
+        await self._db.write(ensure_one_active_per_slot, alone=True)
 
     async def close(self) -> None:
         await self._db.close()

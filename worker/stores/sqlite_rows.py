@@ -90,6 +90,40 @@ CREATE TABLE IF NOT EXISTS settings (
 );
 """
 
+ONE_ACTIVE_PER_SLOT = "sessions_one_active"
+# Older stores may hold two active sessions in a slot, left by a creation race before the index
+# existed; all but the newest (the one every reader picked) are archived as superseded.
+_ARCHIVE_DUPLICATE_ACTIVES = """
+UPDATE sessions SET status = 'archived', archived_reason = 'superseded', archived_at = updated_at,
+    version = version + 1
+WHERE status = 'active' AND EXISTS (
+    SELECT 1 FROM sessions AS newer
+    WHERE newer.agent_id = sessions.agent_id AND newer.key = sessions.key
+        AND newer.status = 'active' AND newer.generation > sessions.generation
+)
+"""
+
+
+def ensure_one_active_per_slot(conn: sqlite3.Connection) -> None:
+    """A unique index over the active sessions of each slot: of two processes racing to open a
+    slot's session, the second insert fails and that creator adopts the first one's session.
+    Built once, after archiving any duplicates an older store holds (the building would fail)."""
+    found = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
+    if conn.execute(found, (ONE_ACTIVE_PER_SLOT,)).fetchone() is not None:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_ARCHIVE_DUPLICATE_ACTIVES)
+        conn.execute(
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {ONE_ACTIVE_PER_SLOT} ON sessions (agent_id, key)"
+            " WHERE status = 'active'"
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 SESSION_COLUMNS = (
     "id, agent_id, key, generation, status, archived_reason, archived_at, channel, last_channel,"
     " last_to, last_account_id, last_thread_id, delivery_context, created_at, updated_at,"
