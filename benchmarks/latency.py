@@ -64,6 +64,8 @@ async def measure(case: Case, rate: float, seconds: float, tag: str = "lat") -> 
         sent, use = await _publish(case.wire, case, messages, rate)
         with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
             await case.arrivals.wait_for_tracked(len(sent), within=60)
+        if case.wire.error is not None:  # replies may be missing because the tap went away
+            raise ConnectionError(case.wire.error)
         arrived = case.arrivals.by_id
         waits = sorted((arrived[e] - t) * 1000 for e, t in sent.items() if e in arrived)
     finally:

@@ -55,9 +55,17 @@ class WireClient(asyncio.Protocol):
     @classmethod
     async def connect(cls, url: str) -> WireClient:
         parsed = urlparse(url)
+        if parsed.scheme != "amqp":
+            raise ValueError(f"the benchmark's publisher speaks plain amqp:// only, not {parsed.scheme}://")
         loop = asyncio.get_running_loop()
         _, client = await loop.create_connection(cls, parsed.hostname or "localhost", parsed.port or 5672)
-        await client._handshake(unquote(parsed.username or "guest"), unquote(parsed.password or "guest"), parsed.path)
+        try:
+            user, password = unquote(parsed.username or "guest"), unquote(parsed.password or "guest")
+            await client._handshake(user, password, parsed.path)
+        except BaseException:
+            if client._transport is not None:
+                client._transport.close()
+            raise
         return client
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -65,6 +73,7 @@ class WireClient(asyncio.Protocol):
         self._transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.error = self.error or f"the benchmark's AMQP connection was lost: {exc}"
         self._replies.put_nowait(commands.Connection.Close(reply_text=f"connection lost: {exc}"))
 
     async def _handshake(self, user: str, password: str, path: str) -> None:

@@ -146,11 +146,14 @@ class AsyncMongomockCollection:
             return str(await self._run("create_index", *args, **kwargs))
         # mongomock checks a new partial unique index against every stored document, where MongoDB
         # checks only those its filter selects: the others are set aside while it builds.
+        # (Synchronously: no other coroutine may see them missing.)
+        await asyncio.sleep(0)
+        self._faults.check()
         others = list(self._collection.find({"$nor": [partial]}))
         if others:
             self._collection.delete_many({"_id": {"$in": [doc["_id"] for doc in others]}})
         try:
-            return str(await self._run("create_index", *args, **kwargs))
+            return str(self._collection.create_index(*args, **kwargs))
         finally:
             if others:
                 self._collection.insert_many(others)

@@ -71,3 +71,16 @@ def test_a_corrupt_frame_end_is_an_error() -> None:
     data[-1] = 0
     with pytest.raises(ConnectionError, match="malformed"):
         client.data_received(bytes(data))
+
+
+async def test_a_lost_connection_is_kept_as_the_error() -> None:
+    client, _ = _client()
+    client.connection_lost(None)
+    assert client.error is not None and "lost" in client.error
+    with pytest.raises(ConnectionError, match="lost"):
+        client.publish(b"")
+
+
+async def test_only_plain_amqp_urls_are_taken() -> None:
+    with pytest.raises(ValueError, match="amqp://"):
+        await WireClient.connect("amqps://guest:guest@127.0.0.1:5671/")

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from pymongo import DESCENDING, AsyncMongoClient
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -14,6 +14,7 @@ from pymongo.errors import (
     ConnectionFailure,
     DuplicateKeyError,
     NetworkTimeout,
+    OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
 )
@@ -50,37 +51,47 @@ async def insert_new(collection: AsyncCollection[Doc], doc: Doc, what: str) -> N
         raise StoreConflict(f"{what} already exists") from exc
 
 
+_DUPLICATE_KEY = 11000
 ONE_ACTIVE_PER_SLOT = "one_active_per_slot"
+_BUILD_ATTEMPTS = 3
 
 
 async def ensure_one_active_per_slot(sessions: AsyncCollection[Doc]) -> None:
     """A unique index over the active sessions of each slot: of two processes racing to open a
     slot's session, the second insert fails and that creator adopts the first one's session.
     Built once. A store older than the index may hold duplicates left by that race, on which the
-    building would fail: all but the newest active session of such a slot (the one every reader
-    picked) are archived as superseded first."""
+    building fails: all but the newest active session of such a slot (the one every reader
+    picked) are archived as superseded, and the building tried again (a worker of the previous
+    version, still running during a rolling deploy, may race it a few times)."""
     if ONE_ACTIVE_PER_SLOT in await sessions.index_information():
         return
-    await _archive_duplicate_actives(sessions)
-    await sessions.create_index(
-        [("agent_id", 1), ("key", 1)],
-        unique=True,
-        partialFilterExpression={"status": "active"},
-        name=ONE_ACTIVE_PER_SLOT,
-    )
+    for attempt in range(1, _BUILD_ATTEMPTS + 1):
+        try:
+            await sessions.create_index(
+                [("agent_id", 1), ("key", 1)],
+                unique=True,
+                partialFilterExpression={"status": "active"},
+                name=ONE_ACTIVE_PER_SLOT,
+            )
+            return
+        except OperationFailure as exc:  # a failed build reports code 11000 (mongomock: a DuplicateKeyError)
+            if (exc.code != _DUPLICATE_KEY and not isinstance(exc, DuplicateKeyError)) or attempt == _BUILD_ATTEMPTS:
+                raise
+        await _archive_duplicate_actives(sessions)
 
 
 async def _archive_duplicate_actives(sessions: AsyncCollection[Doc]) -> None:
-    newest_first = [("agent_id", 1), ("key", 1), ("generation", DESCENDING)]
+    """Walk the active sessions in (agent, key, generation) order, the unique index's own, and
+    archive every one that the next one shows is not its slot's newest."""
+    oldest_first = [("agent_id", 1), ("key", 1), ("generation", 1)]
     projection = {"agent_id": 1, "key": 1, "updated_at": 1}
-    seen: set[tuple[str, str]] = set()
-    async for doc in sessions.find({"status": "active"}, projection).sort(newest_first):
-        slot = (doc["agent_id"], doc["key"])
-        if slot not in seen:
-            seen.add(slot)
-            continue
-        change = {"status": "archived", "archived_reason": "superseded", "archived_at": doc["updated_at"]}
-        await sessions.update_one({"_id": doc["_id"], "status": "active"}, {"$set": change, "$inc": {"version": 1}})
+    previous: Doc | None = None
+    async for doc in sessions.find({"status": "active"}, projection).sort(oldest_first):
+        if previous is not None and (previous["agent_id"], previous["key"]) == (doc["agent_id"], doc["key"]):
+            change = {"status": "archived", "archived_reason": "superseded", "archived_at": previous["updated_at"]}
+            where = {"_id": previous["_id"], "status": "active"}
+            await sessions.update_one(where, {"$set": change, "$inc": {"version": 1}})
+        previous = doc
 
 
 class MongoCollections:
