@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks import cpu
 from benchmarks.cases import Case, inbound
-from benchmarks.wire import WireClient, publish_frames
+from benchmarks.wire import publish_frames
 from worker.amqp.publisher import outbound
 
 TARGET_P99_MS = 25.0
@@ -61,7 +61,7 @@ async def measure(case: Case, rate: float, seconds: float, tag: str = "lat") -> 
     messages = [encoded(index, case.config.slots, tag, exchange) for index in range(int(rate * seconds))]
     case.arrivals.track(f"{tag}-")
     try:
-        sent, use = await _publish(case.wire, case, messages, rate)
+        sent, use = await _publish(case, messages, rate)
         with contextlib.suppress(TimeoutError):  # measured on what arrived; the sample count says how many
             await case.arrivals.wait_for_tracked(len(sent), within=60)
         if case.wire.error is not None:  # replies may be missing because the tap went away
@@ -76,9 +76,12 @@ async def measure(case: Case, rate: float, seconds: float, tag: str = "lat") -> 
 
 
 async def _publish(
-    wire: WireClient, case: Case, messages: list[tuple[str, bytes]], rate: float
+    case: Case, messages: list[tuple[str, bytes]], rate: float
 ) -> tuple[dict[str, float], cpu.Use | None]:
-    """Publish each message on time; when each was sent, and every party's CPU per message meanwhile."""
+    """Publish each message on time through the case's wire; when each was sent, and every party's
+    CPU per message meanwhile."""
+    wire = case.wire
+    assert wire is not None, "measure() checks that the case's tap is open"
     sent: dict[str, float] = {}
     broker = cpu.broker_pid(case.config.url)
     first = cpu.sample(case.pids, broker)

@@ -74,8 +74,8 @@ async def ensure_one_active_per_slot(sessions: AsyncCollection[Doc]) -> None:
                 name=ONE_ACTIVE_PER_SLOT,
             )
             return
-        except OperationFailure as exc:  # a failed build reports code 11000 (mongomock: a DuplicateKeyError)
-            if (exc.code != _DUPLICATE_KEY and not isinstance(exc, DuplicateKeyError)) or attempt == _BUILD_ATTEMPTS:
+        except OperationFailure as exc:  # a build that meets duplicates fails with code 11000
+            if exc.code != _DUPLICATE_KEY or attempt == _BUILD_ATTEMPTS:
                 raise
         await _archive_duplicate_actives(sessions)
 
