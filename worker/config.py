@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         description="number of shard queues (ordering lanes); same on every worker",
     )
     prefetch: int = Field(default=64, ge=1, description="unacknowledged deliveries per shard consumer")
+    ack_delay_ms: float = Field(
+        default=50.0,
+        ge=0,
+        le=1000,
+        description="how long a finished delivery's ack may wait to go out with others in one frame"
+        " (0: each at once); a crash in this window redelivers those, which replay idempotently",
+    )
     amqp_write_buffer_frames: int = Field(
         default=4096,
         ge=10,

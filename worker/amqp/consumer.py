@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from schemas.base import describe_errors
 from schemas.events import EVENT_TYPES, INBOUND_EVENT, InboundEvent
 from schemas.topology import HEADER_FORWARDED
+from worker.amqp.acks import ack_now
 from worker.amqp.publisher import Publisher
 from worker.clock import Clock
 from worker.errors import StoreUnavailable
@@ -29,7 +30,7 @@ MAX_BUG_ATTEMPTS = 5
 # aio-pika raises ChannelInvalidStateError (a RuntimeError, not an AMQPError) for a publish or an
 # ack on a channel that a lost connection closed: transient, never a bug to dead-letter.
 _TRANSIENT = (StoreUnavailable, AMQPError, ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
-ACK_TIMEOUT = 10.0
+Settle = Callable[[AbstractIncomingMessage], Awaitable[None]]  # acks a delivery: at once, or batched
 
 
 class BadInput(Exception):
@@ -84,17 +85,6 @@ def channel_closed(message: AbstractIncomingMessage) -> bool:
     return bool(getattr(channel, "is_closed", False))
 
 
-async def ack(message: AbstractIncomingMessage) -> None:
-    """Queue the ack frame on the delivery's channel without awaiting its socket write: an ack has
-    no answer, so that wait proves nothing, and an ack lost with its connection only means a
-    redelivery, which replays idempotently. Queueing can still block behind a dead connection's
-    full write buffer: bounded, a timeout is a transient failure (and the delivery is redelivered)."""
-    if message.delivery_tag is None:
-        raise RuntimeError(f"delivery {message.message_id} has no delivery tag to acknowledge")
-    async with asyncio.timeout(ACK_TIMEOUT):
-        await message.channel.basic_ack(message.delivery_tag, wait=False)
-
-
 class EventHandler:
     def __init__(
         self,
@@ -119,14 +109,15 @@ class EventHandler:
     def stats(self) -> HandlerStats:
         return self.metrics.snapshot()
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
+    async def handle(self, message: AbstractIncomingMessage, settle: Settle = ack_now) -> None:
+        """Apply one delivery, publish its outcome, then `settle` (ack) it; never the ack first."""
         if message.redelivered:
             self.metrics.redeliveries.inc()
         try:
             event = decode(message, self._max_payload_bytes)
         except BadInput as bad:
             reason, detail = bad.reason, bad.detail
-            await self._retrying(message, lambda: self._dead_letter(message, reason, detail))
+            await self._retrying(message, settle, lambda: self._dead_letter(message, settle, reason, detail))
             return
         started = time.perf_counter()
         attempts = 0
@@ -135,32 +126,34 @@ class EventHandler:
             nonlocal attempts
             attempts += 1
             # A retry may follow a recorded outcome whose publish failed: re-publish that one.
-            await self._apply(message, event, check_recorded=message.redelivered or attempts > 1)
+            await self._apply(message, event, settle, check_recorded=message.redelivered or attempts > 1)
 
-        await self._retrying(message, attempt)
+        await self._retrying(message, settle, attempt)
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
 
-    async def _apply(self, message: AbstractIncomingMessage, event: InboundEvent, *, check_recorded: bool) -> None:
+    async def _apply(
+        self, message: AbstractIncomingMessage, event: InboundEvent, settle: Settle, *, check_recorded: bool
+    ) -> None:
         # Only a redelivery (or a retry) can find a recorded outcome worth re-publishing as recorded;
         # a duplicate publish re-applies idempotently and yields the same ids, without this read.
         recorded = await self._outcomes.recorded(event.event_id) if check_recorded else None
         if recorded is not None:
             # Applied before (a redelivery or a duplicate publish): same replies, same ids.
             await self._publisher.publish_outcome(recorded)
-            await ack(message)
+            await settle(message)
             self.metrics.event(event.type, "replayed")
             return
         slot = await self._processor.slot_key(event)
         hops = forward_hops(message)
         if slot and slot != message.routing_key and hops < MAX_FORWARD_HOPS:
             await self._publisher.forward(message, slot, hops + 1)
-            await ack(message)
+            await settle(message)
             self.metrics.event(event.type, "forwarded")
             return
         try:
             outcome = await self._processor.apply(event)
         except Rejected as rejected:
-            await self._dead_letter(message, rejected.reason, rejected.detail, event.type)
+            await self._dead_letter(message, settle, rejected.reason, rejected.detail, event.type)
             return
         # Record and publish together; the ack waits for both (the record lets a redelivery
         # re-publish exactly this outcome). A turn-only outcome needs no record: a replay rebuilds it.
@@ -170,7 +163,7 @@ class EventHandler:
             await asyncio.gather(
                 self._outcomes.record(event.event_id, outcome), self._publisher.publish_outcome(outcome)
             )
-        await ack(message)
+        await settle(message)
         self.metrics.event(event.type, "applied")
         if log.isEnabledFor(logging.DEBUG):
             sessions = [turn.session_id for turn in outcome.turns] + [reply.session_id for reply in outcome.replies]
@@ -189,7 +182,7 @@ class EventHandler:
             self.metrics.end_to_end_seconds.observe(waited)
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, reason: str, detail: str, event_type: str = "invalid"
+        self, message: AbstractIncomingMessage, settle: Settle, reason: str, detail: str, event_type: str = "invalid"
     ) -> None:
         log.warning(
             "dead-lettering message %s: %s: %s",
@@ -199,11 +192,13 @@ class EventHandler:
             extra={"event_id": message.message_id, "outcome": "dead_lettered"},
         )
         await self._publisher.dead_letter(message, reason, detail)
-        await ack(message)
+        await settle(message)
         self.metrics.event(event_type, "dead_lettered")
         self.metrics.dead_letters.labels(reason).inc()
 
-    async def _retrying(self, message: AbstractIncomingMessage, step: Callable[[], Awaitable[None]]) -> None:
+    async def _retrying(
+        self, message: AbstractIncomingMessage, settle: Settle, step: Callable[[], Awaitable[None]]
+    ) -> None:
         """Run `step` until it succeeds. Transient faults retry with back-off for as long as the
         worker runs (the lane waits, keeping order); a bug is dead-lettered after a few tries."""
         delay, bugs = 0.05, 0
@@ -229,7 +224,8 @@ class EventHandler:
                 bugs += 1
                 log.exception("failed to apply %s (attempt %d)", message.message_id, bugs, extra=_ids(message))
                 if bugs >= MAX_BUG_ATTEMPTS:
-                    await self._retrying(message, functools.partial(self._dead_letter, message, "error", repr(exc)))
+                    dead_letter = functools.partial(self._dead_letter, message, settle, "error", repr(exc))
+                    await self._retrying(message, settle, dead_letter)
                     return
             if self._stopping.is_set():
                 return  # left unacked: the broker redelivers it to whoever owns the shard next

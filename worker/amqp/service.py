@@ -91,7 +91,11 @@ class WorkerService:
             await asyncio.gather(*(sub.release(self.settings.shutdown_grace_seconds) for sub in leaving))
             for shard in sorted(wanted - set(self._subscriptions)):
                 subscription = ShardSubscription(
-                    self._connection, self.topology.shard_queue(shard), self._lanes, self.settings.prefetch
+                    self._connection,
+                    self.topology.shard_queue(shard),
+                    self._lanes,
+                    self.settings.prefetch,
+                    self.settings.ack_delay_ms / 1000,
                 )
                 await subscription.start()
                 self._subscriptions[shard] = subscription

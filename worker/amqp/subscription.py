@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from worker.amqp.acks import AckBatch
 from worker.amqp.consumer import EventHandler
 from worker.lanes import Lanes
 
@@ -27,7 +28,7 @@ def lanes_for(handler: EventHandler) -> Lanes[Delivery]:
         metrics = handler.metrics
         metrics.inflight_events += 1
         try:
-            await handler.handle(delivery.message)
+            await handler.handle(delivery.message, delivery.subscription.acks.ack)
         finally:
             metrics.inflight_events -= 1
             delivery.subscription.finished()
@@ -36,8 +37,12 @@ def lanes_for(handler: EventHandler) -> Lanes[Delivery]:
 
 
 class ShardSubscription:
-    def __init__(self, connection: AbstractConnection, queue: str, lanes: Lanes[Delivery], prefetch: int) -> None:
+    def __init__(
+        self, connection: AbstractConnection, queue: str, lanes: Lanes[Delivery], prefetch: int, ack_delay: float
+    ) -> None:
         self.queue = queue
+        # Up to a quarter of the prefetch window waits for its ack: the broker keeps delivering.
+        self.acks = AckBatch(ack_delay, prefetch // 4)
         self._connection = connection
         self._lanes = lanes
         self._prefetch = prefetch
@@ -55,6 +60,7 @@ class ShardSubscription:
         log.info("consuming %s", self.queue)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self.acks.started(message)
         if self._releasing:
             return  # not started: stays unacked and returns to the queue when the channel closes
         self._running += 1
@@ -76,6 +82,7 @@ class ShardSubscription:
                 await self._drained.wait()
         except TimeoutError:
             log.warning("%s: %d messages still running at release; they will be redelivered", self.queue, self._running)
+        await self.acks.flush()  # before the close, which would requeue the finished ones too
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
         log.info("released %s", self.queue)

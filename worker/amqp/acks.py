@@ -1,0 +1,137 @@
+"""The acks of one shard consumer, sent together: one Basic.Ack for many deliveries.
+
+An ack has no answer and only lets the broker drop its copy, so it can wait a little. Sent one
+per message at a trickle, every ack costs the worker a socket write and the quorum queue a Raft
+log entry of its own; sent every few milliseconds, one frame settles every delivery finished
+meanwhile. Nothing else waits for it: the reply went out (confirmed) before the ack was due, and
+an ack lost with its connection only means a redelivery, which replays idempotently.
+
+Deliveries on a channel are numbered 1, 2, 3...; a multiple ack settles every unsettled one up to
+its tag. So the finished deliveries below the lowest unfinished one go as one multiple ack, and
+those above it (a lane still busy, or retrying, below them) as single acks in the same flush:
+a stuck delivery never holds the others' acks back past one delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aio_pika.abc import AbstractIncomingMessage
+
+log = logging.getLogger(__name__)
+ACK_TIMEOUT = 10.0
+
+
+class AckChannel(Protocol):
+    """What an ack needs of the channel a delivery came on (aiormq's Channel)."""
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> Awaitable[None]: ...
+
+
+def _tag(message: AbstractIncomingMessage) -> int:
+    if message.delivery_tag is None:
+        raise RuntimeError(f"delivery {message.message_id} has no delivery tag to acknowledge")
+    return message.delivery_tag
+
+
+async def ack_now(message: AbstractIncomingMessage) -> None:
+    """Queue one delivery's ack frame without awaiting its socket write (an ack has no answer to
+    wait for). Queueing can still block behind a dead connection's full write buffer: bounded,
+    a timeout is a transient failure (and the delivery is redelivered)."""
+    async with asyncio.timeout(ACK_TIMEOUT):
+        await message.channel.basic_ack(_tag(message), wait=False)
+
+
+@dataclass
+class _Pending:
+    """One channel's deliveries: started and not finished, and finished and not yet acked."""
+
+    unfinished: set[int] = field(default_factory=set)
+    finished: list[int] = field(default_factory=list)
+
+    def frames(self) -> list[tuple[int, bool]]:
+        """(tag, multiple) of each ack that settles every finished delivery, the fewest frames first."""
+        low = min(self.unfinished, default=None)
+        below = [tag for tag in self.finished if low is None or tag < low]
+        above = [(tag, False) for tag in self.finished if low is not None and tag > low]
+        return ([(max(below), True)] if below else []) + above
+
+
+class AckBatch:
+    """Acks of one consumer's deliveries, flushed `delay` seconds after the first one waits, or at
+    once when `limit` wait. A delay of 0 acks each delivery as it finishes."""
+
+    def __init__(self, delay: float, limit: int) -> None:
+        self._delay = delay
+        self._limit = max(limit, 1)
+        # Keyed by the delivery's channel: a reopened channel numbers its deliveries from 1 again.
+        self._channels: dict[AckChannel, _Pending] = {}
+        self._waiting = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    def started(self, message: AbstractIncomingMessage) -> None:
+        """A delivery arrived: until it is acked, no multiple ack may reach its tag (one left
+        unacked for redelivery stays unfinished until its channel closes)."""
+        if self._delay > 0:
+            self._pending(message.channel).unfinished.add(_tag(message))
+
+    async def ack(self, message: AbstractIncomingMessage) -> None:
+        """The delivery is done with: its ack goes out with the next flush."""
+        if self._delay <= 0:
+            await ack_now(message)
+            return
+        pending, tag = self._pending(message.channel), _tag(message)
+        pending.unfinished.discard(tag)
+        pending.finished.append(tag)
+        self._waiting += 1
+        if self._waiting >= self._limit:
+            self._start_flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._delay, self._start_flush)
+
+    async def flush(self) -> None:
+        """Send every waiting ack now (before the channel is released) and wait for running flushes."""
+        self._start_flush()
+        await asyncio.gather(*self._flushes)
+
+    def _pending(self, channel: AckChannel) -> _Pending:
+        pending = self._channels.get(channel)
+        if pending is None:
+            pending = self._channels[channel] = _Pending()
+        return pending
+
+    def _start_flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._waiting:
+            return
+        batches = [(channel, pending.frames()) for channel, pending in self._channels.items() if pending.finished]
+        for channel, pending in list(self._channels.items()):
+            pending.finished = []
+            if channel.is_closed:
+                del self._channels[channel]  # the broker requeued its unacked deliveries
+        self._waiting = 0
+        task = asyncio.get_running_loop().create_task(self._send(batches))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _send(self, batches: list[tuple[AckChannel, list[tuple[int, bool]]]]) -> None:
+        for channel, frames in batches:
+            if channel.is_closed:
+                continue  # its deliveries go back to the queue, and are redelivered
+            try:
+                async with asyncio.timeout(ACK_TIMEOUT):
+                    for tag, multiple in frames:
+                        await channel.basic_ack(tag, multiple=multiple, wait=False)
+            except Exception as exc:  # a channel closing meanwhile, or a write buffer stuck for good
+                # The deliveries stay unacked; the broker redelivers them when the channel goes.
+                log.warning("acks of %d deliveries not sent: %r", len(frames), exc)
