@@ -4,11 +4,13 @@ rolls back alone (its half-done changes too) while the rest of its group lands."
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from worker.errors import StoreUnavailable
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 
 
@@ -77,3 +79,30 @@ async def test_a_write_on_a_closed_database_says_so(tmp_path: Path) -> None:
     await db.close()
     with pytest.raises(RuntimeError, match="not open"):
         await db.write(_insert("late"))
+
+
+async def test_writes_waiting_behind_a_group_when_the_store_closes_fail_instead_of_hanging(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    first = asyncio.ensure_future(db.write(_insert("first")))  # on the writer thread
+    await asyncio.sleep(0)
+    waiting = asyncio.ensure_future(db.write(_insert("second")))  # waits for the next group
+    await asyncio.sleep(0)
+    await db.close()  # runs on the writer thread after the first group
+    assert await asyncio.wait_for(first, 5) == "first"
+    with pytest.raises(RuntimeError, match="closed"):
+        await asyncio.wait_for(waiting, 5)
+
+
+async def test_a_busy_database_fails_the_whole_group_as_transient(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    blocker = sqlite3.connect(str(tmp_path / "group.db"), isolation_level=None)
+    try:
+        await db.write(lambda conn: conn.execute("PRAGMA busy_timeout=50"), alone=True)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: BEGIN IMMEDIATE times out
+        results = await asyncio.gather(*(db.write(_insert(f"n{i}")) for i in range(3)), return_exceptions=True)
+        assert all(isinstance(r, StoreUnavailable) for r in results), results
+        blocker.execute("ROLLBACK")
+        assert await db.write(_insert("after")) == "after"
+    finally:
+        blocker.close()
+        await db.close()

@@ -11,9 +11,10 @@ ones. WAL lets the reader thread run alongside the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +41,26 @@ def _connect(path: str, busy_timeout_ms: int) -> Connection:
 
 
 Outcome = tuple[bool, Any]
+Done = Future[list[Outcome]]
+Group = list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]  # writes and their callers' futures
+
+
+def _settle(group: Group, outcomes: list[Outcome]) -> None:
+    """Hand each write of a group its outcome: its result, or its error (mapped as _mapped says)."""
+    for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+        if future.done():
+            continue  # its caller was cancelled
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(_mapped(value))
+
+
+def _call_back(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """Run `callback(*args)` on the event loop, from the writer thread; not once the loop is closed
+    (a shutdown's last group: nobody waits for it any more)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _run_group(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
@@ -99,9 +120,8 @@ class SqliteDatabase:
         self._reader_pool: ThreadPoolExecutor | None = None
         self._writer: Connection | None = None
         self._reader: Connection | None = None
-        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
-        self._flushing = False
-        self._flusher: asyncio.Task[None] | None = None
+        self._pending: Group = []
+        self._flushing = False  # a group is on the writer thread; writes meanwhile wait for the next
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -114,12 +134,15 @@ class SqliteDatabase:
         self._reader = await loop.run_in_executor(self._reader_pool, connect)
 
     async def close(self) -> None:
+        """Close both connections; a group already on the writer thread commits first, and writes
+        still waiting for a group fail ("closed") instead of meeting a closed connection."""
         loop = asyncio.get_running_loop()
-        for pool, conn in ((self._writer_pool, self._writer), (self._reader_pool, self._reader)):
+        opened = ((self._writer_pool, self._writer), (self._reader_pool, self._reader))
+        self._writer = self._reader = None
+        for pool, conn in opened:
             if pool is not None and conn is not None:
                 await loop.run_in_executor(pool, conn.close)
                 pool.shutdown(wait=True)
-        self._writer = self._reader = None
         self._writer_pool = self._reader_pool = None
 
     async def write(self, fn: Callable[[Connection], T], *, alone: bool = False) -> T:
@@ -128,36 +151,38 @@ class SqliteDatabase:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
         if alone:
             return await self._run(self._writer_pool, fn, self._writer)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, future))
         if not self._flushing:
-            self._flushing = True
-            self._flusher = loop.create_task(self._flush())
+            self._commit_pending()
         return await future
 
-    async def _flush(self) -> None:
-        """Commit the waiting writes as one group, then the ones that arrived meanwhile, until none wait."""
-        assert self._writer is not None and self._writer_pool is not None
+    def _commit_pending(self) -> None:
+        """Hand the waiting writes to the writer thread as one group. Its completion comes back as
+        a plain callback, which hands each write its outcome and starts the next group: no task
+        and no future chain per group, since at a trickle every message is a group of its own."""
+        group, self._pending = self._pending, []
+        if self._writer is None or self._writer_pool is None:
+            _settle(group, [(False, RuntimeError("the SQLite store was closed"))] * len(group))
+            return
+        loop = asyncio.get_running_loop()
         try:
-            while self._pending:
-                group, self._pending = self._pending, []
-                functions = [fn for fn, _ in group]
-                try:
-                    outcomes = await self._run(
-                        self._writer_pool, partial(_run_group, functions=functions), self._writer
-                    )
-                except BaseException as exc:  # the commit itself failed: every write in the group failed
-                    outcomes = [(False, exc)] * len(group)
-                for (_, future), (ok, value) in zip(group, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(_mapped(value))
-        finally:
-            self._flushing = False
+            committed = self._writer_pool.submit(_run_group, self._writer, [fn for fn, _ in group])
+        except RuntimeError as exc:  # the pool is shutting down
+            _settle(group, [(False, exc)] * len(group))
+            return
+        self._flushing = True
+        committed.add_done_callback(lambda done: _call_back(loop, self._group_done, group, done))
+
+    def _group_done(self, group: Group, done: Done) -> None:
+        self._flushing = False
+        try:
+            outcomes = done.result()
+        except BaseException as exc:  # the commit itself failed: every write in the group failed
+            outcomes = [(False, exc)] * len(group)
+        _settle(group, outcomes)
+        if self._pending:
+            self._commit_pending()
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         if self._reader is None or self._reader_pool is None:
