@@ -15,12 +15,14 @@ a stuck delivery never holds the others' acks back past one delay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import ChannelInvalidStateError
 
 log = logging.getLogger(__name__)
 ACK_TIMEOUT = 10.0
@@ -81,7 +83,9 @@ class AckBatch:
         """A delivery arrived: until it is acked, no multiple ack may reach its tag (one left
         unacked for redelivery stays unfinished until its channel closes)."""
         if self._delay > 0:
-            self._pending(message.channel).unfinished.add(_tag(message))
+            # One on a channel closed meanwhile is requeued by the broker: nothing to track.
+            with contextlib.suppress(ChannelInvalidStateError):
+                self._pending(message.channel).unfinished.add(_tag(message))
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
         """The delivery is done with: its ack goes out with the next flush."""
