@@ -121,3 +121,59 @@ async def test_a_reopened_channel_numbers_afresh_and_a_closed_one_is_dropped() -
     await batch.flush()
     assert old.frames == []
     assert new.frames == [(2, True)]
+
+
+@dataclass(eq=False)
+class SlowChannel(RecordingChannel):
+    """Its first ack waits until released, as a full write buffer would keep it waiting."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
+        if not self.frames:
+            await self.release.wait()
+        self.frames.append((delivery_tag, multiple))
+
+
+async def test_a_flush_waits_for_the_one_before_and_works_out_its_frames_then() -> None:
+    channel = SlowChannel()
+    batch = AckBatch(delay=10, limit=100)
+    messages = deliveries(channel, 9)
+    for message in messages:
+        batch.started(message)
+    for tag in (1, 2, 3, 7):  # 4, 5, 6 still running: multiple 3, single 7
+        await batch.ack(messages[tag - 1])
+    first = asyncio.ensure_future(batch.flush())
+    await asyncio.sleep(0)  # the first flush is stuck on its first frame
+    for tag in (4, 5, 6, 8, 9):
+        await batch.ack(messages[tag - 1])
+    second = asyncio.ensure_future(batch.flush())
+    await asyncio.sleep(0)
+    channel.release.set()
+    await asyncio.gather(first, second)
+    assert settled(channel.frames, 9) == set(range(1, 10))  # and no tag settled twice
+
+
+@dataclass(eq=False)
+class FailingOnceChannel(RecordingChannel):
+    failed: bool = False
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
+        if not self.failed:
+            self.failed = True
+            raise TimeoutError("write buffer full")
+        self.frames.append((delivery_tag, multiple))
+
+
+async def test_acks_that_fail_to_go_out_are_sent_with_the_next_flush() -> None:
+    channel = FailingOnceChannel()
+    batch = AckBatch(delay=0.02, limit=100)
+    messages = deliveries(channel, 4)
+    for message in messages:
+        batch.started(message)
+    for message in messages[:3]:
+        await batch.ack(message)
+    await batch.flush()
+    assert channel.frames == []
+    await asyncio.sleep(0.1)  # the retry's delay: nothing else finishes meanwhile
+    assert settled(channel.frames, 4) == {1, 2, 3}

@@ -78,6 +78,7 @@ class AckBatch:
         self._waiting = 0
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        self._sending = asyncio.Lock()
 
     def started(self, message: AbstractIncomingMessage) -> None:
         """A delivery arrived: until it is acked, no multiple ack may reach its tag (one left
@@ -98,7 +99,11 @@ class AckBatch:
         self._waiting += 1
         if self._waiting >= self._limit:
             self._start_flush()
-        elif self._timer is None:
+        else:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._delay, self._start_flush)
 
     async def flush(self) -> None:
@@ -118,24 +123,44 @@ class AckBatch:
             self._timer = None
         if not self._waiting:
             return
-        batches = [(channel, pending.frames()) for channel, pending in self._channels.items() if pending.finished]
-        for channel, pending in list(self._channels.items()):
-            pending.finished = []
-            if channel.is_closed:
-                del self._channels[channel]  # the broker requeued its unacked deliveries
         self._waiting = 0
-        task = asyncio.get_running_loop().create_task(self._send(batches))
+        task = asyncio.get_running_loop().create_task(self._send())
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
-    async def _send(self, batches: list[tuple[AckChannel, list[tuple[int, bool]]]]) -> None:
-        for channel, frames in batches:
+    async def _send(self) -> None:
+        # One flush at a time, its frames worked out only when its turn comes: a later flush's
+        # multiple ack sent before an earlier one's frames would settle their tags, which the
+        # broker then rejects as unknown (closing the channel). The lock queues flushes in order.
+        async with self._sending:
+            for channel, frames in self._take():
+                sent = 0
+                try:
+                    async with asyncio.timeout(ACK_TIMEOUT):
+                        for tag, multiple in frames:
+                            await channel.basic_ack(tag, multiple=multiple, wait=False)
+                            sent += 1
+                except Exception as exc:  # a channel closing meanwhile, or a write buffer stuck
+                    self._retry(channel, frames[sent:], exc)
+
+    def _take(self) -> list[tuple[AckChannel, list[tuple[int, bool]]]]:
+        """Every open channel's ack frames for what finished so far; closed channels are dropped
+        (the broker requeued their unacked deliveries, which are redelivered)."""
+        batches = []
+        for channel, pending in list(self._channels.items()):
             if channel.is_closed:
-                continue  # its deliveries go back to the queue, and are redelivered
-            try:
-                async with asyncio.timeout(ACK_TIMEOUT):
-                    for tag, multiple in frames:
-                        await channel.basic_ack(tag, multiple=multiple, wait=False)
-            except Exception as exc:  # a channel closing meanwhile, or a write buffer stuck for good
-                # The deliveries stay unacked; the broker redelivers them when the channel goes.
-                log.warning("acks of %d deliveries not sent: %r", len(frames), exc)
+                del self._channels[channel]
+            elif pending.finished:
+                batches.append((channel, pending.frames()))
+                pending.finished = []
+        return batches
+
+    def _retry(self, channel: AckChannel, unsent: list[tuple[int, bool]], exc: Exception) -> None:
+        """Acks that did not go out wait for the next flush while their channel stays open (a
+        multiple ack's own tag stands for the rest: nothing below it was settled meanwhile)."""
+        if channel.is_closed:
+            return  # the broker redelivers its unacked deliveries
+        log.warning("%d ack frames not sent, retrying with the next flush: %r", len(unsent), exc)
+        self._pending(channel).finished.extend(tag for tag, _ in unsent)
+        self._waiting += len(unsent)
+        self._arm()
