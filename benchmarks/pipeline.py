@@ -1,6 +1,6 @@
 """The worker's own work per event, without a broker: what `sessions bench` splits the drain by.
 
-    python -m benchmarks.pipeline [--json]
+    python -m benchmarks.pipeline [--json] [--in-flight N]
 
 The worker case's events (about 200 bytes of text over 1,000 slots, SQLite, encryption on, 100
 sessions stored) go through what the worker does between a delivery and its publish: decode the
@@ -15,6 +15,7 @@ CPU is read per thread of this process: the event-loop thread, and the others (S
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
@@ -89,12 +90,22 @@ def _handler(
     return handle
 
 
-async def run(workdir: Path) -> dict[str, float]:
-    return {f"engine_{key}_per_event": value for key, value in (await engine_cpu(workdir)).items()}
+async def run(workdir: Path, in_flight: int = IN_FLIGHT) -> dict[str, float]:
+    used = await engine_cpu(workdir, in_flight=in_flight)
+    return {f"engine_{key}_per_event": value for key, value in used.items()}
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=IN_FLIGHT,
+        help=f"events applied at once ({IN_FLIGHT}, as the worker case holds; 1: a trickle, no batching)",
+    )
 
 
 def main() -> None:
-    command_line(__doc__, lambda tmp, _: run(tmp))
+    command_line(__doc__, lambda tmp, args: run(tmp, args.in_flight), _options)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import pipeline
 from benchmarks.pipeline import STORED_SESSIONS, WARM_UP, engine_cpu
 
 
@@ -20,3 +22,16 @@ async def test_every_event_is_applied_sealed_and_its_cpu_counted(tmp_path: Path)
     assert sessions == STORED_SESSIONS + 30  # one per slot, beside the stored ones
     assert use["loop_thread_us"] > 0 and use["other_threads_us"] > 0
     assert use["total_us"] == pytest.approx(use["loop_thread_us"] + use["other_threads_us"], abs=0.2)
+
+
+def test_the_command_line_takes_the_number_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+
+    async def run(workdir: Path, in_flight: int = 0) -> dict[str, float]:
+        seen.append(in_flight)
+        return {"engine_total_us_per_event": 1.0}
+
+    monkeypatch.setattr(pipeline, "run", run)
+    monkeypatch.setattr(sys, "argv", ["pipeline", "--in-flight", "1"])
+    pipeline.main()
+    assert seen == [1]
