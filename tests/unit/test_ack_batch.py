@@ -31,6 +31,15 @@ def deliveries(channel: RecordingChannel, count: int) -> list[Any]:
     return [cast(Any, Message(channel, tag)) for tag in range(1, count + 1)]
 
 
+def delivered(channel: RecordingChannel, count: int, *, delay: float, limit: int = 100) -> tuple[AckBatch, list[Any]]:
+    """A batch and `count` deliveries on `channel`, all started (in tag order, as they arrive)."""
+    batch = AckBatch(delay=delay, limit=limit)
+    messages = deliveries(channel, count)
+    for message in messages:
+        batch.started(message)
+    return batch, messages
+
+
 def settled(frames: list[tuple[int, bool]], delivered: int) -> set[int]:
     """The tags the broker considers acked after these frames (a multiple ack settles every
     unsettled tag up to its own, which must itself be unsettled)."""
@@ -44,10 +53,7 @@ def settled(frames: list[tuple[int, bool]], delivered: int) -> set[int]:
 
 async def test_in_order_deliveries_go_as_one_multiple_ack_after_the_delay() -> None:
     channel = RecordingChannel()
-    batch = AckBatch(delay=0.02, limit=100)
-    messages = deliveries(channel, 5)
-    for message in messages:
-        batch.started(message)
+    batch, messages = delivered(channel, 5, delay=0.02)
     for message in messages:
         await batch.ack(message)
     assert channel.frames == []  # waiting for the delay
@@ -57,10 +63,7 @@ async def test_in_order_deliveries_go_as_one_multiple_ack_after_the_delay() -> N
 
 async def test_a_running_delivery_is_never_covered_and_the_ones_after_it_go_singly() -> None:
     channel = RecordingChannel()
-    batch = AckBatch(delay=10, limit=100)
-    messages = deliveries(channel, 6)
-    for message in messages:
-        batch.started(message)
+    batch, messages = delivered(channel, 6, delay=10)
     for tag in (1, 2, 4, 6):
         await batch.ack(messages[tag - 1])
     await batch.flush()
@@ -74,10 +77,7 @@ async def test_a_running_delivery_is_never_covered_and_the_ones_after_it_go_sing
 
 async def test_a_delivery_left_unacked_holds_back_the_multiple_ack_for_good() -> None:
     channel = RecordingChannel()
-    batch = AckBatch(delay=10, limit=100)
-    first, second, third = deliveries(channel, 3)
-    for message in (first, second, third):
-        batch.started(message)
+    batch, (_left_unacked, second, third) = delivered(channel, 3, delay=10)
     await batch.ack(second)
     await batch.flush()
     await batch.ack(third)
@@ -87,10 +87,8 @@ async def test_a_delivery_left_unacked_holds_back_the_multiple_ack_for_good() ->
 
 async def test_the_limit_flushes_at_once() -> None:
     channel = RecordingChannel()
-    batch = AckBatch(delay=10, limit=4)
-    messages = deliveries(channel, 4)
+    batch, messages = delivered(channel, 4, delay=10, limit=4)
     for message in messages:
-        batch.started(message)
         await batch.ack(message)
     await asyncio.sleep(0)  # the flush task runs
     assert channel.frames == [(4, True)]
@@ -98,10 +96,7 @@ async def test_the_limit_flushes_at_once() -> None:
 
 async def test_no_delay_acks_each_delivery_singly_as_it_finishes() -> None:
     channel = RecordingChannel()
-    batch = AckBatch(delay=0, limit=100)
-    messages = deliveries(channel, 3)
-    for message in messages:
-        batch.started(message)
+    batch, messages = delivered(channel, 3, delay=0)
     await batch.ack(messages[1])
     assert channel.frames == [(2, False)]
 
@@ -137,10 +132,7 @@ class SlowChannel(RecordingChannel):
 
 async def test_a_flush_waits_for_the_one_before_and_works_out_its_frames_then() -> None:
     channel = SlowChannel()
-    batch = AckBatch(delay=10, limit=100)
-    messages = deliveries(channel, 9)
-    for message in messages:
-        batch.started(message)
+    batch, messages = delivered(channel, 9, delay=10)
     for tag in (1, 2, 3, 7):  # 4, 5, 6 still running: multiple 3, single 7
         await batch.ack(messages[tag - 1])
     first = asyncio.ensure_future(batch.flush())
@@ -167,10 +159,7 @@ class FailingOnceChannel(RecordingChannel):
 
 async def test_acks_that_fail_to_go_out_are_sent_with_the_next_flush() -> None:
     channel = FailingOnceChannel()
-    batch = AckBatch(delay=0.02, limit=100)
-    messages = deliveries(channel, 4)
-    for message in messages:
-        batch.started(message)
+    batch, messages = delivered(channel, 4, delay=0.02)
     for message in messages[:3]:
         await batch.ack(message)
     await batch.flush()
