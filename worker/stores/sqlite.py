@@ -210,7 +210,7 @@ class SqliteStore(SqliteRecords):
         )
 
         def run(conn: Connection) -> None:
-            # On the writer thread: counting here lets the event loop run meanwhile (TokenCount).
+            # On the writer thread: counting there lets the event loop run meanwhile (TokenCount).
             params = entry_params(entry, None if tokens is None else tokens())
             # Atomic through the group commit's savepoint: a failure below undoes the insert.
             try:
@@ -222,7 +222,7 @@ class SqliteStore(SqliteRecords):
             if conn.execute(session_sql, session_params_).rowcount != 1:
                 raise StoreConflict(f"session {entry.session_id} changed (seq {update.seq - 1} or version)")
 
-        await self._db.write(run)
+        await self._db.write(run, prepare=tokens)  # counted before the transaction, kept for run()
         return update.version is not None
 
     async def find_entry_by_event(self, event_id: str) -> StoredEntry | None:

@@ -5,7 +5,9 @@ blocks. Writes are group-committed: the write functions that arrive while the wr
 busy run together in the next transaction (should one fail, the group runs again with a
 savepoint per function, so that one rolls back alone), and all of them complete only when that
 transaction has committed. Under load this turns hundreds of small commits into a few large
-ones. WAL lets the reader thread run alongside the writer.
+ones. WAL lets the reader thread run alongside the writer. Each transaction holds the writers'
+lock (worker/stores/sqlite_lock.py), which hands the database from one process's writer to
+another's sooner than SQLite's busy handler would.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from worker.errors import StoreUnavailable
+from worker.stores.sqlite_lock import WriterLock, lock_path
 
 T = TypeVar("T")
 Connection = sqlite3.Connection
@@ -42,12 +45,14 @@ def _connect(path: str, busy_timeout_ms: int) -> Connection:
 
 Outcome = tuple[bool, Any]
 Done = Future[list[Outcome]]
-Group = list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]  # writes and their callers' futures
+Prepare = Callable[[], object]
+# Writes, what each does before the transaction (or None), and their callers' futures.
+Group = list[tuple[Callable[[Connection], Any], Prepare | None, asyncio.Future[Any]]]
 
 
 def _settle(group: Group, outcomes: list[Outcome]) -> None:
     """Hand each write of a group its outcome: its result, or its error (mapped as _mapped says)."""
-    for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+    for (_, _, future), (ok, value) in zip(group, outcomes, strict=True):
         if future.done():
             continue  # its caller was cancelled
         if ok:
@@ -63,14 +68,26 @@ def _call_back(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *
         loop.call_soon_threadsafe(callback, *args)
 
 
-def _run_group(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
-    """Run every function in one transaction and commit once.
+def _run_group(conn: Connection, lock: WriterLock, group: Group) -> list[Outcome]:
+    """Run every write's preparation, then every write in one transaction, committed once while
+    holding the writers' lock: what can be done before the transaction (counting tokens) does not
+    keep other processes' writers waiting.
 
     The usual group succeeds whole and runs without savepoints. If a function fails (a duplicate,
     a conflict: rare), the transaction is rolled back and the group run again with a savepoint per
     function, so that only the failing one's changes are undone. Write functions only touch the
     database, so running one twice is safe.
     """
+    for _, prepare, _ in group:
+        if prepare is not None:
+            with contextlib.suppress(Exception):  # a failure shows again when its write runs
+                prepare()
+    functions = [fn for fn, _, _ in group]
+    with lock.held():
+        return _transaction(conn, functions)
+
+
+def _transaction(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         outcomes = _run_together(conn, functions)
@@ -116,6 +133,7 @@ class SqliteDatabase:
             raise ValueError("use a file path: the writer and reader threads need a shared database")
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._lock = WriterLock(lock_path(path), busy_timeout_ms)
         self._writer_pool: ThreadPoolExecutor | None = None
         self._reader_pool: ThreadPoolExecutor | None = None
         self._writer: Connection | None = None
@@ -131,6 +149,7 @@ class SqliteDatabase:
         loop = asyncio.get_running_loop()
         connect = partial(_connect, self.path, self._busy_timeout_ms)
         self._writer = await loop.run_in_executor(self._writer_pool, connect)
+        await loop.run_in_executor(self._writer_pool, self._lock.open)
         self._reader = await loop.run_in_executor(self._reader_pool, connect)
 
     async def close(self) -> None:
@@ -143,16 +162,18 @@ class SqliteDatabase:
             if pool is not None and conn is not None:
                 await loop.run_in_executor(pool, conn.close)
                 pool.shutdown(wait=True)
+        self._lock.close()
         self._writer_pool = self._reader_pool = None
 
-    async def write(self, fn: Callable[[Connection], T], *, alone: bool = False) -> T:
-        """Run `fn` in the next group commit; `alone` runs it outside any transaction (DDL, PRAGMAs)."""
+    async def write(self, fn: Callable[[Connection], T], *, alone: bool = False, prepare: Prepare | None = None) -> T:
+        """Run `fn` in the next group commit, `prepare` (if given) on the writer thread just before
+        the transaction; `alone` runs `fn` outside any transaction (DDL, PRAGMAs)."""
         if self._writer is None or self._writer_pool is None:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
         if alone:
             return await self._run(self._writer_pool, fn, self._writer)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, future))
+        self._pending.append((fn, prepare, future))
         if not self._flushing:
             self._commit_pending()
         return await future
@@ -167,7 +188,7 @@ class SqliteDatabase:
             return
         loop = asyncio.get_running_loop()
         try:
-            committed = self._writer_pool.submit(_run_group, self._writer, [fn for fn, _ in group])
+            committed = self._writer_pool.submit(_run_group, self._writer, self._lock, group)
         except RuntimeError as exc:  # the pool is shutting down
             _settle(group, [(False, exc)] * len(group))
             return
