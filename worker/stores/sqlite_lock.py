@@ -3,13 +3,13 @@
 SQLite lets one connection write at a time. A connection that finds the write lock taken sleeps
 in its busy handler for 1 ms, then 2, 5, 10, 15, 20, 25... and looks again, however soon the lock
 was freed. With two worker processes on one file at a steady 696-940 msgs/s, 16-20% of their
-transactions waited over 1 ms to begin (p99 11-19 ms, p999 36-57 ms) for a lock usually held
+transactions waited over 1 ms to begin (p99 11-19 ms, p999 36-58 ms) for a lock usually held
 for a fraction of a millisecond. Our writers take this lock (a flock on a file beside the
 database) before SQLite's and look again every 50-500 µs, so a writer that waits starts soon after
-the other commits, and SQLite's own lock is free when it asks: in the same runs the waits fell to
-p99 8-11 ms and p999 13-24 ms. (What is left is mostly the holder being descheduled, or waiting
-for its own process's GIL, while it holds the lock.) Writers that do not take it (the sqlite3
-shell, say) still meet SQLite's lock and its busy handler.
+the other commits, and SQLite's own lock is free when it asks: in runs alternating with those,
+the waits were p99 11 ms and p999 20-24 ms. (What is left is mostly the holder being descheduled,
+or waiting for its own process's GIL, while it holds the lock.) Writers that do not take it (the
+sqlite3 shell, say) still meet SQLite's lock and its busy handler.
 
 The kernel frees a flock when its holder dies, so a crashed process cannot leave the store
 locked; a writer that waits longer than the store's busy timeout gives up with the same
