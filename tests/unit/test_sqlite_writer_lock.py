@@ -10,29 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.support.rows_db import insert_row, open_rows_db
 from worker.errors import StoreUnavailable
-from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_lock import WriterLock, lock_path
-
-
-async def _open(path: Path, busy_timeout_ms: int = 5000) -> SqliteDatabase:
-    db = SqliteDatabase(str(path), busy_timeout_ms=busy_timeout_ms)
-    await db.open()
-    await db.write(lambda conn: conn.execute("CREATE TABLE IF NOT EXISTS rows (name TEXT PRIMARY KEY)"), alone=True)
-    return db
-
-
-def _insert(name: str) -> Callable[[Connection], str]:
-    def run(conn: Connection) -> str:
-        conn.execute("INSERT INTO rows (name) VALUES (?)", (name,))
-        return name
-
-    return run
 
 
 def _hold(path: Path, seconds: float, taken: threading.Event) -> None:
@@ -48,14 +32,14 @@ def _hold(path: Path, seconds: float, taken: threading.Event) -> None:
 
 
 async def test_a_write_waits_for_the_other_writer_and_starts_soon_after(tmp_path: Path) -> None:
-    db = await _open(tmp_path / "s.db")
+    db = await open_rows_db(tmp_path / "s.db")
     taken = threading.Event()
     holder = threading.Thread(target=_hold, args=(tmp_path / "s.db", 0.3, taken))
     try:
         holder.start()
         assert taken.wait(5)
         began = time.monotonic()
-        assert await db.write(_insert("after")) == "after"
+        assert await db.write(insert_row("after")) == "after"
         waited = time.monotonic() - began
         assert 0.2 < waited < 1.0, waited  # it waited for the holder, and not much longer
     finally:
@@ -64,25 +48,25 @@ async def test_a_write_waits_for_the_other_writer_and_starts_soon_after(tmp_path
 
 
 async def test_a_writer_held_up_past_the_busy_timeout_fails_as_transient(tmp_path: Path) -> None:
-    db = await _open(tmp_path / "s.db", busy_timeout_ms=100)
+    db = await open_rows_db(tmp_path / "s.db", busy_timeout_ms=100)
     taken = threading.Event()
     holder = threading.Thread(target=_hold, args=(tmp_path / "s.db", 1.0, taken))
     try:
         holder.start()
         assert taken.wait(5)
         with pytest.raises(StoreUnavailable, match="writers' lock"):
-            await db.write(_insert("late"))
+            await db.write(insert_row("late"))
         holder.join()
-        assert await db.write(_insert("later")) == "later"
+        assert await db.write(insert_row("later")) == "later"
     finally:
         holder.join()
         await db.close()
 
 
 async def test_two_stores_on_one_file_write_in_turn_and_lose_nothing(tmp_path: Path) -> None:
-    one, two = await _open(tmp_path / "s.db"), await _open(tmp_path / "s.db")
+    one, two = await open_rows_db(tmp_path / "s.db"), await open_rows_db(tmp_path / "s.db")
     try:
-        writes = [store.write(_insert(f"{n}-{i:03d}")) for i in range(200) for n, store in (("a", one), ("b", two))]
+        writes = [store.write(insert_row(f"{n}-{i:03d}")) for i in range(200) for n, store in (("a", one), ("b", two))]
         await asyncio.gather(*writes)
         count = await one.read(lambda conn: conn.execute("SELECT count(*) FROM rows").fetchone()[0])
         assert count == 400
@@ -120,7 +104,7 @@ def test_a_holder_that_dies_leaves_the_lock_free(tmp_path: Path) -> None:
 
 
 async def test_a_writes_preparation_runs_before_it_takes_the_lock(tmp_path: Path) -> None:
-    db = await _open(tmp_path / "s.db")
+    db = await open_rows_db(tmp_path / "s.db")
     probe = WriterLock(lock_path(str(tmp_path / "s.db")), 0)
     probe.open()
     seen: list[bool] = []
@@ -130,7 +114,7 @@ async def test_a_writes_preparation_runs_before_it_takes_the_lock(tmp_path: Path
             seen.append(True)
 
     try:
-        assert await db.write(_insert("prepared"), prepare=prepare) == "prepared"
+        assert await db.write(insert_row("prepared"), prepare=prepare) == "prepared"
         assert seen == [True]
     finally:
         probe.close()
