@@ -65,19 +65,23 @@ class WriterLock:
 
     def _acquire(self, fd: int) -> None:
         # Polled, not a blocking flock: a blocking one could not give up after the busy timeout.
-        pause, deadline = _FIRST_PAUSE_S, None
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            now = time.monotonic()
-            deadline = deadline or now + self._timeout_s
-            if now >= deadline:
+        if _try_lock(fd):
+            return
+        deadline, pause = time.monotonic() + self._timeout_s, _FIRST_PAUSE_S
+        while not _try_lock(fd):
+            if time.monotonic() >= deadline:
                 timeout_ms = round(self._timeout_s * 1000)
                 raise sqlite3.OperationalError(
                     f"database is locked: another process held the writers' lock ({self.path}) for {timeout_ms} ms"
                 )
             time.sleep(pause)
             pause = min(pause * 2, _LONGEST_PAUSE_S)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the flock if it is free; False if another open file holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
