@@ -35,7 +35,7 @@ import aio_pika
 
 from benchmarks import cpu
 from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain, publish_many
-from benchmarks.latency import curve
+from benchmarks.latency import curve, live_maximum
 from benchmarks.pipeline import engine_cpu
 from benchmarks.population import prefill
 from worker.amqp.topology import delete_topology
@@ -80,7 +80,8 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
     connection = await aio_pika.connect_robust(config.url)
     try:
         await _throughput(connection, config, codec, results, progress)
-        results.update(await _latency_and_memory(connection, config, codec, results["worker_msgs_per_s"], progress))
+        maxima = (results["worker_msgs_per_s"], results["bare_loop_msgs_per_s"])
+        results.update(await _latency_and_memory(connection, config, codec, maxima, progress))
         results.update(await _growth(connection, config, codec, progress))
     finally:
         await connection.close()
@@ -232,19 +233,33 @@ async def _throughput(
 
 
 async def _latency_and_memory(
-    connection: Any, config: BenchConfig, codec: EncryptingCodec, max_rate: float, progress: Callable[[str], None]
+    connection: Any,
+    config: BenchConfig,
+    codec: EncryptingCodec,
+    maxima: tuple[float, float],
+    progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Both sides' latency at the configured fractions of `max_rate`, each side on a case of its own
-    warmed by a drain shorter than a round's; then the worker's memory, on its case."""
+    """Each side on a case of its own, warmed by a drain shorter than a round's: their live
+    maxima (publisher running; `maxima` are the worker's and the bare loop's drain rates), then
+    both sides' latency at the configured fractions of the worker's drain rate and at half its
+    live maximum; then the worker's memory, on its case."""
     warm_up = dataclasses.replace(config, messages=min(config.messages, config.latency_warm_up))
     results: dict[str, Any] = {}
     worker, _ = await _drain(connection, warm_up, "worker-latency", progress, prepare=_stored(codec))
     try:
         bare, _ = await _drain(connection, warm_up, "bare-latency", progress, bare=True)
         try:
-            progress(f"latency of both sides at {config.latency_fractions} of the worker's maximum rate")
+            progress("the live maximum of both sides (publisher running)")
+            live = await live_maximum(worker, maxima[0], config.live_seconds)
+            bare_live = await live_maximum(bare, maxima[1], config.live_seconds)
+            results["live_max_msgs_per_s"] = round(live, 1)
+            results["bare_loop_live_max_msgs_per_s"] = round(bare_live, 1)
+            results["live_ratio_vs_bare_loop"] = round(live / bare_live, 3)
+            progress(
+                f"latency of both sides at {config.latency_fractions} of the drain rate and at half the live maximum"
+            )
             fractions, seconds = config.latency_fractions, config.latency_seconds
-            results.update(await curve(bare, worker, max_rate, fractions, seconds))
+            results.update(await curve(bare, worker, maxima[0], fractions, seconds, live))
         finally:
             await _close(connection, bare)
         progress(f"memory over {config.memory_events} events")

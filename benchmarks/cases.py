@@ -47,6 +47,8 @@ class BenchConfig:
     # Fractions of the worker's maximum rate at which both sides' latency is measured; the
     # issue's figure is the one at half.
     latency_fractions: tuple[float, ...] = (0.125, 0.25, 0.375, 0.5)
+    # How long each of the two offers that find a side's live maximum lasts.
+    live_seconds: float = 10.0
     memory_events: int = 200_000
     rounds: int = 3
     # Consumer processes per side, the same for the bare loop and the worker: one per core, as a
@@ -71,6 +73,7 @@ class BenchConfig:
             latency_seconds=2.5,
             latency_warm_up=1_000,
             latency_fractions=(0.5,),
+            live_seconds=3.0,
             memory_events=3_000,
             rounds=1,
             single_process_pair=False,

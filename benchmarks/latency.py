@@ -28,6 +28,11 @@ from worker.amqp.publisher import outbound
 
 TARGET_P99_MS = 25.0
 HALF = 0.5  # of the worker's maximum rate: where the issue measures latency
+# The live maximum is the reply rate between these shares of the offering time: past the start,
+# before the end. It is offered this much more than a first estimate of it, so that it is above
+# what the consumer takes without burdening the broker with a backlog much larger than needed.
+LIVE_WINDOW = (0.3, 0.9)
+LIVE_OVER = 1.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +93,51 @@ async def _publish(
     began = time.perf_counter()
     for index, (event_id, frames) in enumerate(messages):
         delay = began + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if delay > 0 or index % 100 == 0:  # behind time (the live maximum), still let the tap read
+            await asyncio.sleep(max(delay, 0))
         sent[event_id] = time.perf_counter()
         wire.publish(frames)
     last = cpu.sample(case.pids, broker)
     return sent, cpu.per_message(first, last, len(messages)) if first and last else None
+
+
+async def live_maximum(case: Case, first_offer: float, seconds: float, tag: str = "live") -> float:
+    """The most replies a second `case` sends while a publisher keeps offering more than that.
+
+    A drain's rate overstates what a consumer sustains in service: the broker took the drained
+    messages in before the clock started, and in service it takes each one in while the
+    consumer works (the broker spends several times a drain's CPU a message then).
+    Offered `first_offer` msgs/s (the drain's rate), then 10% more than the rate that gave.
+    """
+    estimate = await _replies_while_offering(case, first_offer, seconds, f"{tag}a")
+    return await _replies_while_offering(case, estimate * LIVE_OVER, seconds, f"{tag}b")
+
+
+async def _replies_while_offering(case: Case, rate: float, seconds: float, tag: str) -> float:
+    """Offer `rate` msgs/s for `seconds`; the reply rate within LIVE_WINDOW of that time. Returns
+    once every reply arrived, so the backlog is gone before whatever comes next."""
+    assert case.wire, "the live maximum is measured through an open tap"
+    exchange = case.names.inbound_exchange
+    messages = [encoded(index, case.config.slots, tag, exchange) for index in range(int(rate * seconds))]
+    counts: list[tuple[float, int]] = []
+
+    async def count_at(*shares: float) -> None:
+        began = time.perf_counter()
+        for share in shares:
+            await asyncio.sleep(max(began + share * seconds - time.perf_counter(), 0))
+            counts.append((time.perf_counter(), case.arrivals.count))
+
+    counting = asyncio.create_task(count_at(*LIVE_WINDOW))
+    case.arrivals.track(f"{tag}-")
+    try:
+        sent, _ = await _publish(case, messages, rate)
+        await counting
+        await case.arrivals.wait_for_tracked(len(sent), within=300)
+    finally:
+        counting.cancel()
+        case.arrivals.track(None)
+    (start, replies_before), (end, replies_after) = counts
+    return (replies_after - replies_before) / (end - start)
 
 
 def nearest_rank(ordered: list[float], share: float) -> float:
@@ -103,19 +147,24 @@ def nearest_rank(ordered: list[float], share: float) -> float:
 
 
 async def curve(
-    bare: Case, worker: Case, max_rate: float, fractions: tuple[float, ...], seconds: float
+    bare: Case, worker: Case, max_rate: float, fractions: tuple[float, ...], seconds: float, live_max: float
 ) -> dict[str, Any]:
-    """Both sides at each fraction of `max_rate`, lowest first; the figures at one half, which
-    `fractions` must hold, are also given under the keys the issue names (p50_ms, p99_ms...)."""
+    """Both sides at each fraction of `max_rate`, lowest first, and at half `live_max`; the figures
+    at one half of `max_rate`, which `fractions` must hold, are also given under the keys the
+    issue names (p50_ms, p99_ms...), those at half the live maximum under live_half_*."""
     if HALF not in fractions:
         raise ValueError(f"the latency fractions {fractions} lack {HALF}, where the issue's figure is measured")
+    live = live_max * HALF
+    rates = [(max_rate * fraction, fraction, "") for fraction in fractions] + [
+        (live, round(live / max_rate, 3), "half the live max")
+    ]
     points = []
-    for number, fraction in enumerate(sorted(fractions)):
-        rate = max_rate * fraction
+    for number, (rate, fraction, basis) in enumerate(sorted(rates)):
         reference = await measure(bare, rate, seconds, f"lat{number}")
         measured = await measure(worker, rate, seconds, f"lat{number}")
-        points.append((fraction, reference, measured))
-    _, reference, measured = next(point for point in points if point[0] == HALF)
+        points.append((fraction, basis, reference, measured))
+    _, _, reference, measured = next(point for point in points if point[0] == HALF and not point[1])
+    _, _, live_reference, live_measured = next(point for point in points if point[1])
     return {
         "latency_rate_msgs_per_s": round(measured.rate, 1),
         "p50_ms": measured.p50_ms,
@@ -123,10 +172,16 @@ async def curve(
         "latency_samples": measured.samples,
         "bare_loop_p50_ms": reference.p50_ms,
         "bare_loop_p99_ms": reference.p99_ms,
+        "live_half_rate_msgs_per_s": round(live_measured.rate, 1),
+        "live_half_p50_ms": live_measured.p50_ms,
+        "live_half_p99_ms": live_measured.p99_ms,
+        "bare_loop_live_half_p50_ms": live_reference.p50_ms,
+        "bare_loop_live_half_p99_ms": live_reference.p99_ms,
         **({"latency_cpu_us_per_msg": measured.cpu} if measured.cpu else {}),
         **({"bare_loop_latency_cpu_us_per_msg": reference.cpu} if reference.cpu else {}),
         "latency_curve": [
-            {"fraction": f, "rate": round(w.rate, 1), "worker": w.as_dict(), "bare": b.as_dict()} for f, b, w in points
+            {"fraction": f, "basis": basis, "rate": round(w.rate, 1), "worker": w.as_dict(), "bare": b.as_dict()}
+            for f, basis, b, w in points
         ],
     }
 

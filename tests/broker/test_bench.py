@@ -41,6 +41,7 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
         transcript_entries=200,
         latency_seconds=1.0,
         latency_fractions=(0.5, 0.25),
+        live_seconds=1.0,
         memory_events=500,
         rounds=2,
         processes=2,
@@ -59,10 +60,18 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert results["latency_samples"] > 0
     # Both sides at each rate, lowest first; the figures at half are also the top-level keys.
     curve = results["latency_curve"]
-    assert [point["fraction"] for point in curve] == [0.25, 0.5]
-    assert curve[1]["rate"] == pytest.approx(results["worker_msgs_per_s"] / 2, abs=0.1)
-    assert curve[1]["worker"]["p99_ms"] == pytest.approx(results["p99_ms"], abs=0.01)
-    assert curve[1]["bare"]["p99_ms"] == pytest.approx(results["bare_loop_p99_ms"], abs=0.01)
+    assert [point["rate"] for point in curve] == sorted(point["rate"] for point in curve)
+    of_drain = [point for point in curve if not point["basis"]]
+    assert [point["fraction"] for point in of_drain] == [0.25, 0.5]
+    assert of_drain[1]["rate"] == pytest.approx(results["worker_msgs_per_s"] / 2, abs=0.1)
+    assert of_drain[1]["worker"]["p99_ms"] == pytest.approx(results["p99_ms"], abs=0.01)
+    assert of_drain[1]["bare"]["p99_ms"] == pytest.approx(results["bare_loop_p99_ms"], abs=0.01)
+    # And at half the live maximum (publisher running), which each side has, measured.
+    assert results["live_max_msgs_per_s"] > 0 and results["bare_loop_live_max_msgs_per_s"] > 0
+    (live,) = [point for point in curve if point["basis"]]
+    assert live["rate"] == pytest.approx(results["live_max_msgs_per_s"] / 2, abs=0.1)
+    assert live["worker"]["p99_ms"] == pytest.approx(results["live_half_p99_ms"], abs=0.01)
+    assert live["bare"]["p99_ms"] == pytest.approx(results["bare_loop_live_half_p99_ms"], abs=0.01)
     for point in curve:
         for side in ("worker", "bare"):
             assert 0 < point[side]["p50_ms"] <= point[side]["p99_ms"]

@@ -1,16 +1,21 @@
-"""The latency phase's pure parts: finding the answered id in a reply, and reading the curve."""
+"""The latency phase's own parts: finding the answered id in a reply, reading the curve, and the
+live maximum against a consumer of known capacity."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
+import pytest
 from pamqp import frame
 
-from benchmarks.cases import answered_id
-from benchmarks.latency import encoded, nearest_rank, within_target
+from benchmarks import cpu
+from benchmarks.cases import Arrivals, BenchConfig, answered_id
+from benchmarks.latency import encoded, live_maximum, nearest_rank, within_target
 from benchmarks.report import latency_rows
 from schemas.delivery import DeliveryContext
 from schemas.outbound import TurnEvent
+from schemas.topology import Topology
 
 
 def _published_body(frames: bytes) -> bytes:
@@ -90,3 +95,44 @@ def test_the_steal_column_reads_both_sides_shares() -> None:
     point["worker"]["cpu_us_per_msg"] = {"total_us": 900.0, "steal_pct": 21.4}
     point["bare"]["cpu_us_per_msg"] = {"total_us": 700.0, "steal_pct": 6.0}
     assert latency_rows(results)[0][-1] == "21 / 6"
+
+
+class _Consumer:
+    """A case whose consumer answers at most `capacity` messages a second, however many arrive:
+    the wire queues what is published, a task answers it at that pace through the tap."""
+
+    def __init__(self, capacity: float) -> None:
+        self.config = BenchConfig("amqp://unused", slots=10)
+        self.names = Topology("benchfake", 1)
+        self.arrivals = Arrivals()
+        self.wire = self
+        self.processes = [object()]
+        self.pids: list[int] = []
+        self._capacity = capacity
+        self._waiting: asyncio.Queue[bytes] = asyncio.Queue()
+        self._answering = asyncio.get_running_loop().create_task(self._answer())
+
+    def publish(self, frames: bytes) -> None:
+        self._waiting.put_nowait(_published_body(frames))
+
+    async def _answer(self) -> None:
+        tick = 0.01
+        while True:
+            await asyncio.sleep(tick)
+            for _ in range(round(self._capacity * tick)):
+                if self._waiting.empty():
+                    break
+                self.arrivals.on_body(self._waiting.get_nowait())
+
+
+async def test_the_live_maximum_is_what_the_consumer_answers_not_what_is_offered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cpu, "broker_pid", lambda _: None)
+    consumer = _Consumer(capacity=400)
+    try:
+        rate = await live_maximum(cast(Any, consumer), first_offer=1000, seconds=1.0)
+    finally:
+        consumer._answering.cancel()
+    assert 300 < rate < 500, rate
+    assert consumer._waiting.empty(), "every offered message was answered before it returned"

@@ -90,7 +90,7 @@ async def test_growth_pairs_alternate_too(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert len(results["growth_rounds"]) == 3
 
 
-@pytest.mark.parametrize("failing", ["curve", "memory"])
+@pytest.mark.parametrize("failing", ["live_maximum", "curve", "memory"])
 async def test_the_latency_and_memory_cases_are_closed_whichever_step_fails(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: str
 ) -> None:
@@ -102,9 +102,13 @@ async def test_the_latency_and_memory_cases_are_closed_whichever_step_fails(
     async def passes(*_: Any) -> dict[str, Any]:
         return {}
 
+    async def rate(*_: Any) -> float:
+        return 700.0
+
+    monkeypatch.setattr(broker, "live_maximum", fails if failing == "live_maximum" else rate)
     monkeypatch.setattr(broker, "curve", fails if failing == "curve" else passes)
     monkeypatch.setattr(broker, "memory", fails if failing == "memory" else passes)
     with pytest.raises(RuntimeError, match=failing):
-        await broker._latency_and_memory(cast(Any, None), _config(tmp_path), cast(Any, None), 800.0, print)
+        await broker._latency_and_memory(cast(Any, None), _config(tmp_path), cast(Any, None), (800.0, 1000.0), print)
     assert phases.drained == ["worker-latency", "bare-latency"]
     assert sorted(phases.closed) == ["bare-latency", "worker-latency"]
