@@ -26,10 +26,12 @@ def build_store(options: ManagerOptions) -> SessionStore:
         from worker.stores.mongo import MongoStore
 
         assert options.mongodb_url is not None
-        return MongoStore.from_url(options.mongodb_url, options.mongodb_database)
+        return MongoStore.from_url(
+            options.mongodb_url, options.mongodb_database, commit_window_ms=options.commit_window_ms
+        )
     from worker.stores.sqlite import SqliteStore
 
-    return SqliteStore.at_path(options.db_path)
+    return SqliteStore.at_path(options.db_path, commit_window_ms=options.commit_window_ms)
 
 
 def build_codec(options: ManagerOptions) -> PayloadCodec:

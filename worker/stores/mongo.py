@@ -46,8 +46,8 @@ from worker.tokens import TokenCount
 
 class MongoStore(MongoRecords):
     @classmethod
-    def from_url(cls, url: str, database: str) -> MongoStore:
-        return cls(AsyncMongoClient(url, tz_aware=True), database)
+    def from_url(cls, url: str, database: str, *, commit_window_ms: float = 0.0) -> MongoStore:
+        return cls(AsyncMongoClient(url, tz_aware=True), database, commit_window_ms=commit_window_ms)
 
     @unavailable
     async def ensure_schema(self) -> None:
@@ -75,6 +75,7 @@ class MongoStore(MongoRecords):
         await ensure_one_active_per_slot(self._sessions)
 
     async def close(self) -> None:
+        await self._appends.drain()  # a batch in its commit window is written first
         await self._client.close()
 
     # Agent settings: one small admin-edited document, so a whole-document replace is fine.

@@ -3,7 +3,8 @@
 Appends that arrive while a batch is being written wait, and go together in the next one: one
 unordered insert_many of their entries, then one unordered bulk_write of the guarded session
 updates of the entries that went in. Two round trips per batch instead of two per message.
-Each append still gets its own answer: its insert's error, or whether its update applied.
+Each append still gets its own answer: its insert's error, or whether its update applied. At
+moderate rates a batch may first wait a commit window for company (worker/stores/commit_window.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
+from worker.stores.commit_window import CommitWindow
 from worker.stores.mongo_docs import Doc
 
 _DUPLICATE_KEY = 11000
@@ -29,10 +31,18 @@ class _Append:
 
 
 class AppendBatcher:
-    def __init__(self, entries: AsyncCollection[Doc], sessions: AsyncCollection[Doc], *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        entries: AsyncCollection[Doc],
+        sessions: AsyncCollection[Doc],
+        *,
+        max_batch: int = 500,
+        commit_window_ms: float = 0.0,
+    ) -> None:
         self._entries = entries
         self._sessions = sessions
         self._max_batch = max_batch
+        self._window = CommitWindow(commit_window_ms / 1000)
         self._pending: list[_Append] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -46,8 +56,16 @@ class AppendBatcher:
             self._flusher = asyncio.create_task(self._flush())
         return await done
 
+    async def drain(self) -> None:
+        """Until every append handed in so far has been written (or has failed)."""
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.wait([self._flusher])
+
     async def _flush(self) -> None:
-        while self._pending:
+        delay = self._window.delay()
+        if delay > 0:  # the last batch had company: give other lanes' appends a moment to join
+            await asyncio.sleep(delay)
+        while self._pending:  # those that arrive during a write waited already: no window for them
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
                 await self._write(batch)
@@ -55,6 +73,7 @@ class AppendBatcher:
                 for append in batch:
                     if not append.done.done():
                         append.done.set_exception(exc)
+            self._window.committed(len(batch))
 
     async def _write(self, batch: list[_Append]) -> None:
         failed = await self._insert(batch)

@@ -95,7 +95,9 @@ async def _archive_duplicate_actives(sessions: AsyncCollection[Doc]) -> None:
 
 
 class MongoCollections:
-    def __init__(self, client: AsyncMongoClient[Doc] | Any, database: str = "sessions") -> None:
+    def __init__(
+        self, client: AsyncMongoClient[Doc] | Any, database: str = "sessions", *, commit_window_ms: float = 0.0
+    ) -> None:
         # No I/O here: pymongo connects lazily, and ensure_schema is an explicit step.
         self._client = client
         db: AsyncDatabase[Doc] = client[database]
@@ -105,4 +107,4 @@ class MongoCollections:
         self._summaries: AsyncCollection[Doc] = db["summaries"]
         self._settings: AsyncCollection[Doc] = db["settings"]
         self._outcomes: AsyncCollection[Doc] = db["outcomes"]
-        self._appends = AppendBatcher(self._entries, self._sessions)
+        self._appends = AppendBatcher(self._entries, self._sessions, commit_window_ms=commit_window_ms)

@@ -58,8 +58,8 @@ class SqliteStore(SqliteRecords):
         self._db = db
 
     @classmethod
-    def at_path(cls, path: str, *, busy_timeout_ms: int = 5000) -> SqliteStore:
-        return cls(SqliteDatabase(path, busy_timeout_ms=busy_timeout_ms))
+    def at_path(cls, path: str, *, busy_timeout_ms: int = 5000, commit_window_ms: float = 0.0) -> SqliteStore:
+        return cls(SqliteDatabase(path, busy_timeout_ms=busy_timeout_ms, commit_window_ms=commit_window_ms))
 
     async def ensure_schema(self) -> None:
         await self._db.open()

@@ -5,9 +5,10 @@ blocks. Writes are group-committed: the write functions that arrive while the wr
 busy run together in the next transaction (should one fail, the group runs again with a
 savepoint per function, so that one rolls back alone), and all of them complete only when that
 transaction has committed. Under load this turns hundreds of small commits into a few large
-ones. WAL lets the reader thread run alongside the writer. Each transaction holds the writers'
-lock (worker/stores/sqlite_lock.py), which hands the database from one process's writer to
-another's sooner than SQLite's busy handler would.
+ones; at moderate rates a group may first wait a commit window for company
+(worker/stores/commit_window.py). WAL lets the reader thread run alongside the writer. Each
+transaction holds the writers' lock (worker/stores/sqlite_lock.py), which hands the database
+from one process's writer to another's sooner than SQLite's busy handler would.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from worker.errors import StoreUnavailable
+from worker.stores.commit_window import CommitWindow
 from worker.stores.sqlite_lock import WriterLock, lock_path
 
 T = TypeVar("T")
@@ -128,11 +130,13 @@ def _run_isolated(conn: Connection, functions: list[Callable[[Connection], Any]]
 
 
 class SqliteDatabase:
-    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000, commit_window_ms: float = 0.0) -> None:
         if path == ":memory:":
             raise ValueError("use a file path: the writer and reader threads need a shared database")
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._window = CommitWindow(commit_window_ms / 1000)
+        self._waiting: asyncio.TimerHandle | None = None  # a group waiting out its commit window
         self._lock = WriterLock(lock_path(path), busy_timeout_ms)
         self._writer_pool: ThreadPoolExecutor | None = None
         self._reader_pool: ThreadPoolExecutor | None = None
@@ -156,6 +160,11 @@ class SqliteDatabase:
         """Close both connections; a group already on the writer thread commits first, and writes
         still waiting for a group fail ("closed") instead of meeting a closed connection."""
         loop = asyncio.get_running_loop()
+        if self._waiting is not None:  # a group in its commit window goes now, before the close
+            self._waiting.cancel()
+            group = self._pending
+            self._commit_pending()
+            await asyncio.gather(*(write[2] for write in group), return_exceptions=True)
         opened = ((self._writer_pool, self._writer), (self._reader_pool, self._reader))
         self._writer = self._reader = None
         for pool, conn in opened:
@@ -175,7 +184,12 @@ class SqliteDatabase:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, prepare, future))
         if not self._flushing:
-            self._commit_pending()
+            delay = self._window.delay()
+            if delay > 0:  # the last group had company: give other lanes' writes a moment to join
+                self._flushing = True
+                self._waiting = asyncio.get_running_loop().call_later(delay, self._commit_pending)
+            else:
+                self._commit_pending()
         return await future
 
     def _commit_pending(self) -> None:
@@ -183,6 +197,7 @@ class SqliteDatabase:
         a plain callback, which hands each write its outcome and starts the next group: no task
         and no future chain per group, since at a trickle every message is a group of its own."""
         group, self._pending = self._pending, []
+        self._waiting = None
         if self._writer is None or self._writer_pool is None:
             _settle(group, [(False, RuntimeError("the SQLite store was closed"))] * len(group))
             return
@@ -197,12 +212,13 @@ class SqliteDatabase:
 
     def _group_done(self, group: Group, done: Done) -> None:
         self._flushing = False
+        self._window.committed(len(group))
         try:
             outcomes = done.result()
         except BaseException as exc:  # the commit itself failed: every write in the group failed
             outcomes = [(False, exc)] * len(group)
         _settle(group, outcomes)
-        if self._pending:
+        if self._pending:  # these waited for this group already: no commit window for them
             self._commit_pending()
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
