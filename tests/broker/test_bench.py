@@ -85,7 +85,9 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     for side in ("bare", "worker"):
         assert use[side]["loop_thread_us"] > 0 and use[side]["broker_us"] > 0 and use[side]["bench_us"] > 0
         assert use[side]["total_us"] >= use[side]["loop_thread_us"] + use[side]["broker_us"]
-    assert use["worker"]["other_threads_us"] > 0  # the SQLite writer thread
+    # The SQLite writer thread: seen in the latency phase, which runs long enough for /proc's 10 ms
+    # ticks (this test's drains of 300 messages give it a few ms a process, often read as 0).
+    assert results["latency_cpu_us_per_msg"]["other_threads_us"] > 0
     assert results["cpu_bound_ratio"] > 0
     assert results["latency_cpu_us_per_msg"]["loop_thread_us"] > 0
     assert results["bare_loop_latency_cpu_us_per_msg"]["loop_thread_us"] > 0
