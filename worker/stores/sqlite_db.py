@@ -198,6 +198,7 @@ class SqliteDatabase:
         and no future chain per group, since at a trickle every message is a group of its own."""
         group, self._pending = self._pending, []
         self._waiting = None
+        self._flushing = False  # until the group is on the writer thread (a window may have set it)
         if self._writer is None or self._writer_pool is None:
             _settle(group, [(False, RuntimeError("the SQLite store was closed"))] * len(group))
             return
