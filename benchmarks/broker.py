@@ -254,7 +254,8 @@ async def _latency_and_memory(
             bare_live = await live_maximum(bare, maxima[1], config.live_seconds)
             results["live_max_msgs_per_s"] = round(live, 1)
             results["bare_loop_live_max_msgs_per_s"] = round(bare_live, 1)
-            results["live_ratio_vs_bare_loop"] = round(live / bare_live, 3)
+            if bare_live > 0:
+                results["live_ratio_vs_bare_loop"] = round(live / bare_live, 3)
             progress(
                 f"latency of both sides at {config.latency_fractions} of the drain rate and at half the live maximum"
             )

@@ -106,6 +106,7 @@ class _Consumer:
         self.names = Topology("benchfake", 1)
         self.arrivals = Arrivals()
         self.wire = self
+        self.error: str | None = None  # the tap's connection error: none here
         self.processes = [object()]
         self.pids: list[int] = []
         self._capacity = capacity
@@ -134,5 +135,7 @@ async def test_the_live_maximum_is_what_the_consumer_answers_not_what_is_offered
         rate = await live_maximum(cast(Any, consumer), first_offer=1000, seconds=1.0)
     finally:
         consumer._answering.cancel()
-    assert 300 < rate < 500, rate
+    # At most its 400 a second (it answers 4 every 10 ms tick, ticks run late, never early); never
+    # what was offered (1,000, then 10% over the first estimate: 440).
+    assert 340 < rate < 420, rate
     assert consumer._waiting.empty(), "every offered message was answered before it returned"

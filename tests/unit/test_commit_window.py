@@ -122,9 +122,70 @@ async def test_mongodb_batches_wait_for_company_too_and_close_writes_the_waiting
     await manager.add_message(sessions[1].id, "user", "b1", event_id="b1")
     await first
     assert batches == [3, 2]
-    # The next waits again (the last batch had two); closing writes it instead of dropping it.
+    # The next waits again (the last batch had two); closing writes it before the client closes.
+    order: list[str] = []
+    client_close = store._client.close
+
+    async def close_client() -> None:
+        order.append(f"client closed after {len(batches)} batches")
+        await client_close()
+
+    store._client.close = close_client  # type: ignore[method-assign]
     waiting = asyncio.ensure_future(manager.add_message(sessions[2].id, "user", "last", event_id="last"))
     await asyncio.sleep(0.01)
     await store.close()
     assert (await waiting).content == "last"
     assert batches == [3, 2, 1]
+    assert order == ["client closed after 3 batches"]
+
+
+async def test_a_group_that_cannot_reach_the_writer_leaves_the_store_usable(
+    tmp_path: Path, group_sizes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = await open_rows_db(tmp_path / "w.db", commit_window_ms=20)
+    await asyncio.gather(*(db.write(insert_row(f"a{n}")) for n in range(3)))  # arms the window
+    pool = db._writer_pool
+    assert pool is not None
+
+    def shutting_down(*_: Any) -> Any:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    monkeypatch.setattr(pool, "submit", shutting_down)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        await db.write(insert_row("lost"))  # waits its window, then cannot be handed over
+    monkeypatch.undo()
+    assert await asyncio.wait_for(db.write(insert_row("next")), 5) == "next"  # not stuck flushing
+    await db.close()
+
+
+def test_the_setting_reaches_both_stores() -> None:
+    from worker.config import Settings
+    from worker.factory import build_store
+    from worker.options import ManagerOptions
+    from worker.stores.sqlite import SqliteStore
+
+    settings = Settings(commit_window_ms=7.5, db_path="unused.db")
+    sqlite_store = build_store(ManagerOptions(**settings.manager_options()))
+    assert isinstance(sqlite_store, SqliteStore)
+    assert sqlite_store._db._window.seconds == 0.0075
+    options = ManagerOptions(storage="mongodb", mongodb_url="mongodb://127.0.0.1:1", commit_window_ms=3)
+    mongo_store = build_store(options)  # no I/O: the client connects lazily
+    assert isinstance(mongo_store, MongoStore)
+    assert mongo_store._appends._window.seconds == 0.003
+
+
+async def test_a_mongodb_append_given_up_in_its_window_does_not_fail_the_rest_of_its_batch() -> None:
+    store = MongoStore(AsyncMongomockClient(), "window", commit_window_ms=WINDOW_MS)
+    manager = create_session_manager(store=store, token_counter=CharRatioCounter())
+    await manager.open()
+    sessions = [
+        await manager.get_or_create_session(user_id=f"u{i}", channel_id="slack", peer_id=f"u{i}") for i in range(3)
+    ]
+    await asyncio.gather(*(manager.add_message(s.id, "user", "hi", event_id=f"a{i}") for i, s in enumerate(sessions)))
+    given_up = asyncio.ensure_future(manager.add_message(sessions[0].id, "user", "gone", event_id="gone"))
+    await asyncio.sleep(0.02)  # in the window now
+    given_up.cancel()
+    kept = await manager.add_message(sessions[1].id, "user", "kept", event_id="kept")
+    assert kept.content == "kept"
+    assert [entry.content for entry in await manager.get_history(sessions[1].id)] == ["hi", "kept"]
+    await manager.close()

@@ -78,7 +78,7 @@ class AppendBatcher:
     async def _write(self, batch: list[_Append]) -> None:
         failed = await self._insert(batch)
         for index, error in failed.items():
-            batch[index].done.set_exception(error)
+            _settle(batch[index].done, error=error)
         stored = [append for index, append in enumerate(batch) if index not in failed]
         if not stored:
             return
@@ -88,7 +88,7 @@ class AppendBatcher:
         # A bulk result counts matches but does not say which ones: all applied, or none is certain.
         applied = result.matched_count == len(stored)
         for append in stored:
-            append.done.set_result(applied)
+            _settle(append.done, result=applied)
 
     async def _insert(self, batch: list[_Append]) -> dict[int, Exception]:
         """Insert the batch's entries; the errors of those that did not go in, by position."""
@@ -99,6 +99,16 @@ class AppendBatcher:
                 raise
             return {error["index"]: _write_error(error) for error in exc.details.get("writeErrors", [])}
         return {}
+
+
+def _settle(done: asyncio.Future[bool], *, result: bool = False, error: Exception | None = None) -> None:
+    """Hand an append its answer, unless its caller gave up on it meanwhile (a cancelled wait)."""
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)
 
 
 def _write_error(error: Doc) -> Exception:

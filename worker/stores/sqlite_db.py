@@ -164,7 +164,8 @@ class SqliteDatabase:
             self._waiting.cancel()
             group = self._pending
             self._commit_pending()
-            await asyncio.gather(*(write[2] for write in group), return_exceptions=True)
+            if group:  # waited for, not gathered: a cancelled close must not cancel their callers
+                await asyncio.wait([write[2] for write in group])
         opened = ((self._writer_pool, self._writer), (self._reader_pool, self._reader))
         self._writer = self._reader = None
         for pool, conn in opened:
