@@ -71,8 +71,7 @@ class AppendBatcher:
                 await self._write(batch)
             except Exception as exc:  # the batch as a whole failed: every append in it did
                 for append in batch:
-                    if not append.done.done():
-                        append.done.set_exception(exc)
+                    _settle(append.done, error=exc)
             self._window.committed(len(batch))
 
     async def _write(self, batch: list[_Append]) -> None:
