@@ -58,12 +58,17 @@ def encoded(index: int, slots: int, tag: str, exchange: str) -> tuple[str, bytes
     return event.event_id, publish_frames(exchange, key, message.body, message.properties)
 
 
+def offer(case: Case, rate: float, seconds: float, tag: str) -> list[tuple[str, bytes]]:
+    """`seconds` worth of events at `rate` for `case`'s inbound exchange, encoded before the clock starts."""
+    exchange = case.names.inbound_exchange
+    return [encoded(index, case.config.slots, tag, exchange) for index in range(int(rate * seconds))]
+
+
 async def measure(case: Case, rate: float, seconds: float, tag: str = "lat") -> Point:
     """Publish to `case` at `rate` per second for `seconds` and time each message to its reply.
     Event ids start with `tag`: a straggler from an earlier measurement cannot pass for a reply."""
     assert case.processes and case.wire, "the latency phase measures running consumers through an open tap"
-    exchange = case.names.inbound_exchange
-    messages = [encoded(index, case.config.slots, tag, exchange) for index in range(int(rate * seconds))]
+    messages = offer(case, rate, seconds, tag)
     case.arrivals.track(f"{tag}-")
     try:
         sent, use = await _publish(case, messages, rate)
@@ -117,8 +122,7 @@ async def _replies_while_offering(case: Case, rate: float, seconds: float, tag: 
     """Offer `rate` msgs/s for `seconds`; the reply rate within LIVE_WINDOW of that time. Returns
     once every reply arrived, so the backlog is gone before whatever comes next."""
     assert case.wire, "the live maximum is measured through an open tap"
-    exchange = case.names.inbound_exchange
-    messages = [encoded(index, case.config.slots, tag, exchange) for index in range(int(rate * seconds))]
+    messages = offer(case, rate, seconds, tag)
     counts: list[tuple[float, int]] = []
 
     async def count_at(*shares: float) -> None:
