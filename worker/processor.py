@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from schemas import DeliveryContext, SessionEntry, Summary, parse_duration
+from schemas import DeliveryContext, SessionEntry, parse_duration
 from schemas.events import (
     AgentMessage,
     ChatSource,
@@ -45,7 +45,6 @@ from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
 from worker.resets import reset_due
 from worker.scope import ChatAddress, session_key, slot_key
-from worker.sealing import seal_summary
 from worker.slots import Resolution
 from worker.stores.base import StoredEntry
 from worker.transcript import Draft
@@ -261,23 +260,13 @@ class EventProcessor:
 
     async def _summary(self, event: SummaryProduced, identity: Identity) -> Outcome:
         session = await self._session_or_reject(event.session_id, event)
-        if event.to_seq < event.from_seq or event.to_seq > session.last_seq:
-            raise Rejected("invalid-range", f"summary range {event.from_seq}..{event.to_seq} is outside the transcript")
-        tokens = self._manager.transcript.count_tokens(event.content)
-        await self._manager.store.insert_summary(
-            seal_summary(
-                self._manager.transcript.codec,
-                Summary(
-                    id=derived_id(identity.key, "summary"),
-                    session_id=session.id,
-                    from_seq=event.from_seq,
-                    to_seq=event.to_seq,
-                    content=event.content,
-                    token_count=tokens,
-                    created_at=self._clock(),
-                ),
+        summary_id = derived_id(identity.key, "summary")
+        try:
+            await self._manager.add_summary(
+                session.id, event.from_seq, event.to_seq, event.content, summary_id=summary_id
             )
-        )
+        except InvalidArgument as exc:
+            raise Rejected("invalid-range", str(exc)) from exc
         return Outcome()
 
     async def _important(self, event: MarkImportant, identity: Identity) -> Outcome:
