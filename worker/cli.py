@@ -88,7 +88,8 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
     connection = await connect(settings.amqp_url.get_secret_value())
     async with connection:
         await declare_topology_once(connection, settings.topology(), delivery_limit=settings.delivery_limit)
-        gateway = await GatewayClient.open(connection, settings.topology())
+        # Control events carry the scheduler's validated broker user: workers accept only those.
+        gateway = await GatewayClient.open(connection, settings.topology(), user_id=settings.broker_user())
         service = SchedulerService(
             manager.store,
             manager.agents,

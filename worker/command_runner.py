@@ -8,6 +8,7 @@ from typing import Literal
 
 from schemas import AgentSettings, SessionEntry
 from worker.commands import HELP, Command
+from worker.delivery import clean_id, normalize_channel
 from worker.errors import InvalidArgument
 from worker.manager import SessionManager
 from worker.scope import ChatAddress
@@ -22,10 +23,18 @@ class CommandResult:
     session_id: str | None
 
 
+def admin_key(channel: str | None, person: str | None) -> str | None:
+    """'channel:user_id' with the channel normalized as on every other path ('TG ' is 'telegram')."""
+    channel, person = normalize_channel(channel), clean_id(person)
+    return f"{channel}:{person}" if channel and person else None
+
+
 def is_admin(settings: AgentSettings, address: ChatAddress) -> bool:
     """Admins are listed as 'channel:user_id' (user ids are only unique within a channel)."""
-    person = address.person
-    return person is not None and f"{address.channel}:{person}" in settings.admins
+    key = admin_key(address.channel, address.person)
+    if key is None:
+        return False
+    return any(admin_key(*listed.partition(":")[::2]) == key for listed in settings.admins)
 
 
 def checkpoint_id_for(event_id: str) -> str:

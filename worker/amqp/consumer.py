@@ -18,6 +18,7 @@ from schemas.events import EVENT_TYPES, INBOUND_EVENT, InboundEvent
 from schemas.topology import HEADER_FORWARDED
 from worker.amqp.acks import ack_now
 from worker.amqp.publisher import Publisher
+from worker.amqp.trust import ControlTrust
 from worker.clock import Clock
 from worker.errors import StoreUnavailable
 from worker.metrics import HandlerStats, WorkerMetrics
@@ -96,8 +97,10 @@ class EventHandler:
         metrics: WorkerMetrics,
         *,
         max_payload_bytes: int,
+        trust: ControlTrust,
     ) -> None:
         self._processor = processor
+        self._trust = trust
         self._outcomes = outcomes
         self._publisher = publisher
         self._clock = clock
@@ -118,6 +121,11 @@ class EventHandler:
         except BadInput as bad:
             reason, detail = bad.reason, bad.detail
             await self._retrying(message, settle, lambda: self._dead_letter(message, settle, reason, detail))
+            return
+        refusal = self._trust.refusal(message, event.type)
+        if refusal is not None:  # a forged control event: never applied, decided on first delivery
+            unauthorized = functools.partial(self._dead_letter, message, settle, "unauthorized", refusal, event.type)
+            await self._retrying(message, settle, unauthorized)
             return
         started = time.perf_counter()
         attempts = 0

@@ -15,6 +15,7 @@ from worker.amqp.publisher import Publisher
 from worker.amqp.queries import QueryResponder
 from worker.amqp.subscription import ShardSubscription, lanes_for
 from worker.amqp.topology import declare_topology_once
+from worker.amqp.trust import ControlTrust
 from worker.clock import Clock
 from worker.config import Settings
 from worker.manager import SessionManager
@@ -54,7 +55,8 @@ class WorkerService:
         use_write_buffer(settings.amqp_write_buffer_frames)  # before the connections open
         self._connection = await connect(settings.amqp_url.get_secret_value())
         await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
-        publisher = await Publisher(await self._connection.channel(publisher_confirms=True), self.topology).open()
+        channel = await self._connection.channel(publisher_confirms=True)
+        publisher = await Publisher(channel, self.topology, user_id=settings.broker_user()).open()
         processor = EventProcessor(self._manager, self._clock, max_reply_chars=settings.max_reply_chars)
         self.handler = EventHandler(
             processor,
@@ -64,6 +66,7 @@ class WorkerService:
             self._stopping,
             self.metrics,
             max_payload_bytes=settings.max_payload_bytes,
+            trust=ControlTrust(scheduler_user=settings.control_user(), worker_user=settings.broker_user()),
         )
         self._lanes = lanes_for(self.handler)
         # Every worker answers queries (competing consumers): they only read. On a connection of
