@@ -256,21 +256,28 @@ def dead_letters(
     count: Annotated[int, typer.Option(help="at most N messages")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per message")] = False,
 ) -> None:
-    """Show the dead-letter queue with reasons, or replay it after a fix (taking the messages off it)."""
+    """Show the dead-letter queue with reasons, or replay it after a fix (taking the messages off it).
+    A replay run moves each dead letter at most once, even one that is dead-lettered again at once."""
     from worker.amqp.dead_letters import drain_dead_letters
 
     settings = load_settings()
-    found = _broker(
+    report = _broker(
         drain_dead_letters(settings.amqp_url.get_secret_value(), settings.topology(), count=count, replay=replay)
     )
-    for item in found:
+    for item in report.items:
         if as_json:
             typer.echo(json.dumps(item, ensure_ascii=False))
         else:
             console.print(f"{item['messageId']}  {item['reason']}: {item['detail']}", markup=False)
-    if not as_json:
-        verb = "replayed" if replay else "looked at (left on the queue)"
-        console.print(f"{len(found)} dead letters {verb}")
+    if as_json:
+        return
+    if replay:
+        console.print(
+            f"{report.replayed} dead letters replayed, {report.skipped} skipped "
+            "(dead-lettered again after this run replayed them; still on the queue)"
+        )
+    else:
+        console.print(f"{len(report.items)} dead letters looked at (left on the queue)")
 
 
 @app.command()
