@@ -80,14 +80,15 @@ async def _count_active_sessions(manager: Any, metrics: Any, stop: asyncio.Event
 
 async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, checks: list[Any]) -> None:
     from scheduler.service import SchedulerService
+    from worker.amqp.connection import close_within
     from worker.amqp.gateway import GatewayClient
-    from worker.amqp.service import connect
-    from worker.amqp.topology import declare_topology_once
+    from worker.amqp.service import CLOSE_SECONDS, connect
+    from worker.amqp.topology import declare_topology_if_allowed
     from worker.clock import system_clock
 
     connection = await connect(settings.amqp_url.get_secret_value())
-    async with connection:
-        await declare_topology_once(connection, settings.topology(), delivery_limit=settings.delivery_limit)
+    try:
+        await declare_topology_if_allowed(connection, settings.topology(), delivery_limit=settings.delivery_limit)
         # Control events carry the scheduler's validated broker user: workers accept only those.
         gateway = await GatewayClient.open(connection, settings.topology(), user_id=settings.broker_user())
         service = SchedulerService(
@@ -105,6 +106,8 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
 
         checks.append(scheduler_ready)
         await service.run_until(stop)
+    finally:
+        await close_within(connection, CLOSE_SECONDS)  # a blocked or lost broker never answers a close
 
 
 @app.command()

@@ -81,11 +81,14 @@ class Membership:
                 failing = False
 
     async def _beat(self, *, leaving: bool) -> None:
+        """One heartbeat, confirmed. Bounded: a broker that blocks publishers (a memory or disk
+        alarm) never confirms, and a beat that hangs would stall the loop, or a stop."""
         assert self._exchange is not None
         body = json.dumps({"worker": self.worker_id, "leaving": leaving}).encode()
-        await self._exchange.publish(
-            Message(body, delivery_mode=DeliveryMode.NOT_PERSISTENT, expiration=10), routing_key=""
-        )
+        async with asyncio.timeout(max(self._interval * 2, 1.0)):
+            await self._exchange.publish(
+                Message(body, delivery_mode=DeliveryMode.NOT_PERSISTENT, expiration=10), routing_key=""
+            )
 
     async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
         try:
