@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from aio_pika import DeliveryMode, Message
@@ -39,7 +40,10 @@ class Membership:
 
     async def start(self) -> None:
         self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=True)
-        queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
+        # Named inside the topology's prefix (the worker's broker user may declare only there), and
+        # unique per start: a restarted worker must not wait for its predecessor's queue to go.
+        name = f"{self._exchange_name}.{self.worker_id}.{uuid.uuid4().hex[:8]}"
+        queue = await self._channel.declare_queue(name, exclusive=True, auto_delete=True)
         await queue.bind(self._exchange)
         await queue.consume(self._on_heartbeat, no_ack=True)
         await self._beat(leaving=False)
