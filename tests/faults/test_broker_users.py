@@ -138,10 +138,11 @@ async def test_a_gateway_cannot_forge_control_events_read_replies_or_touch_queue
             assert "ACCESS_REFUSED" in await refused(gateway_connection, lambda ch: get_one(ch, NAMES.shard_queue(0)))
 
             # The scheduler's own event, carrying its validated user-id, is applied (once the
-            # session is past max_age: the worker re-checks that too).
+            # session is past max_age: the worker re-checks that too). Published under another
+            # key, it is forwarded to the slot's first, as the worker's own validated user.
             await asyncio.sleep(1.2)
             scheduler = await GatewayClient.open(scheduler_connection, NAMES, user_id="sessions-scheduler")
-            await scheduler.publish(RetentionDue(event_id="scheduled", session_id=victim, rule="max_age"), key)
+            await scheduler.publish(RetentionDue(event_id="scheduled", session_id=victim, rule="max_age"), "elsewhere")
             [notice] = await harness.notices.wait_for("scheduled")
             assert notice["kind"] == "retention-deleted"
             assert len(harness.dead.items) == 1
