@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from schemas import AgentSettings, SessionEntry, parse_duration
+from schemas import AgentSettings, ResetPolicy, SessionEntry, parse_duration
 from schemas.events import EventBase, RetentionDue, SessionResetDue
 from worker.agents import AgentDirectory
 from worker.clock import Clock
 from worker.outcome import derived_id
-from worker.resets import last_daily_boundary, reset_due
+from worker.resets import last_daily_boundary, session_reset_due
 from worker.stores.base import SessionQuery, SessionScan, SessionStore
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,13 @@ def retention_event_id(session_id: str, rule: str, mode: str) -> str:
 
 
 def reset_cutoff(settings: AgentSettings, now: datetime) -> datetime | None:
-    """Sessions last active before this instant are due (daily, idle, or whichever comes first)."""
-    policy = settings.reset
+    """Sessions last active before this instant may be due: the latest cutoff of the agent's
+    policy and its per-type and per-channel variants (each session is then checked by its own)."""
+    cutoffs = [cutoff for policy in settings.reset.variants() if (cutoff := _cutoff(policy, now)) is not None]
+    return max(cutoffs) if cutoffs else None
+
+
+def _cutoff(policy: ResetPolicy, now: datetime) -> datetime | None:
     cutoffs = []
     if policy.daily:
         cutoffs.append(last_daily_boundary(policy, now))
@@ -97,7 +102,7 @@ class Sweeper:
             scan = SessionScan(before=cutoff, agent_id=settings.agent_id, status="active", limit=PAGE)
             async for session in _scan(self._store, scan):
                 report.examined += 1
-                due = reset_due(settings.reset, session.last_activity_at, now)
+                due = session_reset_due(settings.reset, session, now)
                 if due is None:
                     continue
                 event = SessionResetDue(
@@ -127,6 +132,8 @@ class Sweeper:
 
     async def _retention_for(self, settings: AgentSettings, now: datetime, report: SweepReport) -> None:
         policy = settings.retention
+        if policy.mode == "off":
+            return
         # The most recently active sessions are never candidates: retention keeps keep_minimum.
         newest = await self._store.list_sessions(
             SessionQuery(agent_id=settings.agent_id, limit=max(policy.keep_minimum, 1))

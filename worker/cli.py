@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from worker import cli_sessions  # noqa: F401 - registers the inspection commands on `app`
+from worker import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
 from worker.cli_support import app, console, errors, fail, load_settings
 from worker.config import Settings
 

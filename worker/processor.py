@@ -44,7 +44,7 @@ from worker.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scop
 from worker.inbound import ChatToAnswer
 from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
-from worker.resets import reset_due
+from worker.resets import session_policy, session_reset_due
 from worker.scope import ChatAddress, session_key, slot_key
 from worker.slots import Resolution
 from worker.stores.base import StoredEntry
@@ -295,12 +295,12 @@ class EventProcessor:
         if session.agent_id != event.agent_id:
             return ignored(event, f"the session belongs to agent {session.agent_id!r}")
         settings = await self._manager.get_settings(session.agent_id)
-        due = reset_due(settings.reset, session.last_activity_at, self._clock())
+        due = session_reset_due(settings.reset, session, self._clock())
         if due is None:
             return ignored(event, "the session is not due for a reset under its agent's policy")
         if not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
             return Outcome()
-        text = f"session reset: {due.describe(settings.reset)}"
+        text = f"session reset: {due.describe(session_policy(settings.reset, session))}"
         return self._notice(identity, session, "session-reset", text, session.delivery_context)
 
     async def _retention(self, event: RetentionDue, identity: Identity) -> Outcome:
@@ -310,6 +310,8 @@ class EventProcessor:
         if session.agent_id != event.agent_id:
             return ignored(event, f"the session belongs to agent {session.agent_id!r}")
         retention = (await self._manager.get_settings(session.agent_id)).retention
+        if retention.mode == "off":
+            return ignored(event, "retention is off for the agent")
         if not past_rule(session, event.rule, retention, self._clock()):
             return ignored(event, f"the session is not past {event.rule} ({rule_limit(event.rule, retention)})")
         if await kept_minimum(self._manager.store, session, retention.keep_minimum):
@@ -353,7 +355,7 @@ class EventProcessor:
         if resolution.archived is None or resolution.due is None:
             return Outcome()
         settings = await self._manager.get_settings(resolution.archived.agent_id)
-        text = f"session reset: {resolution.due.describe(settings.reset)}"
+        text = f"session reset: {resolution.due.describe(session_policy(settings.reset, resolution.archived))}"
         return self._notice(identity, resolution.archived, "session-reset", text, delivery)
 
     def _notice(

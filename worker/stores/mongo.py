@@ -93,7 +93,7 @@ class MongoStore(MongoRecords):
 
     @unavailable
     async def save_settings(self, settings: AgentSettings) -> None:
-        doc: Doc = plain(settings.model_dump(mode="python"))
+        doc: Doc = plain(settings.model_dump(mode="python", exclude_unset=True))  # only what was set
         await self._settings.replace_one({"_id": settings.agent_id}, doc, upsert=True)
 
     # Sessions

@@ -81,7 +81,7 @@ class SqliteStore(SqliteRecords):
         return await self._db.read(run)
 
     async def save_settings(self, settings: AgentSettings) -> None:
-        doc = settings.model_dump_json()
+        doc = settings.model_dump_json(exclude_unset=True)  # only what was set: other layers fill the rest
         await self._db.write(
             lambda conn: conn.execute(
                 "INSERT INTO settings (agent_id, doc) VALUES (?, ?)"
