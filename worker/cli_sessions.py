@@ -151,18 +151,25 @@ def export(
 @app.command()
 def cleanup(
     older_than: Annotated[str, typer.Option(help="inactive longer than, e.g. 30d, 12h")] = "30d",
-    keep_checkpoints: Annotated[bool, typer.Option(help="keep sessions that have checkpoints")] = True,
+    keep_checkpoints: Annotated[
+        bool, typer.Option(help="keep checkpoints and the entries they need (later entries go)")
+    ] = True,
     agent: Annotated[str | None, typer.Option(help="only this agent")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="report, delete nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="report exactly what would go, delete nothing")] = False,
+    include_active: Annotated[bool, typer.Option("--include-active", help="active sessions too")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete sessions inactive for longer than --older-than, with their transcripts."""
+    """Delete archived sessions inactive for longer than --older-than, with their transcripts."""
 
     async def run(manager: Any) -> Any:
         with Progress(transient=True, console=console) as progress:
             progress.add_task("cleaning up" if not dry_run else "finding old sessions", total=None)
             return await manager.cleanup(
-                older_than=older_than, keep_checkpoints=keep_checkpoints, agent_id=agent, dry_run=dry_run
+                older_than=older_than,
+                keep_checkpoints=keep_checkpoints,
+                agent_id=agent,
+                dry_run=dry_run,
+                include_active=include_active,
             )
 
     report = _with_manager(run)

@@ -35,7 +35,7 @@ from worker.clock import Clock
 from worker.context import ContextWindow, build_window
 from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
-from worker.maintenance import CleanupReport, cleanup
+from worker.maintenance import CleanupReport, CleanupRequest, cleanup
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
 from worker.scope import ChatAddress, key_fits, slot_key
 from worker.sealing import seal_summary
@@ -462,15 +462,12 @@ class SessionManager:
         keep_checkpoints: bool = True,
         agent_id: str | None = None,
         dry_run: bool = False,
+        include_active: bool = False,
     ) -> CleanupReport:
-        return await cleanup(
-            self.store,
-            self._clock,
-            older_than=older_than,
-            keep_checkpoints=keep_checkpoints,
-            agent_id=agent_id,
-            dry_run=dry_run,
-        )
+        """Delete sessions inactive for longer than `older_than` (archived ones unless
+        `include_active`); `keep_checkpoints` keeps checkpoints and the entries they need."""
+        request = CleanupRequest(older_than, keep_checkpoints, agent_id, dry_run, include_active)
+        return await cleanup(self.store, self._clock, request)
 
     # Context windows --------------------------------------------------------------------------
     @_opening

@@ -210,3 +210,8 @@ class SessionStore(Protocol):
 
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]: ...
     async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts: ...
+    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
+        """What delete_sessions would delete, deleting nothing."""
+
+    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
+        """Count (and with `delete`, delete) the session's entries numbered above `seq`."""

@@ -354,6 +354,23 @@ class MongoStore(MongoRecords):
             summaries=summaries.deleted_count,
         )
 
+    @unavailable
+    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
+        owned: Doc = {"session_id": {"$in": list(session_ids)}}
+        return DeletedCounts(
+            sessions=await self._sessions.count_documents({"_id": {"$in": list(session_ids)}}),
+            entries=await self._entries.count_documents(owned),
+            checkpoints=await self._checkpoints.count_documents(owned),
+            summaries=await self._summaries.count_documents(owned),
+        )
+
+    @unavailable
+    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
+        later: Doc = {"session_id": session_id, "seq": {"$gt": seq}}
+        if delete:
+            return int((await self._entries.delete_many(later)).deleted_count)
+        return int(await self._entries.count_documents(later))
+
 
 def _guarded_update(session_id: str, update: SessionUpdate, *, check_version: bool = True) -> tuple[Doc, Doc]:
     """The filter and update of one appended entry: it matches only if the session is exactly one

@@ -332,6 +332,37 @@ class SqliteStore(SqliteRecords):
 
         return await self._db.write(run) if session_ids else DeletedCounts()
 
+    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
+        marks = _placeholders(len(session_ids))
+
+        def run(conn: Connection) -> DeletedCounts:
+            tables = (
+                ("entries", "session_id"),
+                ("checkpoints", "session_id"),
+                ("summaries", "session_id"),
+                ("sessions", "id"),
+            )
+            return DeletedCounts(
+                **{
+                    table: conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})", session_ids
+                    ).fetchone()[0]
+                    for table, column in tables
+                }
+            )
+
+        return await self._db.read(run) if session_ids else DeletedCounts()
+
+    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
+        verb = "DELETE" if delete else "SELECT count(*)"
+        sql = f"{verb} FROM entries WHERE session_id = ? AND seq > ?"
+
+        def run(conn: Connection) -> int:
+            cursor = conn.execute(sql, (session_id, seq))
+            return int(cursor.rowcount if delete else cursor.fetchone()[0])
+
+        return await (self._db.write(run) if delete else self._db.read(run))
+
     # Helpers ---------------------------------------------------------------------------------
     async def _one_session(self, sql: str, params: tuple[Any, ...]) -> SessionEntry | None:
         def run(conn: Connection) -> SessionEntry | None:
