@@ -17,6 +17,7 @@ from schemas import AgentSettings, ResetPolicy, SessionEntry, parse_duration
 from schemas.events import EventBase, RetentionDue, SessionResetDue
 from worker.agents import AgentDirectory
 from worker.clock import Clock
+from worker.idempotency import scoped, session_scope
 from worker.outcome import derived_id
 from worker.resets import last_daily_boundary, session_reset_due
 from worker.stores.base import SessionQuery, SessionScan, SessionStore
@@ -42,8 +43,10 @@ def reset_event_id(session_id: str, due_at: datetime) -> str:
     return "reset-" + derived_id(session_id, f"reset@{due_at.isoformat()}")
 
 
-def retention_event_id(session_id: str, rule: str, mode: str) -> str:
-    return f"retention-{mode}-" + derived_id(session_id, f"retention:{rule}")
+def retention_event_id(session: SessionEntry, rule: str, mode: str) -> str:
+    """A warning names the session's state, so it is given once until the session changes."""
+    state = f"@{session.updated_at.isoformat()}" if mode == "warn" else ""
+    return f"retention-{mode}-" + derived_id(session.id, f"retention:{rule}{state}")
 
 
 def reset_cutoff(settings: AgentSettings, now: datetime) -> datetime | None:
@@ -117,6 +120,10 @@ class Sweeper:
                 report.emitted += 1
         return report
 
+    async def _warned(self, event_id: str, session_id: str) -> bool:
+        """Whether a worker applied this warning already (its outcome is recorded)."""
+        return await self._store.get_outcome(scoped(event_id, session_scope(session_id))) is not None
+
     async def prune_outcomes(self, keep: timedelta) -> SweepReport:
         """Forget processed-event outcomes older than `keep` (long past any redelivery)."""
         report = SweepReport("outcomes")
@@ -152,8 +159,11 @@ class Sweeper:
                 if session.id in protected or session.id in seen:
                     continue
                 seen.add(session.id)
+                event_id = retention_event_id(session, rule, policy.mode)
+                if policy.mode == "warn" and await self._warned(event_id, session.id):
+                    continue
                 event = RetentionDue(
-                    event_id=retention_event_id(session.id, rule, policy.mode),
+                    event_id=event_id,
                     agent_id=session.agent_id,
                     session_id=session.id,
                     rule=rule,
