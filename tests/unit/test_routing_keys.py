@@ -65,3 +65,13 @@ def test_the_vectors_cover_every_platform_of_the_spec() -> None:
     platforms = {vector["platform"] for vector in VECTORS["vectors"]}
     assert {"telegram", "discord", "slack", "whatsapp", "signal", "matrix", "email", "unicode"} <= platforms
     assert {"separators", "whitespace", "fallback"} <= platforms
+
+
+def test_the_specifications_python_snippet_computes_every_vector() -> None:
+    """The few lines in docs/reference/routing-keys.md are a complete implementation."""
+    spec = (Path(__file__).resolve().parents[2] / "docs/reference/routing-keys.md").read_text()
+    snippet = spec.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # our own documentation
+    for vector in VECTORS["vectors"]:
+        assert namespace["routing_key"](vector.get("agentId"), vector["source"]) == vector["key"], vector["name"]
