@@ -29,6 +29,12 @@ class ContentTooLarge(InvalidArgument):
     code = "content-too-large"
 
 
+class EventIdConflict(SessionsError):
+    """An event id (within its chat or session) came back carrying something else."""
+
+    code = "event-id-conflict"
+
+
 class SessionNotFound(SessionsError, LookupError):
     code = "session-not-found"
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from schemas import SCOPES, ChatType, DeliveryContext, Origin, Scope
-from worker.delivery import clean_id, normalize_channel
+from schemas.delivery import normalize_channel
+from worker.delivery import clean_id
 from worker.errors import InvalidArgument, InvalidScope
 
 # Chat aliases used by `/session scope main|peer|channel`.
@@ -78,7 +79,7 @@ class ChatAddress:
 _UNESCAPED = re.compile(r"[A-Za-z0-9_.~@+=-]*")
 
 
-def _part(value: str) -> str:
+def key_part(value: str) -> str:
     # Ids may contain ':' (Matrix, Slack); escape so keys never collide across parts.
     text = value.strip()
     if _UNESCAPED.fullmatch(text):
@@ -97,17 +98,17 @@ def session_key(scope: Scope, address: ChatAddress) -> str:
 def _slot_key(
     scope: Scope, agent_id: str, channel: str | None, chat_type: ChatType, person: str | None, chat: str | None
 ) -> str:
-    agent = _part(agent_id)
+    agent = key_part(agent_id)
     if chat_type == "group":
         if not channel or not chat:
             raise InvalidArgument("a group message needs a channel and a peer_id (the group id)")
-        return f"agent:{agent}:{_part(channel)}:group:{_part(chat)}"
+        return f"agent:{agent}:{key_part(channel)}:group:{key_part(chat)}"
     if scope == "main":
         return f"agent:{agent}:main"
     if not person:
         raise InvalidArgument(f"scope {scope} needs a user_id or peer_id to find the session")
     if scope == "per-peer":
-        return f"agent:{agent}:peer:{_part(person)}"
+        return f"agent:{agent}:peer:{key_part(person)}"
     if not channel:
         raise InvalidArgument("scope per-channel-peer needs a channel_id to find the session")
-    return f"agent:{agent}:{_part(channel)}:peer:{_part(person)}"
+    return f"agent:{agent}:{key_part(channel)}:peer:{key_part(person)}"

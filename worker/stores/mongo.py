@@ -22,6 +22,7 @@ from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
     DuplicateEvent,
+    RecordedOutcome,
     SessionQuery,
     SessionScan,
     SessionUpdate,
@@ -40,6 +41,7 @@ from worker.stores.mongo_docs import (
     to_doc,
     utc,
 )
+from worker.stores.mongo_migrations import migrate_event_keys
 from worker.stores.mongo_records import MongoRecords
 from worker.tokens import TokenCount
 
@@ -73,6 +75,7 @@ class MongoStore(MongoRecords):
         for collection, keys, unique in indexes:
             await collection.create_index(keys, unique=unique)
         await ensure_one_active_per_slot(self._sessions)
+        await migrate_event_keys(self._meta, self._sessions, self._entries)
 
     async def close(self) -> None:
         await self._appends.drain()  # a batch in its commit window is written first
@@ -313,14 +316,15 @@ class MongoStore(MongoRecords):
     # Processed events ------------------------------------------------------------------------
 
     @unavailable
-    async def get_outcome(self, event_id: str) -> str | None:
-        doc = await self._outcomes.find_one({"_id": event_id})
-        return None if doc is None else str(doc["doc"])
+    async def get_outcome(self, key: str) -> RecordedOutcome | None:
+        doc = await self._outcomes.find_one({"_id": key})
+        return None if doc is None else RecordedOutcome(str(doc["doc"]), doc.get("fp"))
 
     @unavailable
-    async def save_outcome(self, event_id: str, outcome: str, at: datetime) -> None:
+    async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
         # $setOnInsert keeps the first outcome: a replay never overwrites what was published.
-        await self._outcomes.update_one({"_id": event_id}, {"$setOnInsert": {"doc": outcome, "at": at}}, upsert=True)
+        record = {"doc": outcome, "at": at, "fp": fingerprint}
+        await self._outcomes.update_one({"_id": key}, {"$setOnInsert": record}, upsert=True)
 
     @unavailable
     async def prune_outcomes(self, before: datetime) -> int:
