@@ -16,16 +16,25 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.events import INBOUND_EVENT, InboundEvent
+from schemas.events import INBOUND_EVENT, NO_CONTROL_CHARACTERS, InboundEvent
+from schemas.limits import MAX_INT
 from schemas.outbound import NoticeEvent, ReplyEvent, SummarizeRequest, TurnEvent
 from schemas.queries import NEEDS_SESSION, QUERY_FORMATS, QueryRequest, QueryResponse
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-JSON_SAFE_MAX = 2**53 - 1  # the largest integer every JSON parser reads exactly
 # RFC 3339 date-time (the time offset may be left out: the worker then reads it as UTC).
 DATE_TIME_PATTERN = (
     r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"
+)
+# An id: no control characters, and not blank, since the worker trims White_Space first (the
+# schema cannot trim: spaces around an id pass, and the worker stores the id without them).
+_NOT_CONTROL = r"[^\x00-\x1f\x7f-\x9f]"
+_NOT_BLANK = r"[^\x00-\x1f\x7f-\x9f \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+ID_PATTERN = f"^{_NOT_CONTROL}*{_NOT_BLANK}{_NOT_CONTROL}*$"
+COMMENT = (
+    "Ids are trimmed of surrounding White_Space by the worker, then must be 1..256 characters without control "
+    "characters. Routing keys: docs/reference/routing-keys.md."
 )
 Schema = dict[str, Any]
 
@@ -64,7 +73,7 @@ def _portable(name: str, schema: Schema) -> Schema:
             _chat_source_rules(definition)
         if definition.get("title") == "QueryRequest":
             _query_rules(definition)
-    return {"$schema": DRAFT, "$id": f"{name}.schema.json", **portable}
+    return {"$schema": DRAFT, "$id": f"{name}.schema.json", "$comment": COMMENT, **portable}
 
 
 def _standard(node: Any) -> Any:
@@ -74,11 +83,13 @@ def _standard(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {key: _standard(value) for key, value in node.items() if key != "discriminator"}
+    if out.get("pattern") == NO_CONTROL_CHARACTERS:
+        out["pattern"] = ID_PATTERN
     if out.get("format") == "date-time":
         del out["format"]
         out["pattern"] = DATE_TIME_PATTERN
     if out.get("type") == "integer":
-        out.setdefault("maximum", JSON_SAFE_MAX)
+        out.setdefault("maximum", MAX_INT)
     return out
 
 

@@ -35,6 +35,7 @@ export class Gateway {
       role: "assistant",
       content,
       inReplyTo: turn.inReplyTo,
+      inReplyToSeq: turn.seq, // exact even when chats sharing a session reuse event ids
     };
     return this.send(event, turn.orderingKey);
   }
