@@ -17,7 +17,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.events import INBOUND_EVENT, NO_CONTROL_CHARACTERS, InboundEvent
-from schemas.limits import MAX_INT
+from schemas.limits import MAX_INT, MAX_JSON_DEPTH
 from schemas.outbound import NoticeEvent, ReplyEvent, SummarizeRequest, TurnEvent
 from schemas.queries import NEEDS_SESSION, QUERY_FORMATS, QueryRequest, QueryResponse
 
@@ -73,6 +73,9 @@ def _portable(name: str, schema: Schema) -> Schema:
             _chat_source_rules(definition)
         if definition.get("title") == "QueryRequest":
             _query_rules(definition)
+        if definition.get("title") == "AgentMessage":
+            _bounded_free_form(definition)
+            portable.setdefault("$defs", {}).update(_json_depths())
     return {"$schema": DRAFT, "$id": f"{name}.schema.json", "$comment": COMMENT, **portable}
 
 
@@ -115,6 +118,30 @@ def _chat_source_rules(definition: Schema) -> None:
             {"properties": {"peerId": present}, "required": ["peerId"]},
         ]
     }
+
+
+def _json_depths() -> Schema:
+    """JsonDepthN: any JSON value nested at most N levels (a scalar is level 0), as the worker counts."""
+    scalar: Schema = {"anyOf": [{"type": kind} for kind in ("string", "number", "boolean", "null")]}
+    depths: Schema = {"JsonDepth0": scalar}
+    for depth in range(1, MAX_JSON_DEPTH + 1):
+        inner = {"$ref": f"#/$defs/JsonDepth{depth - 1}"}
+        depths[f"JsonDepth{depth}"] = {
+            "anyOf": [
+                {"type": "array", "items": inner},
+                {"type": "object", "additionalProperties": inner},
+                {"$ref": "#/$defs/JsonDepth0"},
+            ]
+        }
+    return depths
+
+
+def _bounded_free_form(definition: Schema) -> None:
+    """A tool's args and result are free-form JSON, but no deeper than the worker's limit."""
+    properties = definition["properties"]
+    args = {"type": "object", "additionalProperties": {"$ref": f"#/$defs/JsonDepth{MAX_JSON_DEPTH - 1}"}}
+    properties["args"] = {**properties["args"], "anyOf": [args, {"type": "null"}]}
+    properties["result"] = {**properties["result"], "$ref": f"#/$defs/JsonDepth{MAX_JSON_DEPTH}"}
 
 
 def _query_rules(definition: Schema) -> None:

@@ -26,12 +26,16 @@ EXPORTED = ROOT / "schemas/json"
 CORPUS = json.loads((ROOT / "schemas/vectors/events.json").read_text())
 
 
+def nested(depth: int) -> dict[str, Any]:
+    return {} if depth <= 1 else {"a": nested(depth - 1)}
+
+
 def expanded(case: dict[str, Any]) -> Any:
-    """The case's event, with its `expand` field (a long text) filled in."""
+    """The case's event, with its `expand` field (a long text or a deep value) filled in."""
     event = deepcopy(case["event"])
     if "expand" in case:
         rule = case["expand"]
-        event[rule["field"]] = rule["repeat"] * rule["times"]
+        event[rule["field"]] = nested(rule["nest"]) if "nest" in rule else rule["repeat"] * rule["times"]
     return event
 
 

@@ -7,9 +7,11 @@ import { ContractError, SCHEMAS_DIR, loadContracts, loadVectors } from "../src/c
 const corpus = loadVectors("events.json");
 const contracts = loadContracts();
 
+const nested = (depth) => (depth <= 1 ? {} : { a: nested(depth - 1) });
+
 function expanded({ event, expand }) {
   const copy = structuredClone(event);
-  if (expand) copy[expand.field] = expand.repeat.repeat(expand.times);
+  if (expand) copy[expand.field] = expand.nest ? nested(expand.nest) : expand.repeat.repeat(expand.times);
   return copy;
 }
 
