@@ -99,14 +99,14 @@ async def test_a_conversation_through_the_node_gateway(node_gateway: Path, harne
     report = await _conversation(node_gateway, harness)
     assert report["problems"] == [], report
     stats = report["stats"]
-    # 8 chats x (an answered message, /session, /history, a /checkpoint list command event).
-    assert stats["expectedReplies"] == stats["distinctReplies"] == 32
-    assert stats["turns"] == 8
+    # 10 chats x (an answered message, /session, /history, a /checkpoint list command event).
+    assert stats["expectedReplies"] == stats["distinctReplies"] == 40
+    assert stats["turns"] == 10
     # Each duplicate re-published its reply (or turn) under the same id; none became a second answer.
     assert stats["replyCopies"] >= stats["distinctReplies"] + stats["chats"]
     counts = worker.metrics.snapshot()
     assert counts.forwarded == 0, "a gateway keyed by the specification never causes a forward"
     assert counts.dead_lettered == 0 and harness.dead.items == []
     # The /history duplicates replay their recorded reply; a message's duplicate re-applies idempotently
-    # (its turn carries the same id: the agent answered 8 turns for 16 messages).
+    # (its turn carries the same id: the agent answered 10 turns for 20 messages).
     assert counts.replayed >= stats["chats"]

@@ -1,5 +1,6 @@
 // A conversation against running workers: Telegram groups with topics, a Telegram DM, a Discord
-// channel with a thread, a Signal group and a Matrix room; messages answered by a tiny agent
+// channel with a thread, a Slack thread, a WhatsApp chat, a Signal group and a Matrix room;
+// messages answered by a tiny agent
 // runtime, chat commands, command events, exact duplicates and Telegram message ids reused across
 // chats. Prints a JSON report (the last line) and exits 1 when a check fails.
 //
@@ -19,31 +20,38 @@ const TG_OTHER_GROUP = "-1009876543210";
 const DC_CHANNEL = "1122334455667788990";
 const SIGNAL_GROUP = "kR3x+/9Q7bO2Zs0lVnYp8eT4uW1aFgHjKlMnOpQrStU=";
 
-// A chat as its platform addresses it; `counter` hands out the platform's message ids.
-const chats = [
-  { name: "tg group topic 77", chat: `tg:${TG_GROUP}`, source: { channel: "telegram", chatType: "group", peerId: TG_GROUP, userId: "42", threadId: "77" } },
-  { name: "tg group topic 78", chat: `tg:${TG_GROUP}`, source: { channel: "telegram", chatType: "group", peerId: TG_GROUP, userId: "43", threadId: "78" } },
-  { name: "tg other group", chat: `tg:${TG_OTHER_GROUP}`, source: { channel: "telegram", chatType: "group", peerId: TG_OTHER_GROUP, userId: "42" } },
-  { name: "tg direct", chat: "tg:42", source: { channel: " TG ", peerId: "42", userId: "42" } },
-  { name: "discord thread", chat: `dc:${DC_CHANNEL}`, source: { channel: "discord", chatType: "group", peerId: DC_CHANNEL, userId: "175928847299117063", threadId: "1234567890123456789" } },
-  { name: "discord channel", chat: `dc:${DC_CHANNEL}`, source: { channel: "discord", chatType: "group", peerId: DC_CHANNEL, userId: "175928847299117064" } },
-  { name: "signal group", chat: `signal:${SIGNAL_GROUP}`, source: { channel: "signal", chatType: "group", peerId: SIGNAL_GROUP, userId: "+4915112345678" } },
-  { name: "matrix room", chat: "matrix:room", source: { channel: "matrix", chatType: "group", peerId: "!OGEhHVWSdvArJzumhm:matrix.org", userId: "@alice:matrix.org" } },
-];
-
-// Telegram's message_id counts per chat (topics share their group's): the same ids come from
-// every Telegram chat, and the gateway uses them as event ids. Discord ids are snowflakes.
+// Each platform's message ids, as its gateway would take them for event ids: Telegram's
+// message_id counts per chat (topics share their group's counter), so every Telegram chat sends
+// "1", "2", ... and the event ids collide across chats; Discord's are snowflakes, Slack's the
+// message ts, WhatsApp's wamid strings, Signal's timestamps, Matrix's event ids.
 const counters = new Map();
-function nextMessageId(chat) {
-  if (chat.source.channel.trim().toLowerCase() !== "discord") {
-    const next = (counters.get(chat.chat) ?? 0) + 1;
-    counters.set(chat.chat, next);
-    return String(next);
-  }
-  const next = (counters.get("snowflake") ?? 1234567890123456800n) + 1n;
-  counters.set("snowflake", next);
-  return String(next);
+function counter(name, start = 0) {
+  const next = (counters.get(name) ?? start) + 1;
+  counters.set(name, next);
+  return next;
 }
+const ids = {
+  telegram: (chat) => String(counter(chat)),
+  discord: () => String(1234567890123456800n + BigInt(counter("discord"))),
+  slack: () => `1712345678.${String(counter("slack")).padStart(6, "0")}`,
+  whatsapp: () => `wamid.HBgLNDkxNTExMjM0NTY3OBUCABIYFDNBMDQ${counter("whatsapp")}=`,
+  signal: () => String(1712345678000 + counter("signal")),
+  matrix: () => `$ev${counter("matrix")}:matrix.org`,
+};
+
+// A chat as its platform addresses it; `chat` names the conversation (topics of one group share it).
+const chats = [
+  { name: "tg group topic 77", chat: `tg:${TG_GROUP}`, ids: ids.telegram, source: { channel: "telegram", chatType: "group", peerId: TG_GROUP, userId: "42", threadId: "77" } },
+  { name: "tg group topic 78", chat: `tg:${TG_GROUP}`, ids: ids.telegram, source: { channel: "telegram", chatType: "group", peerId: TG_GROUP, userId: "43", threadId: "78" } },
+  { name: "tg other group", chat: `tg:${TG_OTHER_GROUP}`, ids: ids.telegram, source: { channel: "telegram", chatType: "group", peerId: TG_OTHER_GROUP, userId: "42" } },
+  { name: "tg direct", chat: "tg:42", ids: ids.telegram, source: { channel: " TG ", peerId: "42", userId: "42" } },
+  { name: "discord thread", chat: `dc:${DC_CHANNEL}`, ids: ids.discord, source: { channel: "discord", chatType: "group", peerId: DC_CHANNEL, userId: "175928847299117063", threadId: "1234567890123456789" } },
+  { name: "discord channel", chat: `dc:${DC_CHANNEL}`, ids: ids.discord, source: { channel: "discord", chatType: "group", peerId: DC_CHANNEL, userId: "175928847299117064" } },
+  { name: "slack thread", chat: "slack:C024BE91L", ids: ids.slack, source: { channel: "slack", chatType: "group", peerId: "C024BE91L", userId: "U024BE7LH", threadId: "1712345678.123456", accountId: "T024BE7LD" } },
+  { name: "whatsapp direct", chat: "wa:+4915112345678", ids: ids.whatsapp, source: { channel: "whatsapp", peerId: "4915112345678@s.whatsapp.net", userId: "+4915112345678" } },
+  { name: "signal group", chat: `signal:${SIGNAL_GROUP}`, ids: ids.signal, source: { channel: "signal", chatType: "group", peerId: SIGNAL_GROUP, userId: "+4915112345678" } },
+  { name: "matrix room", chat: "matrix:room", ids: ids.matrix, source: { channel: "matrix", chatType: "group", peerId: "!OGEhHVWSdvArJzumhm:matrix.org", userId: "@alice:matrix.org" } },
+];
 
 /** Where a reply to `messageId` in `chat` must go: the route the dispatcher delivers to. */
 function routeOf(chat, messageId) {
@@ -70,7 +78,7 @@ async function main() {
   const wrongChannel = [];
 
   const dispatchers = {};
-  for (const platform of ["telegram", "discord", "signal", "matrix"]) {
+  for (const platform of ["telegram", "discord", "slack", "whatsapp", "signal", "matrix"]) {
     dispatchers[platform] = await new ReplyDispatcher(
       consumeChannel,
       contracts,
@@ -100,9 +108,9 @@ async function main() {
   let published = 0;
   let duplicates = 0;
   async function send(chat, text, { kind, asCommandEvent = false, isHistory = false } = {}) {
-    const messageId = nextMessageId(chat);
+    const messageId = chat.ids(chat.chat);
     const source = { ...chat.source, messageId };
-    const eventId = chat.source.channel.trim().toLowerCase() === "discord" ? messageId : `tg-${messageId}`;
+    const eventId = messageId;
     const sent = asCommandEvent
       ? await gateway.command(source, text, { eventId })
       : await gateway.message(source, text, { eventId });
@@ -111,10 +119,10 @@ async function main() {
     return sent;
   }
 
-  async function waitFor(predicate, what) {
-    const deadline = Date.now() + timeoutMs;
+  // Not fatal: the conversation goes on, and the checks below say what is missing.
+  async function waitFor(predicate, what, deadline = Date.now() + timeoutMs) {
     while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() > deadline) return problems.push(`timed out waiting for ${what}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -131,9 +139,10 @@ async function main() {
     duplicates += 1;
   }
 
-  // Every chat at once: the reused Telegram ids ("tg-1", "tg-2", ...) are in flight together.
+  const started = Date.now();
+  // Every chat at once: the reused Telegram ids ("1", "2", ...) are in flight together.
   await Promise.all(chats.map((chat) => converse(chat)));
-  await waitFor(() => [...expected.keys()].every((route) => delivered.has(route)), "every reply");
+  await waitFor(() => [...expected.keys()].every((route) => delivered.has(route)), "every reply", started + timeoutMs);
   await new Promise((resolve) => setTimeout(resolve, 1500)); // late extras (a doubled reply) show up here
 
   for (const [route, want] of expected) {
