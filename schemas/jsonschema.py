@@ -32,6 +32,8 @@ DATE_TIME_PATTERN = (
 _NOT_CONTROL = r"[^\x00-\x1f\x7f-\x9f]"
 _NOT_BLANK = r"[^\x00-\x1f\x7f-\x9f \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 ID_PATTERN = f"^{_NOT_CONTROL}*{_NOT_BLANK}{_NOT_CONTROL}*$"
+# A required text (a name, a command) has a character that is not White_Space (unanchored: anywhere).
+TEXT_PATTERN = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 COMMENT = (
     "Ids are trimmed of surrounding White_Space by the worker, then must be 1..256 characters without control "
     "characters. Routing keys: docs/reference/routing-keys.md."
@@ -88,6 +90,8 @@ def _standard(node: Any) -> Any:
     out = {key: _standard(value) for key, value in node.items() if key != "discriminator"}
     if out.get("pattern") == NO_CONTROL_CHARACTERS:
         out["pattern"] = ID_PATTERN
+    if out.get("type") == "string" and out.get("minLength", 0) >= 1 and "pattern" not in out:
+        out["pattern"] = TEXT_PATTERN
     if out.get("format") == "date-time":
         del out["format"]
         out["pattern"] = DATE_TIME_PATTERN

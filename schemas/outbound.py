@@ -42,6 +42,7 @@ class TurnEvent(WireModel):
     text: str
     delivery: DeliveryContext
     ordering_key: str = Field(description="routing key to publish this session's agent messages with")
+    model: str | None = Field(default=None, description="the session's model override; absent: the agent's default")
     occurred_at: datetime = Field(default_factory=utc_now)
 
 

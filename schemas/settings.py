@@ -95,6 +95,8 @@ class AgentSettings(WireModel):
     encrypt_transcripts: bool = False
     context: ContextDefaults = ContextDefaults()
     admins: tuple[str, ...] = ()
+    # Models a session may be switched to (`/session model`); empty: any.
+    allowed_models: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check_agent(self) -> AgentSettings:

@@ -28,7 +28,7 @@ from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
 from worker.maintenance import CleanupReport, cleanup
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
-from worker.scope import ChatAddress
+from worker.scope import ChatAddress, session_key
 from worker.slots import Resolution, SlotResolver
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
 from worker.transcript import Draft, Transcript
@@ -100,6 +100,38 @@ class SessionManager:
         """Archive the address's slot session and start a new one; idempotent on `event_id`."""
         settings = await self.agents.get(address.agent_id)
         return await self._slots.reset(settings, address, reason, event_id)
+
+    async def find_session(self, address: ChatAddress) -> SessionEntry | None:
+        """The address's active session if it has one; never creates or resets one."""
+        settings = await self.agents.get(address.agent_id)
+        return await self.store.find_active(settings.agent_id, session_key(settings.scope, address))
+
+    async def slot_members(self, address: ChatAddress) -> list[SessionEntry]:
+        """Every session (active and archived) of the address's slot, newest first; creates none."""
+        settings = await self.agents.get(address.agent_id)
+        return await self._checkpoints.sessions_of_slot(settings.agent_id, session_key(settings.scope, address))
+
+    async def checkpoints_of(self, sessions: list[SessionEntry]) -> list[Checkpoint]:
+        return await self._checkpoints.list_of([session.id for session in sessions])
+
+    def check_model(self, settings: AgentSettings, model: str) -> None:
+        """Refuses a model outside the agent's allow-list (an empty list allows any)."""
+        if not model.strip() or len(model) > 200:
+            raise InvalidArgument("a model name is 1 to 200 characters")
+        if settings.allowed_models and model not in settings.allowed_models:
+            allowed = ", ".join(settings.allowed_models)
+            raise InvalidArgument(f"model {model!r} is not available here; choose one of: {allowed}")
+
+    async def set_model(self, session_id: str, model: str | None) -> SessionEntry:
+        """Set the session's model override (None: back to the agent's default); every turn event
+        of the session then carries it, so the agent runtime answers with that model."""
+        session = await self.get_session(session_id)
+        if model is not None:
+            self.check_model(await self.agents.get(session.agent_id), model.strip())
+            model = model.strip()
+        if not await self.store.set_model(session.id, model, self._clock()):
+            raise SessionNotFound(f"no session {session_id}")
+        return await self.get_session(session_id)
 
     async def slot_sessions(self, session_id: str) -> list[SessionEntry]:
         """Every session (active and archived) of the session's slot, newest first."""

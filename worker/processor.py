@@ -21,15 +21,24 @@ from schemas.events import (
     InboundEvent,
     InboundMessage,
     MarkImportant,
+    ModelChange,
     RetentionDue,
     SessionResetDue,
     SummaryProduced,
 )
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, TurnEvent
 from worker.clock import Clock
-from worker.command_runner import CommandRunner
-from worker.commands import Command, CommandError, is_command, parse_command
-from worker.errors import ContentTooLarge, EventIdConflict, SessionNotActive, SessionNotFound, SessionsError
+from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
+from worker.commands.handlers import model_name
+from worker.errors import (
+    ContentTooLarge,
+    EventIdConflict,
+    InvalidArgument,
+    RequestError,
+    SessionNotActive,
+    SessionNotFound,
+    SessionsError,
+)
 from worker.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scoped, source_scope
 from worker.inbound import ChatToAnswer
 from worker.manager import SessionManager
@@ -94,6 +103,7 @@ class EventProcessor:
             "message.agent": self._agent_message,
             "summary": self._summary,
             "entry.important": self._important,
+            "session.model": self._model,
             "session.reset": self._scheduled_reset,
             "session.retention": self._retention,
         }
@@ -140,8 +150,10 @@ class EventProcessor:
         except ContentTooLarge as exc:
             answer = self._reply(identity, event.agent_id, None, f"message not stored: {exc}", event.source, "error")
             raise Rejected("too-long", str(exc), answer) from exc
+        written = await self._manager.transcript.current_session(entry.session_id) or resolution.session
         turn = TurnEvent(
             event_id=derived_id(identity.key, "turn"),
+            model=model_name(written),
             in_reply_to=event.event_id,
             agent_id=event.agent_id,
             session_id=entry.session_id,
@@ -170,19 +182,20 @@ class EventProcessor:
         self, event: CheckpointSave | CheckpointRestore | CheckpointDelete, identity: Identity
     ) -> Outcome:
         if isinstance(event, CheckpointSave):
-            command = Command("checkpoint", "save", (event.name, *([event.description] if event.description else [])))
+            command = command_for(
+                "checkpoint", "save", (event.name, *([event.description] if event.description else []))
+            )
         else:
-            command = Command("checkpoint", event.type.split(".")[1], (event.checkpoint_id,))
+            command = command_for("checkpoint", event.type.split(".")[1], (event.checkpoint_id,))
         return await self._run(identity, event.agent_id, event.source, command)
 
     async def _run(self, identity: Identity, agent_id: str, source: ChatSource, command: Command) -> Outcome:
         address = address_of(agent_id, source)
         try:
             result = await self._commands.run(command, address, identity.key)
-        except SessionsError as exc:
-            if not exc.code.startswith(("invalid", "checkpoint", "session-not", "content")):
-                raise
-            return self._reply(identity, agent_id, None, f"{exc} (usage: {command.usage})", source, "error")
+        except RequestError as exc:
+            text = f"{exc} (usage: {command.usage})" if isinstance(exc, InvalidArgument) else str(exc)
+            return self._reply(identity, agent_id, None, text, source, "error")
         return self._reply(identity, agent_id, result.session_id, result.text, source, "command-result")
 
     # Agent runtime events -----------------------------------------------------------------------
@@ -265,6 +278,14 @@ class EventProcessor:
             await self._manager.mark_important(event.session_id, event.seq, event.important)
         except SessionsError as exc:
             raise Rejected("not-found", str(exc)) from exc
+        return Outcome()
+
+    async def _model(self, event: ModelChange, identity: Identity) -> Outcome:
+        session = await self._session_or_reject(event.session_id, event)
+        try:
+            await self._manager.set_model(session.id, event.model)
+        except InvalidArgument as exc:
+            raise Rejected("refused", str(exc)) from exc
         return Outcome()
 
     # Scheduler events -------------------------------------------------------------------------
