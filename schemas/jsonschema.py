@@ -22,10 +22,11 @@ from schemas.outbound import NoticeEvent, ReplyEvent, SummarizeRequest, TurnEven
 from schemas.queries import NEEDS_SESSION, QUERY_FORMATS, QueryRequest, QueryResponse
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-# RFC 3339 date-time (the time offset may be left out: the worker then reads it as UTC).
+# RFC 3339 date-time with its offset (the worker also takes a time without one, but then whose
+# local time it is depends on the machine: the contract asks for the offset).
 DATE_TIME_PATTERN = (
     r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-    r"(\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"
+    r"(\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 # An id: no control characters, and not blank, since the worker trims White_Space first (the
 # schema cannot trim: spaces around an id pass, and the worker stores the id without them).
