@@ -59,12 +59,14 @@ def _node_env(**extra: str) -> dict[str, str]:
         **os.environ,
         "SESSIONS_SCHEMAS_DIR": str(ROOT / "schemas/json"),
         "SESSIONS_VECTORS_DIR": str(ROOT / "schemas/vectors"),
+        "SESSIONS_ROUTING_SPEC": str(ROOT / "docs/reference/routing-keys.md"),
         **extra,
     }
 
 
 def test_the_node_tests_pass(node_gateway: Path) -> None:
-    """Routing-key vectors, every schema compiled by ajv in strict mode, the events corpus."""
+    """Routing-key vectors (the example's code and the spec's snippet), every schema compiled by ajv in
+    strict mode, the events corpus."""
     result = subprocess.run(
         ["node", "--test", "test/"], cwd=node_gateway, env=_node_env(), capture_output=True, text=True, timeout=120
     )

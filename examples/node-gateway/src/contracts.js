@@ -8,6 +8,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(here, "../../..");
 export const SCHEMAS_DIR = process.env.SESSIONS_SCHEMAS_DIR ?? path.join(REPO, "schemas/json");
 export const VECTORS_DIR = process.env.SESSIONS_VECTORS_DIR ?? path.join(REPO, "schemas/vectors");
+export const SPEC = process.env.SESSIONS_ROUTING_SPEC ?? path.join(REPO, "docs/reference/routing-keys.md");
 
 export class ContractError extends Error {
   constructor(contract, errors) {
