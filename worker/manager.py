@@ -28,7 +28,7 @@ from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
 from worker.maintenance import CleanupReport, cleanup
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
-from worker.scope import ChatAddress, session_key
+from worker.scope import ChatAddress, slot_key
 from worker.slots import Resolution, SlotResolver
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
 from worker.transcript import Draft, Transcript
@@ -104,12 +104,12 @@ class SessionManager:
     async def find_session(self, address: ChatAddress) -> SessionEntry | None:
         """The address's active session if it has one; never creates or resets one."""
         settings = await self.agents.get(address.agent_id)
-        return await self.store.find_active(settings.agent_id, session_key(settings.scope, address))
+        return await self.store.find_active(settings.agent_id, slot_key(settings, address))
 
     async def slot_members(self, address: ChatAddress) -> list[SessionEntry]:
         """Every session (active and archived) of the address's slot, newest first; creates none."""
         settings = await self.agents.get(address.agent_id)
-        return await self._checkpoints.sessions_of_slot(settings.agent_id, session_key(settings.scope, address))
+        return await self._checkpoints.sessions_of_slot(settings.agent_id, slot_key(settings, address))
 
     async def checkpoints_of(self, sessions: list[SessionEntry]) -> list[Checkpoint]:
         return await self._checkpoints.list_of([session.id for session in sessions])

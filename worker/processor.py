@@ -44,7 +44,7 @@ from worker.inbound import ChatToAnswer
 from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
 from worker.resets import reset_due
-from worker.scope import ChatAddress, session_key
+from worker.scope import ChatAddress, session_key, slot_key
 from worker.sealing import seal_summary
 from worker.slots import Resolution
 from worker.stores.base import StoredEntry
@@ -112,7 +112,7 @@ class EventProcessor:
         """The routing key under which this event must be applied: its session's slot key."""
         if isinstance(event, CHAT_EVENTS):
             settings = await self._manager.get_settings(event.agent_id)
-            return session_key(settings.scope, address_of(event.agent_id, event.source))
+            return slot_key(settings, address_of(event.agent_id, event.source))
         try:
             return (await self._manager.get_session(event.session_id)).key
         except SessionNotFound:

@@ -24,7 +24,7 @@ EXAMPLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/history [N]": ("/history 20", ("20",)),
     "/history export": ("/history export", ()),
     "/history clear": ("/history clear", ()),
-    "/session scope main|channel|peer": ("/session scope peer", ("peer",)),
+    "/session scope main|peer|channel|account": ("/session scope peer", ("peer",)),
     "/session reset-time HH:MM [Area/City]": ("/session reset-time 04:00 Europe/Berlin", ("04:00", "Europe/Berlin")),
     "/session idle-reset N": ("/session idle-reset 30", ("30",)),
     "/help": ("/help@MyBot", ()),

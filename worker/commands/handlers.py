@@ -90,7 +90,11 @@ async def start_new(ctx: CommandContext) -> CommandResult:
 async def show_session(ctx: CommandContext) -> CommandResult:
     if ctx.session is None:
         return CommandResult(NO_SESSION, None)
-    return CommandResult(describe_session(ctx.session, ctx.settings), ctx.session.id)
+    text = describe_session(ctx.session, ctx.settings)
+    identity = ctx.settings.identity_of(ctx.address.delivery().channel, ctx.address.person)
+    if identity is not None and ctx.settings.scope == "per-peer":
+        text += f"\nIdentity: {identity} (shared with your linked accounts)"
+    return CommandResult(text, ctx.session.id)
 
 
 async def list_sessions(ctx: CommandContext) -> CommandResult:

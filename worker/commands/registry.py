@@ -56,7 +56,9 @@ COMMANDS: tuple[ChatCommand, ...] = (
     _command("/history [N]", "show the last N messages (default 10)", do.show_history, "peek", (0, 1)),
     _command("/history export", "export the conversation as markdown", do.export_history, "peek"),
     _command("/history clear", "clear the history (keeps the session)", do.clear_history, "open"),
-    _command("/session scope main|channel|peer", "who shares a session", do.set_scope, "none", (1, 1), admin=True),
+    _command(
+        "/session scope main|peer|channel|account", "who shares a session", do.set_scope, "none", (1, 1), admin=True
+    ),
     _command(
         "/session reset-time HH:MM [Area/City]", "daily reset time", do.set_reset_time, "none", (1, 2), admin=True
     ),
