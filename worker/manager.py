@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, overload
 
@@ -28,13 +29,21 @@ from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
 from worker.maintenance import CleanupReport, cleanup
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
-from worker.scope import ChatAddress, slot_key
+from worker.scope import ChatAddress, key_fits, slot_key
 from worker.slots import Resolution, SlotResolver
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
 from worker.transcript import Draft, Transcript
 from worker.view import cleared_view
 
 HistoryFormat = Literal["messages", "markdown", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeChange:
+    settings: AgentSettings
+    archived: tuple[SessionEntry, ...]  # the active sessions the new scope has no slot for
+
+
 ExportFormat = Literal["markdown", "json", "jsonl"]
 MAX_PAGE = 500
 
@@ -339,7 +348,24 @@ class SessionManager:
         return await self.agents.get(agent_id or self._default_agent)
 
     async def set_scope(self, scope: str, *, agent_id: str | None = None) -> AgentSettings:
-        return await self.agents.set_scope(agent_id or self._default_agent, scope)
+        return (await self.change_scope(scope, agent_id=agent_id)).settings
+
+    async def change_scope(self, scope: str, *, agent_id: str | None = None) -> ScopeChange:
+        """Change who shares a session. Each active session whose slot the new scope no longer
+        has is archived (reason scope-change), so none is left active and unreachable; the
+        chat's next message opens its session under the new scope."""
+        settings = await self.agents.set_scope(agent_id or self._default_agent, scope)
+        archived: list[SessionEntry] = []
+        after: tuple[datetime, str] | None = None
+        while page := await self.store.list_sessions(
+            SessionQuery(agent_id=settings.agent_id, status="active", limit=MAX_PAGE, after=after)
+        ):
+            for session in page:
+                misfit = not key_fits(settings.scope, session.key)
+                if misfit and await self.store.archive_session(session.id, "scope-change", self._clock()):
+                    archived.append(session)
+            after = (page[-1].last_activity_at, page[-1].id)
+        return ScopeChange(settings, tuple(archived))
 
     async def set_reset_time(
         self, daily_at: str, *, time_zone: str | None = None, agent_id: str | None = None

@@ -196,7 +196,14 @@ class EventProcessor:
         except RequestError as exc:
             text = f"{exc} (usage: {command.usage})" if isinstance(exc, InvalidArgument) else str(exc)
             return self._reply(identity, agent_id, None, text, source, "error")
-        return self._reply(identity, agent_id, result.session_id, result.text, source, "command-result")
+        answer = self._reply(identity, agent_id, result.session_id, result.text, source, "command-result")
+        for archived in result.archived_elsewhere:
+            text = (
+                f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
+                " changed; your next message starts a new session."
+            )
+            answer += self._notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
+        return answer
 
     # Agent runtime events -----------------------------------------------------------------------
     async def _agent_message(self, event: AgentMessage, identity: Identity) -> Outcome:
@@ -352,10 +359,18 @@ class EventProcessor:
         return self._notice(identity, resolution.archived, "session-reset", text, delivery)
 
     def _notice(
-        self, identity: Identity, session: SessionEntry, kind: NoticeKind, text: str, delivery: DeliveryContext | None
+        self,
+        identity: Identity,
+        session: SessionEntry,
+        kind: NoticeKind,
+        text: str,
+        delivery: DeliveryContext | None,
+        *,
+        each: bool = False,  # one of several notices of this kind: ids per session
     ) -> Outcome:
+        tag = f"{kind}:{session.id}" if each else kind
         notice = NoticeEvent(
-            event_id=derived_id(identity.key, f"notice:{kind}"),
+            event_id=derived_id(identity.key, f"notice:{tag}"),
             in_reply_to=identity.event_id,
             kind=kind,
             agent_id=session.agent_id,
@@ -368,7 +383,7 @@ class EventProcessor:
         if delivery is not None and delivery.channel:
             replies = (
                 ReplyEvent(
-                    event_id=derived_id(identity.key, f"reply:{kind}"),
+                    event_id=derived_id(identity.key, f"reply:{tag}"),
                     in_reply_to=identity.event_id,
                     kind="notice",
                     agent_id=session.agent_id,

@@ -105,6 +105,24 @@ def slot_key(settings: AgentSettings, address: ChatAddress) -> str:
     return session_key(settings.scope, address, identity=settings.identity_of(channel, address.person))
 
 
+def key_fits(scope: Scope, key: str) -> bool:
+    """Whether a slot key has the form `scope` gives keys (groups fit every scope but the
+    per-account one, which keys groups per bot account too). Parts are percent-encoded, so
+    splitting on ':' is exact."""
+    parts = key.split(":")[2:]  # after "agent:<agent>"
+    per_account = len(parts) >= 3 and parts[1] == "account"
+    if "group" in parts[-2:-1]:
+        return per_account == (scope == "per-account-channel-peer")
+    form: Scope = "per-channel-peer"
+    if parts == ["main"]:
+        form = "main"
+    elif parts[0] in ("peer", "identity"):
+        form = "per-peer"
+    elif per_account:
+        form = "per-account-channel-peer"
+    return form == scope
+
+
 @dataclass(frozen=True, slots=True)
 class Chat:
     scope: Scope

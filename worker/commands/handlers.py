@@ -31,6 +31,8 @@ class CommandContext:
 class CommandResult:
     text: str
     session_id: str | None
+    # Sessions the command archived in other chats, each of which is told once.
+    archived_elsewhere: tuple[SessionEntry, ...] = ()
 
 
 def checkpoint_id_for(key: str) -> str:
@@ -125,8 +127,10 @@ async def session_model(ctx: CommandContext) -> CommandResult:
 
 # Agent settings (admins) ------------------------------------------------------------------------
 async def set_scope(ctx: CommandContext) -> CommandResult:
-    settings = await ctx.manager.set_scope(ctx.command.args[0], agent_id=ctx.address.agent_id)
-    return CommandResult(f"Session scope is now {settings.scope}.", None)
+    change = await ctx.manager.change_scope(ctx.command.args[0], agent_id=ctx.address.agent_id)
+    archived = f"; {plural(len(change.archived), 'session')} that no longer fit it archived (kept)"
+    text = f"Session scope is now {change.settings.scope}{archived if change.archived else ''}."
+    return CommandResult(text, None, change.archived)
 
 
 async def set_reset_time(ctx: CommandContext) -> CommandResult:

@@ -42,7 +42,7 @@ class CommandRunner:
             raise CommandRefused(f"Only the agent's admins can change {command.usage.split(' ')[1]} settings.")
         session = await self._session_for(chat_command, address, key)
         result = await chat_command.handler(CommandContext(self._manager, address, settings, command, key, session))
-        return CommandResult(_clip(result.text, self._max_reply_chars), result.session_id)
+        return CommandResult(_clip(result.text, self._max_reply_chars), result.session_id, result.archived_elsewhere)
 
     async def _session_for(self, command: ChatCommand, address: ChatAddress, key: str) -> SessionEntry | None:
         if command.session == "none":
