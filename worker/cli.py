@@ -246,7 +246,7 @@ def schemas(
 ) -> None:
     """Export the event contracts as JSON Schema (or Markdown references of contracts and settings)."""
     from schemas.docgen import contracts_markdown, settings_markdown
-    from schemas.jsonschema import event_schemas
+    from schemas.jsonschema import event_schemas, render
 
     if markdown:
         typer.echo(contracts_markdown())
@@ -260,7 +260,7 @@ def schemas(
         return
     out.mkdir(parents=True, exist_ok=True)
     for name, doc in docs.items():
-        (out / f"{name}.schema.json").write_text(json.dumps(doc, indent=2) + "\n")
+        (out / f"{name}.schema.json").write_text(render(doc))
     console.print(f"wrote {len(docs)} schemas to {out}")
 
 
