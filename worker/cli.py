@@ -17,6 +17,7 @@ from rich.markup import escape
 from worker import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
 from worker.cli_support import app, console, errors, fail, load_settings
 from worker.config import Settings
+from worker.errors import StartupError
 
 T = TypeVar("T")
 
@@ -35,9 +36,11 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with create_session_manager(**settings.manager_options()) as manager:
-        parts = []
         registries: list[CollectorRegistry] = []
         checks: list[Readiness] = []
+        ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
+        await ops.start()  # first: a port that is taken stops the start before anything runs
+        parts = []
         if worker:
             service = WorkerService(settings, manager, system_clock)
             registries.append(service.metrics.registry)
@@ -46,8 +49,6 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
             parts.append(_count_active_sessions(manager, service.metrics, stop))
         if scheduler:
             parts.append(_run_scheduler(settings, manager, stop, checks))
-        ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
-        await ops.start()
         tune_collector(settings.gc_young_threshold)  # after start-up: what it built is frozen
         try:
             results = await asyncio.gather(
@@ -113,19 +114,26 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
 @app.command()
 def worker() -> None:
     """Run a worker: consume inbound events, apply them, publish replies (SIGTERM stops it gracefully)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=False))
+    _serving(worker=True, scheduler=False)
 
 
 @app.command("scheduler")
 def scheduler_command() -> None:
     """Run the scheduler: sweep for due resets and retention, publish their events (run one replica)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=False, scheduler=True))
+    _serving(worker=False, scheduler=True)
 
 
 @app.command()
 def run() -> None:
     """Run a worker and the scheduler in one process, for one machine (SQLite store by default)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=True))
+    _serving(worker=True, scheduler=True)
+
+
+def _serving(*, worker: bool, scheduler: bool) -> None:
+    try:
+        asyncio.run(_serve(load_settings(json_logs=True), worker=worker, scheduler=scheduler))
+    except StartupError as exc:
+        fail(str(exc), code=2)
 
 
 @app.command()
@@ -208,10 +216,13 @@ def replies(
     count: Annotated[int | None, typer.Option(help="stop after N replies")] = None,
     timeout: Annotated[float, typer.Option(help="stop after S seconds without a reply")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON reply event per line")] = False,
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="first the backlog of the reply outbox (and take it off)")
+    ] = False,
 ) -> None:
-    """Print reply-routing events from the reply outbox as they arrive (and take them off it)."""
+    """Print reply-routing events published from now on (with --from-start, the outbox's backlog first)."""
     from worker.amqp.connection import connect_once
-    from worker.amqp.taps import messages
+    from worker.amqp.taps import bound_queue, messages
 
     settings = load_settings()
 
@@ -220,7 +231,11 @@ def replies(
         connection = await connect_once(settings.amqp_url.get_secret_value())
         async with connection:
             channel = await connection.channel()
-            queue = await channel.get_queue(settings.topology().reply_outbox_queue, ensure=True)
+            names = settings.topology()
+            if from_start:
+                queue = await channel.get_queue(names.reply_outbox_queue, ensure=True)
+            else:
+                queue = await bound_queue(channel, names.reply_exchange)
             async for message in messages(queue, count=count, idle_seconds=timeout):
                 seen += 1
                 reply = json.loads(message.body)

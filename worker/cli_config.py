@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from worker.agent_file import load_agent_file
-from worker.cli_support import app, console, fail, load_settings, opened_manager, print_json, table
+from worker.cli_support import app, console, fail, load_settings, opened_manager, print_json, require_database, table
 from worker.commands.handlers import plural
 from worker.errors import SessionsError
 
@@ -35,6 +35,7 @@ def show(
 ) -> None:
     """The agent's effective settings, and where each one comes from."""
     settings = load_settings()
+    require_database(settings)
     agent_id = agent or settings.agent
 
     async def explain() -> list[tuple[str, Any, str]]:

@@ -29,7 +29,7 @@ from schemas.events import (
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, TurnEvent
 from worker.clock import Clock
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
-from worker.commands.handlers import model_name
+from worker.commands.handlers import model_name, plural
 from worker.control import ignored, kept_minimum, past_rule, rule_limit
 from worker.errors import (
     ContentTooLarge,
@@ -320,7 +320,7 @@ class EventProcessor:
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
             return self._notice(identity, session, "retention-warning", text, None)
         counts = await self._manager.store.delete_sessions([session.id])
-        text = f"session {session.id} deleted by retention ({event.rule}): {counts.entries} entries"
+        text = f"session {session.id} deleted by retention ({event.rule}): {plural(counts.entries, 'entry', 'entries')}"
         return self._notice(identity, session, "retention-deleted", text, None)
 
     # Helpers -----------------------------------------------------------------------------------

@@ -102,12 +102,17 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
         cli.run("send", "--channel", "telegram", "--peer", "42", "--thread", "t9", "/session", "--json").stdout
     )
     [reply] = [
-        json.loads(line) for line in cli.run("replies", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
+        json.loads(line)
+        for line in cli.run("replies", "--from-start", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
     ]
     assert reply["inReplyTo"] == sent["eventId"] and reply["delivery"]["threadId"] == "t9"
     cli.run("send", "--channel", "telegram", "--peer", "42", '/checkpoint save "cli cp"')
-    human = cli.run("replies", "--count", "1", "--timeout", "20").stdout
+    human = cli.run("replies", "--from-start", "--count", "1", "--timeout", "20").stdout
     assert "command-result → telegram/42" in human and "cli cp" in human
+    cli.run("send", "--channel", "telegram", "--peer", "42", "/help")
+    assert "Session commands" in cli.run("replies", "--from-start", "--count", "1", "--timeout", "20").stdout
+    later = cli.run("replies", "--count", "1", "--timeout", "3", ok=False)  # only what is published from now
+    assert later.returncode == 3 and "only 0 of 1 replies" in later.stderr
 
     page = cli.json("list")
     assert isinstance(page, dict)

@@ -40,8 +40,9 @@ def checkpoint_id_for(key: str) -> str:
     return "cp_" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """'1 message', '2 messages'; `words` for plurals that are not word + 's' (entries)."""
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {words or word + 's'}"
 
 
 def describe_session(session: SessionEntry, settings: AgentSettings) -> str:
