@@ -141,6 +141,14 @@ class ModelChange(EventBase):
     model: Name | None = None
 
 
+class SessionResume(EventBase):
+    """From tools and admin consoles: undo a reset by making this archived session active again
+    (the one it replaces is archived, and what arrived since is appended at its end)."""
+
+    type: Literal["session.resume"] = "session.resume"
+    session_id: SafeId
+
+
 class SessionResetDue(EventBase):
     """From the scheduler: the session was due for a daily or idle reset at `due_at`."""
 
@@ -169,6 +177,7 @@ InboundEvent = Annotated[
     | SummaryProduced
     | MarkImportant
     | ModelChange
+    | SessionResume
     | SessionResetDue
     | RetentionDue,
     Field(discriminator="type"),

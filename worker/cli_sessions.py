@@ -116,6 +116,18 @@ def model(
 
 
 @app.command()
+def resume(session_id: str, as_json: JsonOption = False) -> None:
+    """Undo a reset: make an archived session active again in its chat (what arrived since is appended)."""
+    resumed = _with_manager(lambda m: m.resume_session(session_id))
+    if as_json:
+        print_json(resumed.session.to_wire())
+        return
+    replaced = f"; {resumed.replaced.id} archived" if resumed.replaced else ""
+    carried = plural(resumed.carried, "message")
+    console.print(f"resumed {resumed.session.id} ({carried} since the reset added at its end{replaced})")
+
+
+@app.command()
 def history(
     session_id: str,
     limit: Annotated[int, typer.Option(help="newest N entries")] = 50,

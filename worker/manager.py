@@ -37,6 +37,7 @@ from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
 from worker.maintenance import CleanupReport, CleanupRequest, cleanup
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
+from worker.resume import Resumed, Resumer
 from worker.scope import ChatAddress, key_fits, slot_key
 from worker.sealing import seal_summary
 from worker.slots import Resolution, SlotResolver
@@ -126,6 +127,7 @@ class SessionManager:
         self._clock = clock
         self._slots = SlotResolver(store, clock, locks)
         self._checkpoints = CheckpointBook(store, clock, locks, transcript.codec)
+        self._resumer = Resumer(store, transcript, clock, locks)
         self._locks = locks
         self._default_agent = "main"
         self._is_open = False
@@ -163,6 +165,19 @@ class SessionManager:
         """Archive the address's slot session and start a new one; idempotent on `event_id`."""
         settings = await self.agents.get(address.agent_id)
         return await self._slots.reset(settings, address, reason, event_id)
+
+    @_opening
+    async def resume(self, address: ChatAddress, session_id: str | None = None, *, key: str | None = None) -> Resumed:
+        """Undo a reset: make the address's previous session (or `session_id`, any archived
+        session of its slot) active again; what arrived since is appended at its end."""
+        settings = await self.agents.get(address.agent_id)
+        return await self._resumer.resume(settings.agent_id, slot_key(settings, address), session_id, key)
+
+    @_opening
+    async def resume_session(self, session_id: str, *, key: str | None = None) -> Resumed:
+        """Resume an archived session by id, in its own slot."""
+        target = await self.get_session(session_id)
+        return await self._resumer.resume(target.agent_id, target.key, target.id, key)
 
     @_opening
     async def find_session(self, address: ChatAddress) -> SessionEntry | None:

@@ -24,12 +24,13 @@ from schemas.events import (
     ModelChange,
     RetentionDue,
     SessionResetDue,
+    SessionResume,
     SummaryProduced,
 )
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, TurnEvent
 from worker.clock import Clock
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
-from worker.commands.handlers import model_name, plural
+from worker.commands.handlers import UNDO, model_name, plural
 from worker.control import ignored, kept_minimum, past_rule, rule_limit
 from worker.errors import (
     ContentTooLarge,
@@ -104,6 +105,7 @@ class EventProcessor:
             "summary": self._summary,
             "entry.important": self._important,
             "session.model": self._model,
+            "session.resume": self._resume,
             "session.reset": self._scheduled_reset,
             "session.retention": self._retention,
         }
@@ -200,7 +202,8 @@ class EventProcessor:
         for archived in result.archived_elsewhere:
             text = (
                 f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
-                " changed; your next message starts a new session."
+                " changed; your next message starts a new session. To undo, an admin sets the scope back,"
+                " then /session resume brings it back."
             )
             answer += self._notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
         return answer
@@ -285,6 +288,15 @@ class EventProcessor:
             raise Rejected("refused", str(exc)) from exc
         return Outcome()
 
+    async def _resume(self, event: SessionResume, identity: Identity) -> Outcome:
+        session = await self._session_or_reject(event.session_id, event)
+        try:
+            resumed = await self._manager.resume_session(session.id, key=identity.key)
+        except RequestError as exc:
+            raise Rejected("refused", str(exc)) from exc
+        text = f"Session {resumed.session.id} resumed ({plural(resumed.carried, 'message')} since the reset added)."
+        return self._notice(identity, resumed.session, "session-resumed", text, resumed.session.delivery_context)
+
     # Scheduler events -------------------------------------------------------------------------
     # Authenticated (worker/amqp/trust.py) and re-checked here against the store: an event that
     # the session's current state does not justify changes nothing, and says so in one log line.
@@ -300,7 +312,7 @@ class EventProcessor:
             return ignored(event, "the session is not due for a reset under its agent's policy")
         if not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
             return Outcome()
-        text = f"session reset: {due.describe(session_policy(settings.reset, session))}"
+        text = f"session reset: {due.describe(session_policy(settings.reset, session))}. {UNDO}."
         return self._notice(identity, session, "session-reset", text, session.delivery_context)
 
     async def _retention(self, event: RetentionDue, identity: Identity) -> Outcome:
@@ -355,7 +367,8 @@ class EventProcessor:
         if resolution.archived is None or resolution.due is None:
             return Outcome()
         settings = await self._manager.get_settings(resolution.archived.agent_id)
-        text = f"session reset: {resolution.due.describe(session_policy(settings.reset, resolution.archived))}"
+        policy = session_policy(settings.reset, resolution.archived)
+        text = f"session reset: {resolution.due.describe(policy)}. {UNDO}."
         return self._notice(identity, resolution.archived, "session-reset", text, delivery)
 
     def _notice(

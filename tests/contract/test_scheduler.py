@@ -62,7 +62,10 @@ async def test_daily_reset_in_the_agents_zone_across_dst(make_manager: MakeManag
         isinstance(event, SessionResetDue) and event.reason == "daily" and key == (await manager.get_session(sid)).key
     )
     [outcome] = await pipeline.apply_all()
-    assert outcome.notices[0].text == "session reset: daily at 02:30 Europe/Berlin"
+    assert (
+        outcome.notices[0].text
+        == "session reset: daily at 02:30 Europe/Berlin. Send /session resume to go back to the previous session."
+    )
     assert outcome.replies[0].kind == "notice" and outcome.replies[0].delivery.channel == "telegram"
     assert (await manager.get_session(sid)).archived_reason == "daily"
     assert (await pipeline.sweeper.reset_sweep()).emitted == 0  # archived sessions are not swept again

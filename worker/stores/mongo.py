@@ -134,7 +134,10 @@ class MongoStore(MongoRecords):
         return result.modified_count == 1
 
     @unavailable
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
+        opener = {} if opened_by is None else {"opened_by": opened_by}
         try:
             result = await self._sessions.update_one(
                 {"_id": session_id, "status": "archived"},
@@ -145,6 +148,7 @@ class MongoStore(MongoRecords):
                         "archived_reason": None,
                         "archived_at": None,
                         "updated_at": at,
+                        **opener,
                     },
                     "$inc": {"version": 1},
                 },

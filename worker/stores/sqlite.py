@@ -131,12 +131,15 @@ class SqliteStore(SqliteRecords):
             (reason, to_ms(at), to_ms(at), session_id),
         )
 
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
         try:
             return await self._update(
                 "UPDATE sessions SET status = 'active', archived_reason = NULL, archived_at = NULL,"
-                " version = version + 1, generation = ?, updated_at = ? WHERE id = ? AND status = 'archived'",
-                (generation, to_ms(at), session_id),
+                " version = version + 1, generation = ?, updated_at = ?, opened_by = coalesce(?, opened_by)"
+                " WHERE id = ? AND status = 'archived'",
+                (generation, to_ms(at), opened_by, session_id),
             )
         except sqlite3.IntegrityError:
             return False
