@@ -107,6 +107,10 @@ class AsyncMongomockCollection:
     def find(self, *args: Any, **kwargs: Any) -> AsyncMongomockCursor:
         return AsyncMongomockCursor(self._collection.find(*args, **kwargs), self._faults)
 
+    async def aggregate(self, *args: Any, **kwargs: Any) -> AsyncMongomockCursor:
+        """As pymongo's async aggregate: awaited, it gives a cursor."""
+        return AsyncMongomockCursor(await self._run("aggregate", *args, **kwargs), self._faults)
+
     async def insert_one(self, *args: Any, **kwargs: Any) -> Any:
         return await self._run("insert_one", *args, **kwargs)
 

@@ -8,6 +8,7 @@ from schemas import DeliveryContext
 from worker.idempotency import legacy_entry_key
 
 SCOPED_EVENT_KEYS = 1  # entries and outcomes carry fingerprints; entries' event ids are scoped
+STORED_BYTES = 2  # sessions count their transcript bytes as stored
 
 
 def migrate_event_keys(conn: sqlite3.Connection) -> None:
@@ -40,3 +41,24 @@ def migrate_event_keys(conn: sqlite3.Connection) -> None:
 
 def _delivery(text: str | None) -> DeliveryContext | None:
     return None if text is None else DeliveryContext.model_validate_json(text)
+
+
+def migrate_stored_bytes(conn: sqlite3.Connection) -> None:
+    """Adds the sessions' stored-bytes counter, filled from their entries once."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= STORED_BYTES:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+        if "stored_bytes" not in columns:
+            conn.execute("ALTER TABLE sessions ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0")
+        conn.execute(
+            "UPDATE sessions SET stored_bytes = coalesce("
+            "(SELECT sum(length(payload)) FROM entries WHERE entries.session_id = sessions.id), 0)"
+        )
+        conn.execute(f"PRAGMA user_version = {STORED_BYTES}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
