@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.backends import BACKENDS, open_store, real_mongodb_url
+from tests.support.backends import BACKENDS, WorkerStore, open_store, opened_worker_store, real_mongodb_url
 from worker import create_session_manager
 from worker.clock import ManualClock
 from worker.manager import SessionManager
@@ -22,6 +22,7 @@ def token_counter() -> TiktokenCounter:
 
 @pytest.fixture(scope="session")
 def mongodb_url() -> Iterator[str]:
+    """One MongoDB server for the whole run (started on first use); each test has its own database."""
     with real_mongodb_url() as url:
         yield url
 
@@ -36,6 +37,15 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     url = request.getfixturevalue("mongodb_url") if request.param == "mongodb" else None
     async with open_store(request.param, tmp_path, url) as opened:
         yield opened
+
+
+@pytest.fixture
+def worker_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerStore]:
+    """SQLite unless a test parametrizes it (indirectly) with `WORKER_STORES`."""
+    backend = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("mongodb_url") if backend == "mongodb" else None
+    with opened_worker_store(backend, tmp_path, url) as chosen:
+        yield chosen
 
 
 MakeManager = Callable[..., SessionManager]
