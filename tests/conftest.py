@@ -41,7 +41,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 def worker_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerStore]:
-    """SQLite unless a test parametrizes it (indirectly) with `WORKER_STORES`."""
+    """SQLite unless a test parametrizes it (indirectly) with `BACKENDS`."""
     backend = getattr(request, "param", "sqlite")
     url = request.getfixturevalue("mongodb_url") if backend == "mongodb" else None
     with opened_worker_store(backend, tmp_path, url) as chosen:

@@ -28,6 +28,8 @@ from worker.stores.sqlite import SqliteStore
 
 # Every MongoDB-backed parameter carries the realmongo marker (`-m "not realmongo"` leaves them out).
 MONGODB = pytest.param("mongodb", marks=pytest.mark.realmongo)
+# The contract suite's `store` runs on each; broker tests whose workers should run on each say
+# `pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)` (else they run on SQLite).
 BACKENDS = ("sqlite", MONGODB)
 
 

@@ -11,9 +11,12 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from schemas.topology import Topology
+
+if TYPE_CHECKING:  # backends starts the wire server, which takes its port from here
+    from tests.support.backends import WorkerStore
 
 
 def free_port() -> int:
@@ -40,11 +43,11 @@ class WorkerProcesses:
     and fails over in list order. With `log_dir`, each worker's log goes to worker-<i>.log there."""
 
     def __init__(
-        self, url: str, names: Topology, db_path: Path, *, log_dir: Path | None = None, **settings: str
+        self, url: str, names: Topology, store: WorkerStore, *, log_dir: Path | None = None, **settings: str
     ) -> None:
         self.url = url
         self.names = names
-        self.db_path = db_path
+        self.store = store
         self.log_dir = log_dir
         self.settings = settings
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -56,7 +59,7 @@ class WorkerProcesses:
             "AMQP_URL": self.url_for(index),
             "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
             "SESSIONS_SHARDS": str(self.names.shards),
-            "SESSIONS_DB_PATH": str(self.db_path),
+            **self.store.env(),
             "SESSIONS_HEARTBEAT_SECONDS": "0.25",
             "SESSIONS_METRICS_PORT": str(self.ports[index]),
             "SESSIONS_WORKER_ID": f"w{index}-{uuid.uuid4().hex[:4]}",
