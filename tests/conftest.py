@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from tests.support.backends import BACKENDS, WorkerStore, open_store, opened_worker_store, real_mongodb_url
+from tests.support.backends import (
+    BACKENDS,
+    WorkerStore,
+    drop_database,
+    fresh_database_name,
+    open_store,
+    opened_worker_store,
+    real_mongodb_url,
+)
 from worker import create_session_manager
 from worker.clock import ManualClock
 from worker.manager import SessionManager
@@ -25,6 +33,16 @@ def mongodb_url() -> Iterator[str]:
     """One MongoDB server for the whole run (started on first use); each test has its own database."""
     with real_mongodb_url() as url:
         yield url
+
+
+@pytest.fixture
+async def mongodb_database(mongodb_url: str) -> AsyncIterator[str]:
+    """A fresh database name on the run's MongoDB server, dropped at teardown."""
+    name = fresh_database_name()
+    try:
+        yield name
+    finally:
+        await drop_database(mongodb_url, name)
 
 
 @pytest.fixture
