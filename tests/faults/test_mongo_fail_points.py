@@ -52,7 +52,7 @@ FAULTS: dict[str, dict[str, Any]] = {
 # nothing is acknowledged until it is off.
 APPLIED_ON_THE_PRIMARY = {"write-concern-timeout"}
 SOCKET_TIMEOUT_MS = 700
-FAULTY_FOR_SECONDS = 1.5
+FAULTY_FOR_SECONDS = 1.0
 
 
 class FailedCommands(CommandListener):
