@@ -23,6 +23,18 @@ from worker.stores.base import SessionStore
 from worker.tokens import TiktokenCounter
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that asks for the MongoDB server by name carries the realmongo marker (the
+    MongoDB parameters of `store` and `worker_store` carry it through BACKENDS)."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "mongodb_url" in getattr(item, "fixturenames", ()) and item.get_closest_marker("realmongo") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"needs the MongoDB server but is not marked realmongo: {', '.join(unmarked)}")
+
+
 @pytest.fixture(scope="session")
 def token_counter() -> TiktokenCounter:
     return TiktokenCounter.load()
