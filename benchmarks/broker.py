@@ -105,7 +105,8 @@ async def _run_on_mongodb(
     if url is None:
         raise ValueError("a MongoDB bench run needs config.mongodb_url")
     results.update(mongodb.server(url))
-    drained_by_workers = config.messages * (config.rounds + (config.processes > 1 and config.single_process_pair))
+    single_pair = 1 if config.processes > 1 and config.single_process_pair else 0
+    drained_by_workers = config.messages * (config.rounds + single_pair)
     before = mongodb.server_requests(url)
     connection = await aio_pika.connect_robust(config.url)
     try:
