@@ -71,7 +71,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _number(value: float) -> str:
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    # Small figures (round trips per message of a batched path) keep three significant digits.
+    return f"{value:,.2f}" if value == 0 or abs(value) >= 0.1 else f"{value:.3g}"
 
 
 def rounds_line(results: dict[str, Any]) -> str:
