@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from schemas.outbound import TurnEvent
+from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 _ids = itertools.count()
 
 

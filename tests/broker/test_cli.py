@@ -1,4 +1,4 @@
-"""The `sessions` CLI end to end: a real worker process, the local broker and a SQLite file."""
+"""The `sessions` CLI end to end: a real worker process, the local broker, and each store."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from schemas.topology import Topology
+from tests.support.backends import BACKENDS, WorkerStore
 from tests.support.broker import AMQP_URL, require_broker
 from tests.support.processes import wait_ready
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 KEY = "k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
 
 
@@ -31,7 +32,7 @@ def _free_port() -> int:
 
 
 class Cli:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, store: WorkerStore) -> None:
         self.names = Topology(f"cli{uuid.uuid4().hex[:8]}", 2)
         self.port = _free_port()
         self.env = {
@@ -39,7 +40,7 @@ class Cli:
             "AMQP_URL": AMQP_URL,
             "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
             "SESSIONS_SHARDS": "2",
-            "SESSIONS_DB_PATH": str(tmp / "cli.db"),
+            **store.env(),
             "SESSIONS_METRICS_PORT": str(self.port),
             "SESSIONS_HEARTBEAT_SECONDS": "0.2",
             "SESSIONS_ENCRYPT_TRANSCRIPTS": "true",
@@ -85,9 +86,9 @@ async def _delete(names: Topology) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
+def cli(worker_store: WorkerStore) -> Iterator[Cli]:
     require_broker()
-    tool = Cli(tmp_path)
+    tool = Cli(worker_store)
     try:
         yield tool
     finally:
