@@ -152,5 +152,5 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
     unknown = cli.run("show", "s_nope", ok=False)
     assert unknown.returncode == 4 and "no session s_nope" in unknown.stderr
     metrics = cli.scrape()
-    assert 'sessions_events_total{outcome="applied",type="message.inbound"} 3.0' in metrics
+    assert 'sessions_events_total{outcome="applied",type="message.inbound"} 4.0' in metrics
     assert "sessions_owned_shards 2.0" in metrics
