@@ -9,6 +9,8 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench]'  # bench: matplotlib, for the benchmark report's plots (tested too)
+	# The checkout's own folders beside the package (benchmarks/ for `sessions bench`, tests/), importable here only.
+	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/chat-sessions-checkout.pth"
 	touch $@
 
 setup: $(BIN)/.installed

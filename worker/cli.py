@@ -327,9 +327,14 @@ def bench(
     ] = None,
 ) -> None:
     """Benchmark the worker against a bare aio-pika loop on the real broker, side by side."""
-    from benchmarks.broker import run_sync
-    from benchmarks.cases import BenchConfig
-    from benchmarks.report import print_table, write_report
+    try:
+        from benchmarks.broker import run_sync
+        from benchmarks.cases import BenchConfig
+        from benchmarks.report import print_table, write_report
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("benchmarks"):
+            raise
+        fail("`sessions bench` runs in a source checkout (benchmarks/ is not installed): run `make bench` there", code=2)
 
     settings = load_settings()
     url = settings.amqp_url.get_secret_value()

@@ -335,3 +335,15 @@ def test_prometheus_scrapes_the_metrics_port() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["sessions-worker"]["dns_sd_configs"][0]["port"] == 9464
     assert "rabbitmq" in jobs
+
+
+def test_the_wheel_ships_the_product_not_its_benchmarks() -> None:
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    include = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {path.parent.name for path in root.glob("*/__init__.py")}
+    shipped = {name for name in packages if any(fnmatch.fnmatch(name, pattern) for pattern in include)}
+    assert shipped == {"worker", "schemas", "scheduler"}
+    assert {"benchmarks", "tests"} <= packages - shipped
