@@ -334,7 +334,7 @@ def bench(
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith("benchmarks"):
             raise
-        fail("`sessions bench` runs in a source checkout (benchmarks/ is not installed): run `make bench` there", code=2)
+        fail("`sessions bench` runs in a source checkout (benchmarks/ is not installed): `make bench` there", code=2)
 
     settings = load_settings()
     url = settings.amqp_url.get_secret_value()
