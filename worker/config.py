@@ -100,7 +100,18 @@ class Settings(BaseSettings):
         description="frames a broker connection queues for its socket before a publish or ack waits"
         " (aiormq's default: 10); keep it above shards x prefetch x 2",
     )
-    delivery_limit: int = Field(default=20, ge=2, description="deliveries before a crashing message is dead-lettered")
+    poison_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="deliveries of one event that end without an ack (a crashed worker) before it is"
+        " dead-lettered as poison; counted in the store, so worker restarts do not reset it",
+    )
+    delivery_limit: int = Field(
+        default=1000,
+        ge=2,
+        description="the broker's last resort: deliveries before it dead-letters a message itself"
+        " (fixed when the shard queues are declared; keep it far above SESSIONS_POISON_ATTEMPTS)",
+    )
     max_payload_bytes: int = Field(
         default=512 * 1024, ge=1024, description="inbound messages larger than this are dead-lettered"
     )

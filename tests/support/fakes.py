@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from worker.amqp.consumer import EventHandler
+from worker.amqp.poison import PoisonGuard
 from worker.clock import system_clock
 from worker.manager import SessionManager
 from worker.metrics import WorkerMetrics
 from worker.outcome import Outcome
 from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
+from worker.store_health import StoreHealth
 
 
 @dataclass
@@ -60,7 +62,12 @@ class RecordingPublisher:
 
 
 def handler_for(
-    manager: SessionManager, publisher: RecordingPublisher, *, max_payload_bytes: int = 65536
+    manager: SessionManager,
+    publisher: RecordingPublisher,
+    *,
+    max_payload_bytes: int = 65536,
+    health: StoreHealth | None = None,
+    poison_attempts: int = 5,
 ) -> EventHandler:
     """The worker's EventHandler over `manager`, publishing into `publisher`."""
     return EventHandler(
@@ -71,6 +78,8 @@ def handler_for(
         asyncio.Event(),
         WorkerMetrics(),
         max_payload_bytes=max_payload_bytes,
+        health=health if health is not None else StoreHealth(),
+        poison=PoisonGuard(manager.store, system_clock, poison_attempts),
     )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 
@@ -11,6 +14,7 @@ from schemas.topology import Topology
 from worker.amqp.connection import connect, use_write_buffer
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
+from worker.amqp.poison import PoisonGuard
 from worker.amqp.publisher import Publisher
 from worker.amqp.queries import QueryResponder
 from worker.amqp.subscription import ShardSubscription, lanes_for
@@ -22,9 +26,11 @@ from worker.metrics import WorkerMetrics
 from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
 from worker.shards import owned_shards
+from worker.store_health import FIRST_PROBE_DELAY, LONGEST_PROBE_DELAY, StoreHealth, probe_once
 
 log = logging.getLogger(__name__)
 __all__ = ["WorkerService", "connect"]
+WATCH_INTERVAL = 0.5  # how often the intake gate looks at the broker's block and the store
 
 
 class WorkerService:
@@ -44,6 +50,11 @@ class WorkerService:
         self._queries: QueryResponder | None = None
         self.metrics = WorkerMetrics()
         self.ready = asyncio.Event()
+        self.health = StoreHealth()
+        self.health.on_change(lambda _well: self._regate_soon())
+        self._consuming = True  # the intake gate: False while the store is unwell or the broker blocks
+        self._gate_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def owned(self) -> frozenset[int]:
@@ -64,6 +75,8 @@ class WorkerService:
             self._stopping,
             self.metrics,
             max_payload_bytes=settings.max_payload_bytes,
+            health=self.health,
+            poison=PoisonGuard(self._manager.store, self._clock, settings.poison_attempts),
         )
         self._lanes = lanes_for(self.handler)
         # Every worker answers queries (competing consumers): they only read. On a connection of
@@ -80,6 +93,7 @@ class WorkerService:
             self._rebalance,
         )
         await self._membership.start()
+        self._spawn(self._watch())
         self.ready.set()
 
     async def _rebalance(self, live: frozenset[str]) -> None:
@@ -97,7 +111,7 @@ class WorkerService:
                     self.settings.prefetch,
                     self.settings.ack_delay_ms / 1000,
                 )
-                await subscription.start()
+                await subscription.start(paused=not self._consuming)
                 self._subscriptions[shard] = subscription
             self.metrics.owned_shards.set(len(self._subscriptions))
             log.info("worker %s owns %d shards: %s", self.worker_id, len(wanted), sorted(wanted))
@@ -107,6 +121,7 @@ class WorkerService:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        await self._stop_background()
         if self._membership is not None:
             await self._membership.leave()
         if self._queries is not None:
@@ -126,6 +141,7 @@ class WorkerService:
     async def abort(self) -> None:
         """Die as a crash would: drop the connection and abandon in-flight work (for fault tests)."""
         self._stopping.set()
+        await self._stop_background()
         if self._membership is not None:
             self._membership.silence()
         await self._lanes.cancel()
@@ -147,14 +163,81 @@ class WorkerService:
         await self.stop()
 
     async def readiness(self) -> tuple[bool, str]:
-        """Ready when connected to the broker, holding a membership, and the store answers."""
+        """Ready when connected to the broker and not blocked by it, holding a membership, and the
+        store takes a write; a worker that is not ready takes no new deliveries (see _watch)."""
         if self._stopping.is_set():
             return False, "stopping"
         # `connected` is clear while a robust connection is reconnecting (it is not "closed" then).
         if not self.ready.is_set() or self._connection is None or not self._connection.connected.is_set():
-            return False, "not connected to RabbitMQ"
-        try:
-            await self._manager.store.count_sessions(None, "active")
-        except Exception as exc:  # any store failure means not ready; the reason is reported
-            return False, f"store unavailable: {type(exc).__name__}"
+            return False, "not connected to RabbitMQ (connecting or reconnecting)"
+        if await self._blocked():
+            return False, "RabbitMQ blocks this connection (a memory or disk alarm)"
+        if self.health.well:
+            await probe_once(self.health, self._probe)  # a full disk shows even without traffic
+        if not self.health.well:
+            return False, f"store unavailable: {self.health.reason}"
         return True, "ok"
+
+    async def _probe(self) -> None:
+        await self._manager.store.check_writable(self._clock())
+
+    async def _blocked(self) -> bool:
+        """Whether the broker has blocked the connection (connection.blocked): aiormq's `ready()`
+        waits while it is blocked, and returns at once otherwise."""
+        transport = None if self._connection is None else self._connection.transport
+        if transport is None:
+            return False
+        try:
+            async with asyncio.timeout(0.05):
+                await transport.connection.ready()
+        except TimeoutError:
+            return True
+        return False
+
+    async def _watch(self) -> None:
+        """The intake gate: consume while the store is well and the broker does not block us;
+        while the store is unwell, probe it with back-off (what declares it well again)."""
+        delay = FIRST_PROBE_DELAY
+        while not self._stopping.is_set():
+            if self.health.well:
+                delay = FIRST_PROBE_DELAY
+            elif not await probe_once(self.health, self._probe):
+                delay = min(delay * 2, LONGEST_PROBE_DELAY)
+            await self._regate()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WATCH_INTERVAL if self.health.well else delay):
+                    await self._stopping.wait()
+
+    async def _regate(self) -> None:
+        async with self._gate_lock:
+            blocked = await self._blocked()
+            wanted = self.health.well and not blocked and not self._stopping.is_set()
+            if wanted == self._consuming:
+                return
+            self._consuming = wanted
+            if wanted:
+                log.info("taking new deliveries again")
+            else:
+                why = "RabbitMQ blocks the connection"
+                if not blocked:
+                    why = f"the store is unavailable ({self.health.reason})"
+                held = self.metrics.inflight_events
+                log.warning("taking no new deliveries while %s; holding the %d in flight", why, held)
+            async with self._rebalance_lock:
+                subscriptions = list(self._subscriptions.values())
+                await asyncio.gather(*(s.resume() if wanted else s.pause() for s in subscriptions))
+
+    def _regate_soon(self) -> None:
+        if not self._stopping.is_set():
+            self._spawn(self._regate())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _stop_background(self) -> None:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -188,6 +188,16 @@ class SessionStore(Protocol):
 
     async def prune_outcomes(self, before: datetime) -> int: ...
 
+    # Delivery attempts of redelivered events (poison detection) and the write probe
+    async def record_attempt(self, key: str, at: datetime) -> int:
+        """Count one more attempt at the event `key`, durably, and return the total so far."""
+        ...
+
+    async def forget_attempts(self, key: str) -> None: ...
+    async def check_writable(self, at: datetime) -> None:
+        """A real write, so that a full disk or a missing primary shows; raises StoreUnavailable."""
+        ...
+
     # Maintenance
     async def scan_sessions(self, scan: SessionScan) -> list[SessionEntry]:
         """Sessions with `scan.field` before `scan.before`, oldest first, keyset-paged."""

@@ -17,6 +17,7 @@ from pymongo.errors import (
     OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
+    WriteConcernError,
 )
 
 from worker.errors import StoreConflict, StoreUnavailable
@@ -26,18 +27,48 @@ from worker.stores.mongo_docs import Doc
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_TRANSIENT = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError)
+_TRANSIENT = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError, WriteConcernError)
+# Server error codes that say the deployment is unwell (no primary, shutting down, out of disk,
+# a write concern it cannot meet), not that the operation at hand is wrong.
+_UNWELL_CODES = frozenset(
+    {
+        6,  # HostUnreachable
+        7,  # HostNotFound
+        64,  # WriteConcernFailed
+        89,  # NetworkTimeout
+        91,  # ShutdownInProgress
+        189,  # PrimarySteppedDown
+        262,  # ExceededTimeLimit
+        9001,  # SocketException
+        10107,  # NotWritablePrimary
+        11600,  # InterruptedAtShutdown
+        11602,  # InterruptedDueToReplStateChange
+        13435,  # NotPrimaryNoSecondaryOk
+        13436,  # NotPrimaryOrSecondary
+        14031,  # OutOfDiskSpace
+    }
+)
+
+
+def store_is_unwell(exc: PyMongoError) -> bool:
+    """True for errors about the deployment (unreachable, no primary, out of disk), false for
+    errors about the operation (a duplicate key, a bad document)."""
+    if isinstance(exc, _TRANSIENT) or exc.has_error_label("RetryableWriteError"):
+        return True
+    code = getattr(exc, "code", None)
+    return isinstance(code, int) and code in _UNWELL_CODES
 
 
 def unavailable(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn transient driver errors into StoreUnavailable so callers never import pymongo."""
+    """Turn errors of an unwell deployment into StoreUnavailable (the worker waits them out, never
+    dead-lettering an event for them) so callers never import pymongo."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
         except PyMongoError as exc:
-            if isinstance(exc, _TRANSIENT) or exc.has_error_label("RetryableWriteError"):
+            if store_is_unwell(exc):
                 raise StoreUnavailable(f"MongoDB could not complete {fn.__name__}: {exc}; retry shortly") from exc
             raise
 
@@ -107,4 +138,6 @@ class MongoCollections:
         self._summaries: AsyncCollection[Doc] = db["summaries"]
         self._settings: AsyncCollection[Doc] = db["settings"]
         self._outcomes: AsyncCollection[Doc] = db["outcomes"]
+        self._attempts: AsyncCollection[Doc] = db["attempts"]
+        self._liveness: AsyncCollection[Doc] = db["liveness"]
         self._appends = AppendBatcher(self._entries, self._sessions, commit_window_ms=commit_window_ms)

@@ -7,11 +7,12 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas import Checkpoint, Summary
 from worker.stores.base import StoredEntry
-from worker.stores.mongo_base import MongoCollections, insert_new, unavailable
+from worker.stores.mongo_attempts import MongoAttempts
+from worker.stores.mongo_base import insert_new, unavailable
 from worker.stores.mongo_docs import Doc, entry_from_doc, model_fields_of, to_doc
 
 
-class MongoRecords(MongoCollections):
+class MongoRecords(MongoAttempts):
     # Checkpoints and summaries
 
     @unavailable

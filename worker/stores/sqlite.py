@@ -18,6 +18,7 @@ from worker.stores.base import (
     StoredEntry,
     ViewChange,
 )
+from worker.stores.sqlite_attempts import ATTEMPTS_SCHEMA
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_records import SqliteRecords
 from worker.stores.sqlite_rows import (
@@ -64,6 +65,7 @@ class SqliteStore(SqliteRecords):
     async def ensure_schema(self) -> None:
         await self._db.open()
         await self._db.write(lambda conn: conn.executescript(SCHEMA), alone=True)
+        await self._db.write(lambda conn: conn.executescript(ATTEMPTS_SCHEMA), alone=True)
         await self._db.write(ensure_one_active_per_slot, alone=True)
 
     async def close(self) -> None:

@@ -29,7 +29,24 @@ from worker.stores.sqlite_lock import WriterLock, lock_path
 T = TypeVar("T")
 Connection = sqlite3.Connection
 
-_TRANSIENT = ("database is locked", "database is busy", "disk i/o error")
+# Primary result codes that say the store is unwell (full, read-only, failing, corrupt, locked),
+# not that the write at hand is wrong: the worker holds its events and waits for the store.
+_UNWELL_CODES = frozenset(
+    {
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOLFS,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
 
 
 def _connect(path: str, busy_timeout_ms: int) -> Connection:
@@ -100,7 +117,10 @@ def _transaction(conn: Connection, functions: list[Callable[[Connection], Any]])
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            # After a full disk or an I/O error SQLite may have rolled back already: the original
+            # error is the one worth reporting, not the rollback's.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     return outcomes
 
@@ -232,14 +252,28 @@ class SqliteDatabase:
     async def _run(pool: ThreadPoolExecutor, fn: Callable[[Connection], T], conn: Connection) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, conn)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise _mapped(exc) from exc
 
 
+def store_is_unwell(exc: BaseException) -> bool:
+    """True for errors about the database (its disk, file or lock), false for errors about the
+    statement (a constraint, a bug). The writers' lock file fails with OSError."""
+    if isinstance(exc, OSError):
+        return True
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # raised by our own code (the writers' lock timing out) with a message only
+        return "database is locked" in str(exc)
+    return (code & 0xFF) in _UNWELL_CODES
+
+
 def _mapped(exc: BaseException) -> BaseException:
-    """Busy or locked databases and I/O errors are transient: StoreUnavailable, which callers retry."""
-    if isinstance(exc, sqlite3.OperationalError) and any(marker in str(exc).lower() for marker in _TRANSIENT):
-        unavailable = StoreUnavailable(f"SQLite is busy or failing: {exc}")
+    """Errors of an unwell store become StoreUnavailable, which the worker waits out (holding its
+    events, never dead-lettering them); the rest stay as they are."""
+    if store_is_unwell(exc):
+        unavailable = StoreUnavailable(f"SQLite cannot be used: {exc}")
         unavailable.__cause__ = exc
         return unavailable
     return exc

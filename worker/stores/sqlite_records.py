@@ -6,6 +6,7 @@ from typing import Any
 
 from schemas import Checkpoint, Summary
 from worker.stores.base import StoredEntry
+from worker.stores.sqlite_attempts import SqliteAttempts
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_rows import ENTRY_COLUMNS, checkpoint_from_doc, entry_from_row, summary_from_doc, to_ms
 
@@ -14,7 +15,7 @@ def _placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
-class SqliteRecords:
+class SqliteRecords(SqliteAttempts):
     _db: SqliteDatabase
 
     # Checkpoints and summaries ---------------------------------------------------------------
