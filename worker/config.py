@@ -13,7 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import ResetPolicy, RetentionPolicy, Scope
-from schemas.topology import DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
+from schemas.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
 
 
 def _default_worker_id() -> str:
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         " dead-lettered as poison; counted in the store, so worker restarts do not reset it",
     )
     delivery_limit: int = Field(
-        default=1000,
+        default=DEFAULT_DELIVERY_LIMIT,
         ge=2,
         description="the broker's last resort: deliveries before it dead-letters a message itself"
         " (fixed when the shard queues are declared; keep it far above SESSIONS_POISON_ATTEMPTS)",

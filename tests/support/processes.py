@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -85,6 +86,16 @@ class WorkerProcesses:
 
     def wait_ready(self, index: int, within: float = 30) -> None:
         wait_ready(self.ports[index], within, f"worker {index}")
+
+    def readiness(self, index: int) -> tuple[int, str] | None:
+        """The status and body of the worker's /readyz, None while it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/readyz", timeout=5) as answer:
+                return int(answer.status), answer.read().decode()
+        except urllib.error.HTTPError as refused:
+            return int(refused.code), refused.read().decode()
+        except OSError:
+            return None
 
     def metric(self, index: int, name: str) -> float | None:
         """A gauge or counter (without labels) from the worker's /metrics, None while unreadable."""
