@@ -19,14 +19,19 @@ from worker.errors import StoreUnavailable
 log = logging.getLogger(__name__)
 OnChange = Callable[[bool], None]
 Probe = Callable[[], Awaitable[None]]
+Tick = Callable[[], Awaitable[None]]
 PROBE_TIMEOUT = 3.0
 FIRST_PROBE_DELAY = 0.25
 LONGEST_PROBE_DELAY = 5.0
+# A store that fails again this soon after it recovered (a disk with room for small writes only)
+# keeps the longer probe delay: it changes state at most once per LONGEST_PROBE_DELAY.
+SETTLED_AFTER = 30.0
 
 
 class StoreHealth:
     def __init__(self) -> None:
         self._unwell_since: float | None = None
+        self._well_since = time.monotonic()
         self._reason = ""
         self._recovered = asyncio.Event()
         self._recovered.set()
@@ -39,6 +44,11 @@ class StoreHealth:
     @property
     def reason(self) -> str:
         return self._reason
+
+    @property
+    def settled(self) -> bool:
+        """Well, and for a while."""
+        return self.well and time.monotonic() - self._well_since >= SETTLED_AFTER
 
     def on_change(self, listener: OnChange) -> None:
         """Call `listener(well)` on every change of state."""
@@ -55,11 +65,13 @@ class StoreHealth:
         self._notify(well=False)
 
     def recovered(self) -> None:
-        """A store write succeeded: the store takes work again."""
+        """The write probe succeeded: the store takes work again. (Only the probe says so: an
+        event's write may fit where the next one does not.)"""
         if self._unwell_since is None:
             return
         down = time.monotonic() - self._unwell_since
         self._unwell_since = None
+        self._well_since = time.monotonic()
         self._reason = ""
         self._recovered.set()
         log.info("store works again after %.1fs; resuming", down)
@@ -74,6 +86,22 @@ class StoreHealth:
     def _notify(self, *, well: bool) -> None:
         for listener in self._listeners:
             listener(well)
+
+
+async def watch(health: StoreHealth, probe: Probe, stop: asyncio.Event, after_each: Tick, interval: float) -> None:
+    """Until `stop`: while the store is unwell, probe it with back-off (the first probe that
+    succeeds declares it well); every `interval` while well; `after_each` after each look."""
+    delay = FIRST_PROBE_DELAY
+    while not stop.is_set():
+        if health.settled:
+            delay = FIRST_PROBE_DELAY
+        elif not health.well:
+            await probe_once(health, probe)
+            delay = min(delay * 2, LONGEST_PROBE_DELAY)
+        await after_each()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval if health.well else delay):
+                await stop.wait()
 
 
 async def probe_once(health: StoreHealth, probe: Probe) -> bool:

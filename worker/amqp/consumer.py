@@ -220,14 +220,12 @@ class EventHandler:
     ) -> None:
         """Run `step` until it succeeds. Transient faults retry with back-off for as long as the
         worker runs (the lane waits, keeping order); an unwell store is reported to the store's
-        health (one log line per change, not per event) and waited out; a bug is dead-lettered
-        after a few tries."""
+        health (one log line per change, not per event) and waited out until its probe says it
+        is well again (or the back-off runs out); a bug is dead-lettered after a few tries."""
         delay, bugs = 0.05, 0
         while True:
             try:
                 await step()
-                if not self._health.well:
-                    self._health.recovered()
                 return
             except StoreUnavailable as exc:
                 self._health.failed(exc)

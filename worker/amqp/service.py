@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -26,7 +25,7 @@ from worker.metrics import WorkerMetrics
 from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
 from worker.shards import owned_shards
-from worker.store_health import FIRST_PROBE_DELAY, LONGEST_PROBE_DELAY, StoreHealth, probe_once
+from worker.store_health import StoreHealth, probe_once, watch
 
 log = logging.getLogger(__name__)
 __all__ = ["WorkerService", "connect"]
@@ -197,16 +196,7 @@ class WorkerService:
     async def _watch(self) -> None:
         """The intake gate: consume while the store is well and the broker does not block us;
         while the store is unwell, probe it with back-off (what declares it well again)."""
-        delay = FIRST_PROBE_DELAY
-        while not self._stopping.is_set():
-            if self.health.well:
-                delay = FIRST_PROBE_DELAY
-            elif not await probe_once(self.health, self._probe):
-                delay = min(delay * 2, LONGEST_PROBE_DELAY)
-            await self._regate()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(WATCH_INTERVAL if self.health.well else delay):
-                    await self._stopping.wait()
+        await watch(self.health, self._probe, self._stopping, self._regate, WATCH_INTERVAL)
 
     async def _regate(self) -> None:
         async with self._gate_lock:

@@ -126,12 +126,15 @@ def _transaction(conn: Connection, functions: list[Callable[[Connection], Any]])
 
 
 def _run_together(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome] | None:
-    """Every function's result, or None as soon as one fails."""
+    """Every function's result, or None as soon as one fails. An unwell store (a full disk, say,
+    after which SQLite has rolled the transaction back itself) fails the whole group instead."""
     outcomes: list[Outcome] = []
     for fn in functions:
         try:
             outcomes.append((True, fn(conn)))
-        except Exception:  # rerun isolated, where the failure is handed to that function's caller
+        except Exception as exc:  # rerun isolated, where the failure is handed to that function's caller
+            if store_is_unwell(exc) or not conn.in_transaction:
+                raise
             return None
     return outcomes
 
@@ -143,6 +146,8 @@ def _run_isolated(conn: Connection, functions: list[Callable[[Connection], Any]]
         try:
             outcomes.append((True, fn(conn)))
         except Exception as exc:  # handed to that function's caller, the others go on
+            if store_is_unwell(exc) or not conn.in_transaction:
+                raise  # the store, not this write: the whole group fails with it
             conn.execute("ROLLBACK TO one")
             outcomes.append((False, exc))
         conn.execute("RELEASE one")
