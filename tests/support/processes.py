@@ -41,9 +41,18 @@ class WorkerProcesses:
     and fails over in list order. With `log_dir`, each worker's log goes to worker-<i>.log there."""
 
     def __init__(
-        self, url: str, names: Topology, db_path: Path, *, log_dir: Path | None = None, **settings: str
+        self,
+        url: str,
+        names: Topology,
+        db_path: Path,
+        *,
+        log_dir: Path | None = None,
+        module: str = "worker",
+        **settings: str,
     ) -> None:
+        """`module` is what `python -m` runs (with the argument `worker` for the real one)."""
         self.url = url
+        self.argv = ["-m", "worker", "worker"] if module == "worker" else ["-m", module]
         self.names = names
         self.db_path = db_path
         self.log_dir = log_dir
@@ -76,7 +85,7 @@ class WorkerProcesses:
             log = (self.log_dir / f"worker-{index}.log").open("ab")
         try:
             self.procs[index] = subprocess.Popen(
-                [sys.executable, "-m", "worker", "worker"], env=self.env(index), stdout=log, stderr=log
+                [sys.executable, *self.argv], env=self.env(index), stdout=log, stderr=log
             )
         finally:
             if not isinstance(log, int):
@@ -114,6 +123,9 @@ class WorkerProcesses:
 
     def wait(self, index: int, within: float) -> int:
         return self.procs[index].wait(within)
+
+    def exited(self, index: int) -> bool:
+        return self.procs[index].poll() is not None
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
