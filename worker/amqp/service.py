@@ -56,6 +56,11 @@ class WorkerService:
         self._background: set[asyncio.Task[None]] = set()
 
     @property
+    def consuming(self) -> bool:
+        """Whether the intake gate lets new deliveries in (see _regate)."""
+        return self._consuming
+
+    @property
     def owned(self) -> frozenset[int]:
         return frozenset(self._subscriptions)
 
