@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from worker import cli_sessions  # noqa: F401 - registers the inspection commands on `app`
-from worker.cli_support import app, console, errors, fail, load_settings
+from worker.cli_support import app, console, errors, fail, load_settings, opened_manager
 from worker.config import Settings
 
 T = TypeVar("T")
@@ -24,7 +24,6 @@ T = TypeVar("T")
 async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     from prometheus_client import CollectorRegistry
 
-    from worker import create_session_manager
     from worker.amqp.service import WorkerService
     from worker.clock import system_clock
     from worker.gc_tuning import tune_collector
@@ -34,7 +33,7 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with create_session_manager(**settings.manager_options()) as manager:
+    async with opened_manager(settings) as manager:
         parts = []
         registries: list[CollectorRegistry] = []
         checks: list[Readiness] = []

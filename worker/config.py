@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     encryption_key_file: str | None = Field(
         default=None, description="file with the master keys (one id:key per line, first is primary)"
     )
+    allow_shared_key_file: bool = Field(
+        default=False,
+        description="accept a key file its group or others may read (a Kubernetes secret mounted for the"
+        " pod's fsGroup, a compose secret in a private directory); refused otherwise",
+    )
     allow_plaintext_records: bool = Field(
         default=True, description="read records written before encryption was on (turn off after rotate-key)"
     )
@@ -180,6 +185,7 @@ class Settings(BaseSettings):
         }
         options["encrypt_transcripts"] = self.encrypt_transcripts
         options["encryption_key_file"] = self.encryption_key_file
+        options["allow_shared_key_file"] = self.allow_shared_key_file
         options["allow_plaintext_records"] = self.allow_plaintext_records
         if self.encryption_keys is not None:
             options["encryption_keys"] = self.encryption_keys.get_secret_value()

@@ -22,9 +22,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from worker.errors import StoreUnavailable
+from worker.errors import StoreOpenFailed, StoreUnavailable
 from worker.stores.commit_window import CommitWindow
 from worker.stores.sqlite_lock import WriterLock, lock_path
+from worker.stores.sqlite_open import check_file, open_failure
 
 T = TypeVar("T")
 Connection = sqlite3.Connection
@@ -177,9 +178,14 @@ class SqliteDatabase:
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         loop = asyncio.get_running_loop()
         connect = partial(_connect, self.path, self._busy_timeout_ms)
-        self._writer = await loop.run_in_executor(self._writer_pool, connect)
-        await loop.run_in_executor(self._writer_pool, self._lock.open)
-        self._reader = await loop.run_in_executor(self._reader_pool, connect)
+        try:
+            await loop.run_in_executor(self._writer_pool, check_file, self.path)
+            self._writer = await loop.run_in_executor(self._writer_pool, connect)
+            await loop.run_in_executor(self._writer_pool, self._lock.open)
+            self._reader = await loop.run_in_executor(self._reader_pool, connect)
+        except (sqlite3.Error, OSError, StoreOpenFailed) as exc:
+            await self.close()
+            raise (exc if isinstance(exc, StoreOpenFailed) else open_failure(self.path, exc)) from exc
 
     async def close(self) -> None:
         """Close both connections; a group already on the writer thread commits first, and writes
@@ -194,9 +200,10 @@ class SqliteDatabase:
         opened = ((self._writer_pool, self._writer), (self._reader_pool, self._reader))
         self._writer = self._reader = None
         for pool, conn in opened:
-            if pool is not None and conn is not None:
-                await loop.run_in_executor(pool, conn.close)
-                pool.shutdown(wait=True)
+            if pool is not None:
+                if conn is not None:
+                    await loop.run_in_executor(pool, conn.close)
+                pool.shutdown(wait=True)  # a failed open leaves a pool without its connection
         self._lock.close()
         self._writer_pool = self._reader_pool = None
 
