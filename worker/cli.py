@@ -105,22 +105,32 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
         await service.run_until(stop)
 
 
+def _serving(*, worker: bool, scheduler: bool) -> None:
+    """Serve; a broker set up in a way the settings cannot use is one line and exit status 2."""
+    from worker.amqp.topology import MissingPlugin, TopologyMismatch
+
+    try:
+        asyncio.run(_serve(load_settings(json_logs=True), worker=worker, scheduler=scheduler))
+    except (MissingPlugin, TopologyMismatch) as exc:
+        fail(escape(" ".join(str(exc).split())), code=2)
+
+
 @app.command()
 def worker() -> None:
     """Run a worker: consume inbound events, apply them, publish replies (SIGTERM stops it gracefully)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=False))
+    _serving(worker=True, scheduler=False)
 
 
 @app.command("scheduler")
 def scheduler_command() -> None:
     """Run the scheduler: sweep for due resets and retention, publish their events (run one replica)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=False, scheduler=True))
+    _serving(worker=False, scheduler=True)
 
 
 @app.command()
 def run() -> None:
     """Run a worker and the scheduler in one process, for one machine (SQLite store by default)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=True))
+    _serving(worker=True, scheduler=True)
 
 
 @app.command()

@@ -3,6 +3,7 @@ and what to do, exit status 2, no traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -10,9 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import aio_pika
 import pytest
 
+from tests.support.broker import isolated_topology, require_broker
 from tests.support.processes import free_port
+from worker.amqp.topology import declare_topology
 from worker.crypto import KeyRing
 from worker.errors import EncryptionError
 
@@ -33,10 +37,11 @@ def _worker(**env: str) -> subprocess.CompletedProcess[str]:
 
 
 def _one_line_failure(done: subprocess.CompletedProcess[str], *expected: str) -> str:
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    # The worker's own JSON log lines may come first (the broker is dialled after it logs).
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("{")]
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
-    assert len(lines) == 1, lines
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
     for text in expected:
         assert text in lines[0], lines[0]
     return lines[0]
@@ -107,3 +112,20 @@ def test_a_key_file_open_to_others_is_refused_unless_allowed(tmp_path: Path) -> 
     key.chmod(0o640)
     with pytest.raises(EncryptionError, match="open to its group or others"):
         KeyRing.from_file(key)
+
+
+@pytest.mark.broker
+async def test_shard_queues_declared_with_another_delivery_limit_are_one_clear_line(tmp_path: Path) -> None:
+    url = require_broker()
+    async with isolated_topology(url, shards=2) as names:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            await declare_topology(await connection.channel(), names, delivery_limit=20)  # an older default
+        env = {
+            "AMQP_URL": url,
+            "SESSIONS_TOPOLOGY_PREFIX": names.prefix,
+            "SESSIONS_SHARDS": "2",
+            "SESSIONS_DB_PATH": str(tmp_path / "s.db"),
+        }
+        done = await asyncio.to_thread(_worker, **env)
+    _one_line_failure(done, names.shard_queue(0), "x-delivery-limit", "SESSIONS_DELIVERY_LIMIT")
