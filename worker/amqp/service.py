@@ -54,6 +54,8 @@ class WorkerService:
         self._consuming = True  # the intake gate: False while the store is unwell or the broker blocks
         self._gate_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self.metrics.store_available.set_function(lambda: 1.0 if self.health.well else 0.0)
+        self.metrics.intake_open.set_function(lambda: 1.0 if self._consuming else 0.0)
 
     @property
     def consuming(self) -> bool:
