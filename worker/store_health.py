@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 OnChange = Callable[[bool], None]
 Probe = Callable[[], Awaitable[None]]
 Tick = Callable[[], Awaitable[None]]
-PROBE_TIMEOUT = 3.0
+PROBE_TIMEOUT = 2.0  # below the Kubernetes readiness probe's 3 s timeout (ops/k8s)
 FIRST_PROBE_DELAY = 0.25
 LONGEST_PROBE_DELAY = 5.0
 # A store that fails again this soon after it recovered (a disk with room for small writes only)

@@ -25,7 +25,7 @@ from worker.metrics import WorkerMetrics
 from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
 from worker.shards import owned_shards
-from worker.store_health import StoreHealth, probe_once, watch
+from worker.store_health import PROBE_TIMEOUT, StoreHealth, probe_once, watch
 
 log = logging.getLogger(__name__)
 __all__ = ["WorkerService", "connect"]
@@ -178,10 +178,12 @@ class WorkerService:
             return False, "not connected to RabbitMQ (connecting or reconnecting)"
         if await self._blocked():
             return False, "RabbitMQ blocks this connection (a memory or disk alarm)"
-        if self.health.well:
-            await probe_once(self.health, self._probe)  # a full disk shows even without traffic
+        # A write, so that a full disk shows even without traffic.
+        answered = self.health.well and await probe_once(self.health, self._probe)
         if not self.health.well:
             return False, f"store unavailable: {self.health.reason}"
+        if not answered:
+            return False, f"store did not take a write within {PROBE_TIMEOUT:.0f}s"
         return True, "ok"
 
     async def _probe(self) -> None:
@@ -208,7 +210,7 @@ class WorkerService:
     async def _regate(self) -> None:
         async with self._gate_lock:
             blocked = await self._blocked()
-            wanted = self.health.well and not blocked and not self._stopping.is_set()
+            wanted = self.health.well and not blocked
             if wanted == self._consuming:
                 return
             self._consuming = wanted
@@ -218,8 +220,7 @@ class WorkerService:
                 why = "RabbitMQ blocks the connection"
                 if not blocked:
                     why = f"the store is unavailable ({self.health.reason})"
-                held = self.metrics.inflight_events
-                log.warning("taking no new deliveries while %s; holding the %d in flight", why, held)
+                log.warning("taking no new deliveries while %s; holding those in flight, in order", why)
             async with self._rebalance_lock:
                 subscriptions = list(self._subscriptions.values())
                 await asyncio.gather(*(s.resume() if wanted else s.pause() for s in subscriptions))
