@@ -107,8 +107,8 @@ async def test_22_sigkills_of_a_worker_holding_hundreds_dead_letter_nothing(
     slots, rounds = 60, 8
     await _publish(harness, slots, range(rounds))
     connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
     try:
-        channel = await connection.channel()
         with locked(db):
             for _ in range(22):
                 workers.start(0, wait=False)
@@ -124,6 +124,8 @@ async def test_22_sigkills_of_a_worker_holding_hundreds_dead_letter_nothing(
         )
     finally:
         workers.stop_all()
+        await channel.close()
+        await connection.close()
     assert not harness.dead.items, harness.dead.routing_keys[:5]
     assert len({turn["inReplyTo"] for turn in harness.turns.items}) == slots * rounds
     histories = await _histories(db, token_counter, slots)

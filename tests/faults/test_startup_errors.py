@@ -120,7 +120,9 @@ async def test_shard_queues_declared_with_another_delivery_limit_are_one_clear_l
     async with isolated_topology(url, shards=2) as names:
         connection = await aio_pika.connect(url)
         async with connection:
-            await declare_topology(await connection.channel(), names, delivery_limit=20)  # an older default
+            channel = await connection.channel()
+            await declare_topology(channel, names, delivery_limit=20)  # an older default
+            await channel.close()
         env = {
             "AMQP_URL": url,
             "SESSIONS_TOPOLOGY_PREFIX": names.prefix,

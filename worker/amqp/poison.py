@@ -1,11 +1,14 @@
 """Poison detection that survives crashes: attempts at redelivered events, counted in the store.
 
 Only a redelivered event can have crashed a worker, so only those are counted, one durable write
-each before it is applied; a first delivery costs nothing. Redelivered events are applied one at
-a time (first deliveries still run alongside), so a crash is charged to the one redelivered event
-in progress and not to its neighbours in other lanes. An event whose deliveries have all ended
-without an ack `limit` times (the first delivery plus the counted ones) is dead-lettered `poison`
-instead of crashing the worker again; the broker's delivery limit is only a last resort.
+each before it is applied; a first delivery costs nothing. A first redelivery (the broker's
+x-delivery-count is 1: after a crash, a rebalance or a deploy, the usual case) runs alongside
+the others; an event redelivered again runs alone among the redelivered ones (first deliveries
+still run alongside), so a crash loop charges its crashes to the event in progress, not to its
+neighbours in other lanes, which wait their turn without being counted. An event whose
+deliveries have ended without an ack `limit` times (the first delivery plus the counted ones) is
+dead-lettered `poison` instead of crashing the worker again; the broker's delivery limit is only
+a last resort.
 """
 
 from __future__ import annotations
@@ -33,15 +36,17 @@ class PoisonGuard:
         self._store = store
         self._clock = clock
         self.limit = limit
-        self._solo = asyncio.Lock()
+        self._gate = _Gate()
 
     @contextlib.asynccontextmanager
     async def turn(self, message: AbstractIncomingMessage) -> AsyncIterator[None]:
-        """Hold a redelivered event's turn: one redelivered event applies at a time."""
+        """Hold a redelivered event's turn: shared for a first redelivery, alone for later ones."""
         if not message.redelivered:
             yield
             return
-        async with self._solo:
+        count = (message.headers or {}).get("x-delivery-count")
+        solo = not isinstance(count, int) or count >= 2  # without the header: the safe way
+        async with self._gate.turn(solo=solo):
             yield
 
     async def record(self, key: str) -> int:
@@ -59,3 +64,40 @@ class PoisonGuard:
             await self._store.forget_attempts(key)
         except Exception as exc:  # best effort: the event is settled either way
             log.debug("could not forget the attempts of %s: %s", key, exc)
+
+
+class _Gate:
+    """Shared turns run together; a solo turn waits for the shared ones to finish and runs alone,
+    and shared turns wait while a solo one runs or waits."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._shared = 0
+        self._solo = False
+        self._solo_waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def turn(self, *, solo: bool) -> AsyncIterator[None]:
+        async with self._changed:
+            if solo:
+                self._solo_waiting += 1
+                try:
+                    await self._changed.wait_for(lambda: not self._solo and self._shared == 0)
+                except BaseException:  # cancelled while waiting: the shared ones may go now
+                    self._solo_waiting -= 1
+                    self._changed.notify_all()
+                    raise
+                self._solo_waiting -= 1
+                self._solo = True
+            else:
+                await self._changed.wait_for(lambda: not self._solo and self._solo_waiting == 0)
+                self._shared += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                if solo:
+                    self._solo = False
+                else:
+                    self._shared -= 1
+                self._changed.notify_all()
