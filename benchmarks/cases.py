@@ -21,7 +21,7 @@ from benchmarks import cpu
 from benchmarks.population import BENCH_CHANNEL, slot_key, slot_user
 from benchmarks.wire import WireClient
 from schemas.events import ChatSource, InboundMessage
-from schemas.topology import Topology
+from schemas.topology import DEFAULT_DELIVERY_LIMIT, Topology
 from worker.amqp.publisher import json_message
 from worker.amqp.topology import declare_topology
 
@@ -182,7 +182,7 @@ class Case:
     async def open(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
         """Declare the topology and start the tap; the channel returned pre-loads the queues."""
         channel = await connection.channel(publisher_confirms=True)
-        await declare_topology(channel, self.names, delivery_limit=20)
+        await declare_topology(channel, self.names, delivery_limit=DEFAULT_DELIVERY_LIMIT)
         # The tap and the latency phase's publishes go through a connection that does as little
         # per message as the protocol allows (benchmarks/wire.py). (Not restored after a
         # reconnect: a benchmark whose broker goes away has failed anyway.)

@@ -20,3 +20,6 @@ class Checkpoint(WireModel):
     # The session's visible ranges at save time, closed at the then last sequence number.
     view: tuple[Segment, ...] = ()
     last_seq: int = 0
+    # The key that sealed name and description, None for plaintext: the codec decides from this,
+    # never from the texts. Records written before it existed lack it (see worker/sealing.py).
+    sealed_with: str | None = None

@@ -17,3 +17,5 @@ class Summary(WireModel):
     content: str
     token_count: int = Field(default=0, ge=0)
     created_at: datetime
+    # The key that sealed the content, None for plaintext (as on Checkpoint).
+    sealed_with: str | None = None

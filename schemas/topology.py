@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 DEFAULT_PREFIX = "sessions"
 DEFAULT_SHARDS = 16
+# The broker's own dead-lettering of a message delivered this often: a last resort far above the
+# worker's poison detection (SESSIONS_POISON_ATTEMPTS), which counts crashes, not deliveries.
+DEFAULT_DELIVERY_LIMIT = 1000
 
 HEADER_DEAD_REASON = "x-sessions-dead-reason"
 HEADER_DEAD_DETAIL = "x-sessions-dead-detail"

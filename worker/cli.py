@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from worker import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
-from worker.cli_support import app, console, errors, fail, load_settings
+from worker.cli_support import app, console, errors, fail, load_settings, opened_manager
 from worker.config import Settings
 from worker.errors import StartupError
 
@@ -25,7 +25,6 @@ T = TypeVar("T")
 async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     from prometheus_client import CollectorRegistry
 
-    from worker import create_session_manager
     from worker.amqp.service import WorkerService
     from worker.clock import system_clock
     from worker.gc_tuning import tune_collector
@@ -35,7 +34,7 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with create_session_manager(**settings.manager_options()) as manager:
+    async with opened_manager(settings) as manager:
         registries: list[CollectorRegistry] = []
         checks: list[Readiness] = []
         ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
@@ -111,6 +110,16 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
         await close_within(connection, CLOSE_SECONDS)  # a blocked or lost broker never answers a close
 
 
+def _serving(*, worker: bool, scheduler: bool) -> None:
+    """Serve; a broker set up in a way the settings cannot use is one line and exit status 2."""
+    from worker.amqp.topology import MissingPlugin, TopologyMismatch
+
+    try:
+        asyncio.run(_serve(load_settings(json_logs=True), worker=worker, scheduler=scheduler))
+    except (MissingPlugin, TopologyMismatch, StartupError) as exc:
+        fail(escape(" ".join(str(exc).split())), code=2)
+
+
 @app.command()
 def worker() -> None:
     """Run a worker: consume inbound events, apply them, publish replies (SIGTERM stops it gracefully)."""
@@ -127,13 +136,6 @@ def scheduler_command() -> None:
 def run() -> None:
     """Run a worker and the scheduler in one process, for one machine (SQLite store by default)."""
     _serving(worker=True, scheduler=True)
-
-
-def _serving(*, worker: bool, scheduler: bool) -> None:
-    try:
-        asyncio.run(_serve(load_settings(json_logs=True), worker=worker, scheduler=scheduler))
-    except StartupError as exc:
-        fail(str(exc), code=2)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -12,6 +13,7 @@ from typing import Any, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.base import describe_errors
@@ -28,7 +30,7 @@ errors = Console(stderr=True, highlight=False)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    errors.print(f"[red]error:[/] {message}", soft_wrap=True)
+    errors.print(f"[red]error:[/] {message}", soft_wrap=True)  # one line, however long
     raise typer.Exit(code)
 
 
@@ -53,10 +55,27 @@ def require_database(settings: Settings) -> None:
 
 @asynccontextmanager
 async def opened_manager(settings: Settings) -> AsyncIterator[Any]:
+    """The session manager, opened; a store or key that cannot be used at start-up is one line
+    naming it and what to do, and exit status 2 (worker/startup.py)."""
     from worker import create_session_manager
+    from worker.startup import startup_failure
 
-    async with create_session_manager(**settings.manager_options()) as manager:
+    manager = None
+    try:
+        manager = create_session_manager(**settings.manager_options())
+        await manager.open()
+    except Exception as exc:
+        line = startup_failure(settings, exc)
+        if line is None:
+            raise
+        if manager is not None:
+            with contextlib.suppress(Exception):
+                await manager.close()
+        fail(escape(line), code=2)
+    try:
         yield manager
+    finally:
+        await manager.close()
 
 
 def print_json(value: Any) -> None:

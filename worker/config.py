@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import ResetPolicy, RetentionPolicy, Scope
-from schemas.topology import DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
+from schemas.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
 
 
 def _default_worker_id() -> str:
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     encryption_key_file: str | None = Field(
         default=None, description="file with the master keys (one id:key per line, first is primary)"
     )
+    allow_shared_key_file: bool = Field(
+        default=False,
+        description="accept a key file its group or others may read (a Kubernetes secret mounted for the"
+        " pod's fsGroup, a compose secret in a private directory); refused otherwise",
+    )
     allow_plaintext_records: bool = Field(
         default=True, description="read records written before encryption was on (turn off after rotate-key)"
     )
@@ -111,7 +116,18 @@ class Settings(BaseSettings):
         description="the broker user whose session.reset / session.retention events workers accept"
         " (RabbitMQ validates the user-id property); default: the user of AMQP_URL",
     )
-    delivery_limit: int = Field(default=20, ge=2, description="deliveries before a crashing message is dead-lettered")
+    poison_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="deliveries of one event that end without an ack (a crashed worker) before it is"
+        " dead-lettered as poison; counted in the store, so worker restarts do not reset it",
+    )
+    delivery_limit: int = Field(
+        default=DEFAULT_DELIVERY_LIMIT,
+        ge=2,
+        description="the broker's last resort: deliveries before it dead-letters a message itself"
+        " (fixed when the shard queues are declared; keep it far above SESSIONS_POISON_ATTEMPTS)",
+    )
     max_payload_bytes: int = Field(
         default=2 * 1024 * 1024,
         ge=1024,
@@ -193,6 +209,7 @@ class Settings(BaseSettings):
         }
         options["encrypt_transcripts"] = self.encrypt_transcripts
         options["encryption_key_file"] = self.encryption_key_file
+        options["allow_shared_key_file"] = self.allow_shared_key_file
         options["allow_plaintext_records"] = self.allow_plaintext_records
         if self.encryption_keys is not None:
             options["encryption_keys"] = self.encryption_keys.get_secret_value()

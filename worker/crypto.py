@@ -22,11 +22,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from worker.errors import EncryptionError
-from worker.payload import Sealed
+from worker.payload import TEXT_PREFIX, Sealed, SealedText, sealed_text_parts
 
 _VERSION = b"\x01"
 _NONCE = 12
-_TEXT_PREFIX = "enc1:"
 _HKDF_SALT = b"chat-sessions/session-key/v1"
 _PASSPHRASE_SALT = b"chat-sessions/master-key/v1"
 
@@ -89,8 +88,17 @@ class KeyRing:
         return cls(keys, order[0])
 
     @classmethod
-    def from_file(cls, path: Path) -> KeyRing:
+    def from_file(cls, path: Path, *, allow_shared: bool = False) -> KeyRing:
+        """The keys in `path`; a file its group or others may read or write is refused unless
+        `allow_shared` (its directory or volume keeps others out: a compose or Kubernetes secret)."""
         try:
+            mode = path.stat().st_mode
+            if mode & 0o077 and not allow_shared:
+                raise EncryptionError(
+                    f"the encryption key file {path} is open to its group or others (mode {mode & 0o777:o}):"
+                    " run `chmod 600` on it, or set SESSIONS_ALLOW_SHARED_KEY_FILE=true if its directory or"
+                    " volume keeps other users out"
+                )
             return cls.parse(path.read_text())
         except OSError as exc:
             raise EncryptionError(f"cannot read the encryption key file {path}: {exc.strerror}") from exc
@@ -167,25 +175,40 @@ class EncryptingCodec:
             return text
         key_id = self.ring.primary
         blob = self._seal(session_id, _text_aad(session_id, purpose), text.encode(), key_id)
-        return f"{_TEXT_PREFIX}{key_id}:{base64.b64encode(blob).decode()}"
+        return f"{TEXT_PREFIX}{key_id}:{base64.b64encode(blob).decode()}"
 
     def open_text(self, session_id: str, purpose: str, text: str) -> str:
-        key_id = sealed_text_key(text)
-        if key_id is None:
+        parts = sealed_text_parts(text)
+        if parts is None:
             if not self._allow_plaintext:
                 raise EncryptionError(f"{purpose} of session {session_id} is plaintext and plaintext is refused")
             return text
-        blob = base64.b64decode(text.split(":", 2)[2])
+        key_id, blob = parts
         return self._open(
             session_id, _text_aad(session_id, purpose), blob, key_id, f"{purpose} of session {session_id}"
         ).decode()
 
+    def seal_field(self, session_id: str, purpose: str, text: str) -> SealedText:
+        if not self.seal_new:
+            return SealedText(text, None)
+        return SealedText(self.seal_text(session_id, purpose, text), self.ring.primary)
+
+    def open_field(self, session_id: str, purpose: str, sealed: SealedText) -> str:
+        where = f"{purpose} of session {session_id}"
+        if sealed.key_id is None:
+            if not self._allow_plaintext:
+                raise EncryptionError(f"{where} is plaintext and plaintext is refused")
+            return sealed.text
+        parts = sealed_text_parts(sealed.text)
+        if parts is None or parts[0] != sealed.key_id:
+            raise EncryptionError(f"cannot decrypt {where}: not a sealed record (corrupted)")
+        return self._open(session_id, _text_aad(session_id, purpose), parts[1], sealed.key_id, where).decode()
+
 
 def sealed_text_key(text: str) -> str | None:
-    """The key id of a sealed text field, or None for plaintext."""
-    if not text.startswith(_TEXT_PREFIX):
-        return None
-    return text[len(_TEXT_PREFIX) :].split(":", 1)[0]
+    """The key id of a sealed text in the untagged form, or None for plaintext."""
+    parts = sealed_text_parts(text)
+    return None if parts is None else parts[0]
 
 
 def _entry_aad(session_id: str, seq: int) -> bytes:

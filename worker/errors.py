@@ -81,3 +81,9 @@ class StoreUnavailable(SessionsError):
     """The database could not be reached or answered with a transient error."""
 
     code = "store-unavailable"
+
+
+class StoreOpenFailed(SessionsError):
+    """The store cannot be opened at start-up; the message names where and what to do."""
+
+    code = "store-open-failed"

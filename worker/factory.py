@@ -40,7 +40,7 @@ def build_codec(options: ManagerOptions) -> PayloadCodec:
     from worker.crypto import EncryptingCodec, KeyRing
 
     if options.encryption_key_file:
-        ring = KeyRing.from_file(Path(options.encryption_key_file))
+        ring = KeyRing.from_file(Path(options.encryption_key_file), allow_shared=options.allow_shared_key_file)
     elif options.encryption_keys or options.encryption_key:
         ring = KeyRing.parse(options.encryption_keys or options.encryption_key or "")
     else:

@@ -44,6 +44,12 @@ class WorkerMetrics:
         # Counted in a plain int by the event loop (twice per event) and read at scrape time.
         self.inflight_events = 0
         self.inflight.set_function(lambda: self.inflight_events)
+        self.store_available = Gauge(
+            "sessions_store_available", "1 while the store takes writes, 0 while it is unwell (events held)", registry=r
+        )
+        self.intake_open = Gauge(
+            "sessions_intake_open", "1 while the worker takes new deliveries, 0 while it holds back", registry=r
+        )
         self._event_counters: dict[tuple[str, str], Counter] = {}
 
     def event(self, event_type: str, outcome: str) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.crypto import EncryptingCodec, sealed_text_key
+from worker.crypto import EncryptingCodec
 from worker.payload import Sealed
-from worker.sealing import open_checkpoint, open_summary, seal_checkpoint, seal_summary
+from worker.sealing import open_checkpoint, open_summary, seal_checkpoint, seal_summary, sealed_with
 from worker.stores.base import SessionStore
 
 Progress = Callable[[int], None]
@@ -63,11 +63,10 @@ async def _rotate_checkpoints(store: SessionStore, codec: EncryptingCodec, repor
     while page := await store.scan_checkpoints(after, batch):
         after = page[-1].id
         for checkpoint in page:
-            texts = [checkpoint.name, *([checkpoint.description] if checkpoint.description else [])]
-            if all(sealed_text_key(text) == report.primary for text in texts):
+            if sealed_with(checkpoint) == report.primary:
                 continue
             fresh = seal_checkpoint(codec, open_checkpoint(codec, checkpoint))
-            await store.replace_checkpoint_text(checkpoint.id, fresh.name, fresh.description)
+            await store.replace_checkpoint_text(checkpoint.id, fresh.name, fresh.description, fresh.sealed_with)
             report.checkpoints += 1
 
 
@@ -76,8 +75,8 @@ async def _rotate_summaries(store: SessionStore, codec: EncryptingCodec, report:
     while page := await store.scan_summaries(after, batch):
         after = page[-1].id
         for summary in page:
-            if sealed_text_key(summary.content) == report.primary:
+            if sealed_with(summary) == report.primary:
                 continue
             fresh = seal_summary(codec, open_summary(codec, summary))
-            await store.replace_summary_content(summary.id, fresh.content)
+            await store.replace_summary_content(summary.id, fresh.content, fresh.sealed_with)
             report.summaries += 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.topology import Topology
+from schemas.topology import DEFAULT_DELIVERY_LIMIT, Topology
 from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness
 from tests.support.processes import WorkerProcesses
@@ -116,7 +116,7 @@ async def test_cluster_node_holding_the_leaders_stopped_mid_stream(
     # Declared through the victim, so every shard queue's leader starts there.
     connection = await connect_once(victim.url)
     async with connection:
-        await declare_topology(await connection.channel(), NAMES, delivery_limit=20)
+        await declare_topology(await connection.channel(), NAMES, delivery_limit=DEFAULT_DELIVERY_LIMIT)
     assert shard_leaders(survivors[0]) == {victim.name: NAMES.shards}, "leaders not on the victim"
     assert all(len(members) == 3 for members in shard_members(survivors[0]).values()), "queues span 3 nodes"
     load, stats = LOAD, StreamStats()

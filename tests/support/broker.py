@@ -19,7 +19,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
-from schemas.topology import Topology
+from schemas.topology import DEFAULT_DELIVERY_LIMIT, Topology
 from tests.support.backends import WorkerStore
 from worker import create_session_manager
 from worker.amqp.connection import connect
@@ -179,7 +179,7 @@ class BrokerHarness:
     async def open(self) -> BrokerHarness:
         self._connection = await connect(self.url)
 
-        await declare_topology_once(self._connection, self.names, delivery_limit=20)
+        await declare_topology_once(self._connection, self.names, delivery_limit=DEFAULT_DELIVERY_LIMIT)
         channel = await self._connection.channel()
         if self.durable_taps:
             await channel.set_qos(prefetch_count=1000)  # acked consumers: bound what is in flight

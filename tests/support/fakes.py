@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from worker.amqp.consumer import EventHandler
+from worker.amqp.poison import PoisonGuard
 from worker.amqp.trust import ControlTrust
 from worker.clock import Clock, system_clock
 from worker.manager import SessionManager
@@ -17,6 +18,7 @@ from worker.metrics import WorkerMetrics
 from worker.outcome import Outcome
 from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
+from worker.store_health import StoreHealth
 
 SCHEDULER_USER = "scheduler"  # the broker user whose control events handler_for's handler accepts
 
@@ -69,6 +71,8 @@ def handler_for(
     *,
     max_payload_bytes: int = 65536,
     clock: Clock = system_clock,
+    health: StoreHealth | None = None,
+    poison_attempts: int = 5,
 ) -> EventHandler:
     """The worker's EventHandler over `manager`, publishing into `publisher`."""
     return EventHandler(
@@ -80,6 +84,8 @@ def handler_for(
         WorkerMetrics(),
         max_payload_bytes=max_payload_bytes,
         trust=ControlTrust(scheduler_user=SCHEDULER_USER, worker_user="worker"),
+        health=health if health is not None else StoreHealth(),
+        poison=PoisonGuard(manager.store, clock, poison_attempts),
     )
 
 

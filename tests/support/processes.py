@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -50,10 +51,12 @@ class WorkerProcesses:
         *,
         log_dir: Path | None = None,
         command: str = "worker",
+        module: str = "worker",
         **settings: str,
     ) -> None:
+        """`module` is what `python -m` runs (with the argument `worker` for the real one)."""
         self.url = url
-        self.command = command  # `worker`, or `run` (a worker and the scheduler in one process)
+        self.argv = ["-m", "worker", command] if module == "worker" else ["-m", module]
         self.names = names
         self.store = store
         self.log_dir = log_dir
@@ -86,7 +89,7 @@ class WorkerProcesses:
             log = (self.log_dir / f"worker-{index}.log").open("ab")
         try:
             self.procs[index] = subprocess.Popen(
-                [sys.executable, "-m", "worker", self.command], env=self.env(index), stdout=log, stderr=log
+                [sys.executable, *self.argv], env=self.env(index), stdout=log, stderr=log
             )
         finally:
             if not isinstance(log, int):
@@ -96,6 +99,16 @@ class WorkerProcesses:
 
     def wait_ready(self, index: int, within: float = 30) -> None:
         wait_ready(self.ports[index], within, f"worker {index}")
+
+    def readiness(self, index: int) -> tuple[int, str] | None:
+        """The status and body of the worker's /readyz, None while it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[index]}/readyz", timeout=5) as answer:
+                return int(answer.status), answer.read().decode()
+        except urllib.error.HTTPError as refused:
+            return int(refused.code), refused.read().decode()
+        except OSError:
+            return None
 
     def metric(self, index: int, name: str) -> float | None:
         """A gauge or counter (without labels) from the worker's /metrics, None while unreadable."""
@@ -114,6 +127,9 @@ class WorkerProcesses:
 
     def wait(self, index: int, within: float) -> int:
         return self.procs[index].wait(within)
+
+    def exited(self, index: int) -> bool:
+        return self.procs[index].poll() is not None
 
     def stop_all(self) -> None:
         for proc in self.procs.values():

@@ -15,6 +15,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from schemas.events import InboundEvent
 from schemas.topology import HEADER_FORWARDED
 from worker.amqp.acks import ack_now
+from worker.amqp.poison import PoisonGuard, attempt_key
 from worker.amqp.publisher import Publisher
 from worker.amqp.trust import ControlTrust
 from worker.clock import Clock
@@ -24,13 +25,14 @@ from worker.inbound import BadInput, decode_body
 from worker.metrics import HandlerStats, WorkerMetrics
 from worker.outcome_log import OutcomeLog, legacy_filter
 from worker.processor import EventProcessor, Rejected, recorded_first
+from worker.store_health import StoreHealth
 
 log = logging.getLogger(__name__)
 MAX_FORWARD_HOPS = 3
 MAX_BUG_ATTEMPTS = 5
 # aio-pika raises ChannelInvalidStateError (a RuntimeError, not an AMQPError) for a publish or an
 # ack on a channel that a lost connection closed: transient, never a bug to dead-letter.
-_TRANSIENT = (StoreUnavailable, AMQPError, ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
+_TRANSIENT = (AMQPError, ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
 Settle = Callable[[AbstractIncomingMessage], Awaitable[None]]  # acks a delivery: at once, or batched
 
 
@@ -71,7 +73,11 @@ class EventHandler:
         *,
         max_payload_bytes: int,
         trust: ControlTrust,
+        health: StoreHealth,
+        poison: PoisonGuard,
     ) -> None:
+        self._health = health
+        self._poison = poison
         self._processor = processor
         self._trust = trust
         self._outcomes = outcomes
@@ -101,14 +107,27 @@ class EventHandler:
             return
         started = time.perf_counter()
         attempts = 0
+        key = attempt_key(message, event.event_id)
+        counted: int | None = None  # this delivery's attempt, counted once (redeliveries only)
+        settled = False
 
         async def attempt() -> None:
-            nonlocal attempts
+            nonlocal attempts, counted, settled
             attempts += 1
-            # A retry may follow a recorded outcome whose publish failed: re-publish that one.
-            await self._apply(message, event, settle, check_recorded=message.redelivered or attempts > 1)
+            if message.redelivered and counted is None:
+                counted = await self._poison.record(key)
+            if counted is not None and self._poison.exhausted(counted):
+                detail = f"its deliveries ended without an ack {counted} times (workers crashed applying it)"
+                await self._dead_letter(message, settle, "poison", detail, event.type)
+            else:
+                # A retry may follow a recorded outcome whose publish failed: re-publish that one.
+                await self._apply(message, event, settle, check_recorded=message.redelivered or attempts > 1)
+            settled = True
 
-        await self._retrying(message, settle, attempt)
+        async with self._poison.turn(message):
+            await self._retrying(message, settle, attempt)
+        if counted is not None and settled:
+            await self._poison.settled(key)
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
 
     async def _apply(
@@ -205,12 +224,22 @@ class EventHandler:
         self, message: AbstractIncomingMessage, settle: Settle, step: Callable[[], Awaitable[None]]
     ) -> None:
         """Run `step` until it succeeds. Transient faults retry with back-off for as long as the
-        worker runs (the lane waits, keeping order); a bug is dead-lettered after a few tries."""
+        worker runs (the lane waits, keeping order); an unwell store is reported to the store's
+        health (one log line per change, not per event) and waited out until its probe says it
+        is well again (or the back-off runs out); a bug is dead-lettered after a few tries."""
         delay, bugs = 0.05, 0
         while True:
             try:
                 await step()
                 return
+            except StoreUnavailable as exc:
+                self._health.failed(exc)
+                log.debug("store unavailable under %s: %s", message.message_id, exc, extra=_ids(message))
+                if self._stopping.is_set() or channel_closed(message):
+                    return  # left unacked: the broker redelivers it to whoever owns the shard next
+                await self._health.wait_recovered(within=delay)
+                delay = min(delay * 2, 5.0)
+                continue
             except _TRANSIENT as exc:
                 if channel_closed(message):
                     # The delivery died with its channel; the broker hands the message out again.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
+from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 
@@ -12,6 +13,7 @@ from schemas.topology import Topology
 from worker.amqp.connection import close_within, connect, use_write_buffer
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
+from worker.amqp.poison import PoisonGuard
 from worker.amqp.publisher import Publisher
 from worker.amqp.queries import QueryResponder
 from worker.amqp.subscription import ShardSubscription, lanes_for
@@ -24,6 +26,7 @@ from worker.metrics import WorkerMetrics
 from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
 from worker.shards import owned_shards
+from worker.store_health import PROBE_TIMEOUT, StoreHealth, probe_once, watch
 
 log = logging.getLogger(__name__)
 __all__ = ["WorkerService", "connect"]
@@ -40,6 +43,9 @@ async def _bounded(what: str, seconds: float, step: Awaitable[object]) -> None:
             await step
     except TimeoutError:
         log.warning("stopping: %s did not finish within %.1fs; going on without it", what, seconds)
+
+
+WATCH_INTERVAL = 0.5  # how often the intake gate looks at the broker's block and the store
 
 
 class WorkerService:
@@ -59,6 +65,18 @@ class WorkerService:
         self._queries: QueryResponder | None = None
         self.metrics = WorkerMetrics()
         self.ready = asyncio.Event()
+        self.health = StoreHealth()
+        self.health.on_change(lambda _well: self._regate_soon())
+        self._consuming = True  # the intake gate: False while the store is unwell or the broker blocks
+        self._gate_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        self.metrics.store_available.set_function(lambda: 1.0 if self.health.well else 0.0)
+        self.metrics.intake_open.set_function(lambda: 1.0 if self._consuming else 0.0)
+
+    @property
+    def consuming(self) -> bool:
+        """Whether the intake gate lets new deliveries in (see _regate)."""
+        return self._consuming
 
     @property
     def owned(self) -> frozenset[int]:
@@ -81,6 +99,8 @@ class WorkerService:
             self.metrics,
             max_payload_bytes=settings.max_payload_bytes,
             trust=ControlTrust(scheduler_user=settings.control_user(), worker_user=settings.broker_user()),
+            health=self.health,
+            poison=PoisonGuard(self._manager.store, self._clock, settings.poison_attempts),
         )
         self._lanes = lanes_for(self.handler)
         # Every worker answers queries (competing consumers): they only read. On a connection of
@@ -97,6 +117,7 @@ class WorkerService:
             self._rebalance,
         )
         await self._membership.start()
+        self._spawn(self._watch())
         self.ready.set()
 
     async def _rebalance(self, live: frozenset[str]) -> None:
@@ -114,7 +135,7 @@ class WorkerService:
                     self.settings.prefetch,
                     self.settings.ack_delay_ms / 1000,
                 )
-                await subscription.start()
+                await subscription.start(paused=not self._consuming)
                 self._subscriptions[shard] = subscription
             self.metrics.owned_shards.set(len(self._subscriptions))
             log.info("worker %s owns %d shards: %s", self.worker_id, len(wanted), sorted(wanted))
@@ -127,6 +148,7 @@ class WorkerService:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        await self._stop_background()
         loop = asyncio.get_running_loop()
         ends = loop.time() + self.settings.shutdown_grace_seconds
 
@@ -165,6 +187,7 @@ class WorkerService:
     async def abort(self) -> None:
         """Die as a crash would: drop the connection and abandon in-flight work (for fault tests)."""
         self._stopping.set()
+        await self._stop_background()
         if self._membership is not None:
             self._membership.silence()
         await self._lanes.cancel()
@@ -186,14 +209,73 @@ class WorkerService:
         await self.stop()
 
     async def readiness(self) -> tuple[bool, str]:
-        """Ready when connected to the broker, holding a membership, and the store answers."""
+        """Ready when connected to the broker and not blocked by it, holding a membership, and the
+        store takes a write; a worker that is not ready takes no new deliveries (see _watch)."""
         if self._stopping.is_set():
             return False, "stopping"
         # `connected` is clear while a robust connection is reconnecting (it is not "closed" then).
         if not self.ready.is_set() or self._connection is None or not self._connection.connected.is_set():
-            return False, "not connected to RabbitMQ"
-        try:
-            await self._manager.store.count_sessions(None, "active")
-        except Exception as exc:  # any store failure means not ready; the reason is reported
-            return False, f"store unavailable: {type(exc).__name__}"
+            return False, "not connected to RabbitMQ (connecting or reconnecting)"
+        if await self._blocked():
+            return False, "RabbitMQ blocks this connection (a memory or disk alarm)"
+        # A write, so that a full disk shows even without traffic.
+        answered = self.health.well and await probe_once(self.health, self._probe)
+        if not self.health.well:
+            return False, f"store unavailable: {self.health.reason}"
+        if not answered:
+            return False, f"store did not take a write within {PROBE_TIMEOUT:.0f}s"
         return True, "ok"
+
+    async def _probe(self) -> None:
+        await self._manager.store.check_writable(self._clock())
+
+    async def _blocked(self) -> bool:
+        """Whether the broker has blocked the connection (connection.blocked): aiormq's `ready()`
+        waits while it is blocked, and returns at once otherwise."""
+        transport = None if self._connection is None else self._connection.transport
+        if transport is None:
+            return False
+        try:
+            async with asyncio.timeout(0.05):
+                await transport.connection.ready()
+        except TimeoutError:
+            return True
+        return False
+
+    async def _watch(self) -> None:
+        """The intake gate: consume while the store is well and the broker does not block us;
+        while the store is unwell, probe it with back-off (what declares it well again)."""
+        await watch(self.health, self._probe, self._stopping, self._regate, WATCH_INTERVAL)
+
+    async def _regate(self) -> None:
+        async with self._gate_lock:
+            blocked = await self._blocked()
+            wanted = self.health.well and not blocked
+            if wanted == self._consuming:
+                return
+            self._consuming = wanted
+            if wanted:
+                log.info("taking new deliveries again")
+            else:
+                why = "RabbitMQ blocks the connection"
+                if not blocked:
+                    why = f"the store is unavailable ({self.health.reason})"
+                log.warning("taking no new deliveries while %s; holding those in flight, in order", why)
+            async with self._rebalance_lock:
+                subscriptions = list(self._subscriptions.values())
+                await asyncio.gather(*(s.resume() if wanted else s.pause() for s in subscriptions))
+
+    def _regate_soon(self) -> None:
+        if not self._stopping.is_set():
+            self._spawn(self._regate())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _stop_background(self) -> None:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

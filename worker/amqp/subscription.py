@@ -6,13 +6,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue, ConsumerTag
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from worker.amqp.acks import AckBatch
 from worker.amqp.consumer import EventHandler
 from worker.lanes import Lanes
 
 log = logging.getLogger(__name__)
+CANCEL_TIMEOUT = 5.0  # a blocked connection may hold the cancel back
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +49,39 @@ class ShardSubscription:
         self._lanes = lanes
         self._prefetch = prefetch
         self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer: ConsumerTag | None = None
+        self._paused = False
         self._releasing = False
         self._running = 0
         self._drained = asyncio.Event()
         self._drained.set()
 
-    async def start(self) -> None:
+    async def start(self, *, paused: bool = False) -> None:
         self._channel = await self._connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=self._prefetch)
-        queue = await self._channel.get_queue(self.queue, ensure=True)
-        await queue.consume(self._on_message)
-        log.info("consuming %s", self.queue)
+        self._queue = await self._channel.get_queue(self.queue, ensure=True)
+        self._paused = paused
+        if not paused:
+            self._consumer = await self._queue.consume(self._on_message)
+            log.info("consuming %s", self.queue)
+
+    async def pause(self) -> None:
+        """Take no new deliveries (basic.cancel); those already delivered still run, in order, and
+        are acked on this channel as they finish."""
+        self._paused = True
+        tag, self._consumer = self._consumer, None
+        if tag is not None and self._queue is not None:
+            try:
+                await self._queue.cancel(tag, timeout=CANCEL_TIMEOUT)
+            except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
+                # The channel is gone; its deliveries return to the queue anyway.
+                log.info("%s: could not cancel the consumer (%s)", self.queue, exc)
+
+    async def resume(self) -> None:
+        self._paused = False
+        if self._consumer is None and self._queue is not None and not self._releasing:
+            self._consumer = await self._queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self.acks.started(message)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
-from aio_pika.exceptions import AMQPError
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
+from aio_pika.exceptions import AMQPError, ChannelPreconditionFailed
 from aiormq.abc import FieldTable
 from aiormq.exceptions import ChannelAccessRefused
 
@@ -40,6 +40,26 @@ class MissingPlugin(RuntimeError):
     """The broker lacks the exchange type the inbound exchange needs."""
 
 
+class TopologyMismatch(RuntimeError):
+    """A queue exists with other arguments than these settings give it (RabbitMQ refuses to change
+    them in place): most often SESSIONS_DELIVERY_LIMIT."""
+
+
+async def _declare_shard(channel: AbstractChannel, name: str, arguments: FieldTable) -> AbstractQueue:
+    try:
+        return await channel.declare_queue(name, durable=True, arguments=arguments)
+    except ChannelPreconditionFailed as exc:
+        hint = ""
+        if "x-delivery-limit" in str(exc):
+            hint = (
+                " set SESSIONS_DELIVERY_LIMIT to the value it was declared with (the worker's poison detection,"
+                " SESSIONS_POISON_ATTEMPTS, works either way), or move to a new SESSIONS_TOPOLOGY_PREFIX"
+                " after draining the old queues;"
+            )
+        message = f"shard queue {name} exists with other arguments: {exc};{hint} see the README runbook"
+        raise TopologyMismatch(message) from exc
+
+
 async def _declare_inbound(channel: AbstractChannel, names: Topology) -> AbstractExchange:
     try:
         return await channel.declare_exchange(names.inbound_exchange, INBOUND_EXCHANGE_TYPE, durable=True)
@@ -58,7 +78,7 @@ async def declare_topology(channel: AbstractChannel, names: Topology, *, deliver
     dead = await channel.declare_queue(names.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
     await dead.bind(dlx, routing_key="")
     for name in names.shard_queues():
-        queue = await channel.declare_queue(name, durable=True, arguments=shard_arguments(names, delivery_limit))
+        queue = await _declare_shard(channel, name, shard_arguments(names, delivery_limit))
         # One binding key for all: the exchange orders its queues by name, so the same key reaches
         # the same shard on every node and after every restart.
         await queue.bind(inbound, routing_key=SHARD_BINDING_KEY)

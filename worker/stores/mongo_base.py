@@ -17,6 +17,7 @@ from pymongo.errors import (
     OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
+    WriteConcernError,
 )
 
 from worker.errors import StoreConflict, StoreUnavailable
@@ -26,28 +27,50 @@ from worker.stores.mongo_docs import Doc
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_TRANSIENT = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError)
-# Server answers that say "not now" rather than "never": a write conflict (the server retries
-# those itself, but may still return one), and a write that ran out of time (maxTimeMS, timeoutMS).
-_WRITE_CONFLICT = 112
+_TRANSIENT = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError, WriteConcernError)
+# Server error codes that say the deployment is unwell (no primary, shutting down, out of disk,
+# a write concern it cannot meet), not that the operation at hand is wrong.
+_UNWELL_CODES = frozenset(
+    {
+        6,  # HostUnreachable
+        7,  # HostNotFound
+        64,  # WriteConcernFailed
+        89,  # NetworkTimeout
+        91,  # ShutdownInProgress
+        189,  # PrimarySteppedDown
+        50,  # MaxTimeMSExpired
+        112,  # WriteConflict (the server retries those itself, but may still return one)
+        262,  # ExceededTimeLimit
+        9001,  # SocketException
+        10107,  # NotWritablePrimary
+        11600,  # InterruptedAtShutdown
+        11602,  # InterruptedDueToReplStateChange
+        13435,  # NotPrimaryNoSecondaryOk
+        13436,  # NotPrimaryOrSecondary
+        14031,  # OutOfDiskSpace
+    }
+)
 
 
-def _transient(exc: PyMongoError) -> bool:
+def store_is_unwell(exc: PyMongoError) -> bool:
+    """True for errors about the deployment (unreachable, no primary, out of disk), false for
+    errors about the operation (a duplicate key, a bad document)."""
     if isinstance(exc, _TRANSIENT) or exc.has_error_label("RetryableWriteError") or exc.timeout:
-        return True
-    return isinstance(exc, OperationFailure) and exc.code == _WRITE_CONFLICT
+        return True  # a write that ran out of time (maxTimeMS, timeoutMS) is "not now", not "never"
+    code = getattr(exc, "code", None)
+    return isinstance(code, int) and code in _UNWELL_CODES
 
 
 def unavailable(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn transient driver errors into StoreUnavailable so callers never import pymongo (the
-    worker retries those with back-off; any other error counts as a bug and is dead-lettered)."""
+    """Turn errors of an unwell deployment into StoreUnavailable (the worker waits them out, never
+    dead-lettering an event for them) so callers never import pymongo."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
         except PyMongoError as exc:
-            if _transient(exc):
+            if store_is_unwell(exc):
                 raise StoreUnavailable(f"MongoDB could not complete {fn.__name__}: {exc}; retry shortly") from exc
             raise
 
@@ -118,4 +141,6 @@ class MongoCollections:
         self._settings: AsyncCollection[Doc] = db["settings"]
         self._outcomes: AsyncCollection[Doc] = db["outcomes"]
         self._meta: AsyncCollection[Doc] = db["meta"]
+        self._attempts: AsyncCollection[Doc] = db["attempts"]
+        self._liveness: AsyncCollection[Doc] = db["liveness"]
         self._appends = AppendBatcher(self._entries, self._sessions, commit_window_ms=commit_window_ms)

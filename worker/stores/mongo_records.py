@@ -7,11 +7,12 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas import Checkpoint, Summary
 from worker.stores.base import StoredEntry
-from worker.stores.mongo_base import MongoCollections, insert_new, unavailable
+from worker.stores.mongo_attempts import MongoAttempts
+from worker.stores.mongo_base import insert_new, unavailable
 from worker.stores.mongo_docs import Doc, entry_from_doc, model_fields_of, to_doc
 
 
-class MongoRecords(MongoCollections):
+class MongoRecords(MongoAttempts):
     # Checkpoints and summaries
 
     @unavailable
@@ -99,8 +100,11 @@ class MongoRecords(MongoCollections):
         return [Checkpoint.model_validate(model_fields_of(doc)) async for doc in cursor]
 
     @unavailable
-    async def replace_checkpoint_text(self, checkpoint_id: str, name: str, description: str | None) -> None:
-        await self._checkpoints.update_one({"_id": checkpoint_id}, {"$set": {"name": name, "description": description}})
+    async def replace_checkpoint_text(
+        self, checkpoint_id: str, name: str, description: str | None, sealed_with: str | None
+    ) -> None:
+        texts = {"name": name, "description": description, "sealed_with": sealed_with}
+        await self._checkpoints.update_one({"_id": checkpoint_id}, {"$set": texts})
 
     @unavailable
     async def scan_summaries(self, after: str | None, limit: int) -> list[Summary]:
@@ -109,8 +113,10 @@ class MongoRecords(MongoCollections):
         return [Summary.model_validate(model_fields_of(doc)) async for doc in cursor]
 
     @unavailable
-    async def replace_summary_content(self, summary_id: str, content: str) -> None:
-        await self._summaries.update_one({"_id": summary_id}, {"$set": {"content": content}})
+    async def replace_summary_content(self, summary_id: str, content: str, sealed_with: str | None) -> None:
+        await self._summaries.update_one(
+            {"_id": summary_id}, {"$set": {"content": content, "sealed_with": sealed_with}}
+        )
 
     async def reclaim(self) -> None:
         """Nothing to do from a client: WiredTiger reuses freed space; operators run `compact`."""

@@ -19,6 +19,7 @@ from worker.stores.base import (
     StoredEntry,
     ViewChange,
 )
+from worker.stores.sqlite_attempts import ATTEMPTS_SCHEMA
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_migrations import migrate_event_keys, migrate_stored_bytes
 from worker.stores.sqlite_records import SqliteRecords
@@ -66,6 +67,7 @@ class SqliteStore(SqliteRecords):
     async def ensure_schema(self) -> None:
         await self._db.open()
         await self._db.write(lambda conn: conn.executescript(SCHEMA), alone=True)
+        await self._db.write(lambda conn: conn.executescript(ATTEMPTS_SCHEMA), alone=True)
         await self._db.write(ensure_one_active_per_slot, alone=True)
         await self._db.write(migrate_event_keys, alone=True)
         await self._db.write(migrate_stored_bytes, alone=True)

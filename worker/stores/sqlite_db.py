@@ -22,14 +22,32 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from worker.errors import StoreUnavailable
+from worker.errors import StoreOpenFailed, StoreUnavailable
 from worker.stores.commit_window import CommitWindow
 from worker.stores.sqlite_lock import WriterLock, lock_path
+from worker.stores.sqlite_open import check_file, open_failure
 
 T = TypeVar("T")
 Connection = sqlite3.Connection
 
-_TRANSIENT = ("database is locked", "database is busy", "disk i/o error")
+# Primary result codes that say the store is unwell (full, read-only, failing, corrupt, locked),
+# not that the write at hand is wrong: the worker holds its events and waits for the store.
+_UNWELL_CODES = frozenset(
+    {
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOLFS,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
 
 
 def _connect(path: str, busy_timeout_ms: int) -> Connection:
@@ -100,18 +118,24 @@ def _transaction(conn: Connection, functions: list[Callable[[Connection], Any]])
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            # After a full disk or an I/O error SQLite may have rolled back already: the original
+            # error is the one worth reporting, not the rollback's.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     return outcomes
 
 
 def _run_together(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome] | None:
-    """Every function's result, or None as soon as one fails."""
+    """Every function's result, or None as soon as one fails. An unwell store (a full disk, say,
+    after which SQLite has rolled the transaction back itself) fails the whole group instead."""
     outcomes: list[Outcome] = []
     for fn in functions:
         try:
             outcomes.append((True, fn(conn)))
-        except Exception:  # rerun isolated, where the failure is handed to that function's caller
+        except Exception as exc:  # rerun isolated, where the failure is handed to that function's caller
+            if store_is_unwell(exc) or not conn.in_transaction:
+                raise
             return None
     return outcomes
 
@@ -123,6 +147,8 @@ def _run_isolated(conn: Connection, functions: list[Callable[[Connection], Any]]
         try:
             outcomes.append((True, fn(conn)))
         except Exception as exc:  # handed to that function's caller, the others go on
+            if store_is_unwell(exc) or not conn.in_transaction:
+                raise  # the store, not this write: the whole group fails with it
             conn.execute("ROLLBACK TO one")
             outcomes.append((False, exc))
         conn.execute("RELEASE one")
@@ -152,9 +178,14 @@ class SqliteDatabase:
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         loop = asyncio.get_running_loop()
         connect = partial(_connect, self.path, self._busy_timeout_ms)
-        self._writer = await loop.run_in_executor(self._writer_pool, connect)
-        await loop.run_in_executor(self._writer_pool, self._lock.open)
-        self._reader = await loop.run_in_executor(self._reader_pool, connect)
+        try:
+            await loop.run_in_executor(self._writer_pool, check_file, self.path)
+            self._writer = await loop.run_in_executor(self._writer_pool, connect)
+            await loop.run_in_executor(self._writer_pool, self._lock.open)
+            self._reader = await loop.run_in_executor(self._reader_pool, connect)
+        except (sqlite3.Error, OSError, StoreOpenFailed) as exc:
+            await self.close()
+            raise (exc if isinstance(exc, StoreOpenFailed) else open_failure(self.path, exc)) from exc
 
     async def close(self) -> None:
         """Close both connections; a group already on the writer thread commits first, and writes
@@ -169,9 +200,10 @@ class SqliteDatabase:
         opened = ((self._writer_pool, self._writer), (self._reader_pool, self._reader))
         self._writer = self._reader = None
         for pool, conn in opened:
-            if pool is not None and conn is not None:
-                await loop.run_in_executor(pool, conn.close)
-                pool.shutdown(wait=True)
+            if pool is not None:
+                if conn is not None:
+                    await loop.run_in_executor(pool, conn.close)
+                pool.shutdown(wait=True)  # a failed open leaves a pool without its connection
         self._lock.close()
         self._writer_pool = self._reader_pool = None
 
@@ -232,14 +264,28 @@ class SqliteDatabase:
     async def _run(pool: ThreadPoolExecutor, fn: Callable[[Connection], T], conn: Connection) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, conn)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise _mapped(exc) from exc
 
 
+def store_is_unwell(exc: BaseException) -> bool:
+    """True for errors about the database (its disk, file or lock), false for errors about the
+    statement (a constraint, a bug). The writers' lock file fails with OSError."""
+    if isinstance(exc, OSError):
+        return True
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # raised by our own code (the writers' lock timing out) with a message only
+        return "database is locked" in str(exc)
+    return (code & 0xFF) in _UNWELL_CODES
+
+
 def _mapped(exc: BaseException) -> BaseException:
-    """Busy or locked databases and I/O errors are transient: StoreUnavailable, which callers retry."""
-    if isinstance(exc, sqlite3.OperationalError) and any(marker in str(exc).lower() for marker in _TRANSIENT):
-        unavailable = StoreUnavailable(f"SQLite is busy or failing: {exc}")
+    """Errors of an unwell store become StoreUnavailable, which the worker waits out (holding its
+    events, never dead-lettering them); the rest stay as they are."""
+    if store_is_unwell(exc):
+        unavailable = StoreUnavailable(f"SQLite cannot be used: {exc}")
         unavailable.__cause__ = exc
         return unavailable
     return exc

@@ -6,6 +6,7 @@ from typing import Any
 
 from schemas import Checkpoint, Summary
 from worker.stores.base import StoredEntry
+from worker.stores.sqlite_attempts import SqliteAttempts
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_rows import ENTRY_COLUMNS, checkpoint_from_doc, entry_from_row, summary_from_doc, to_ms
 
@@ -14,7 +15,7 @@ def _placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
-class SqliteRecords:
+class SqliteRecords(SqliteAttempts):
     _db: SqliteDatabase
 
     # Checkpoints and summaries ---------------------------------------------------------------
@@ -103,11 +104,14 @@ class SqliteRecords:
 
         return await self._db.read(run)
 
-    async def replace_checkpoint_text(self, checkpoint_id: str, name: str, description: str | None) -> None:
+    async def replace_checkpoint_text(
+        self, checkpoint_id: str, name: str, description: str | None, sealed_with: str | None
+    ) -> None:
         def run(conn: Connection) -> None:
             row = conn.execute("SELECT doc FROM checkpoints WHERE id = ?", (checkpoint_id,)).fetchone()
             if row is not None:
-                updated = checkpoint_from_doc(row[0]).model_copy(update={"name": name, "description": description})
+                texts = {"name": name, "description": description, "sealed_with": sealed_with}
+                updated = checkpoint_from_doc(row[0]).model_copy(update=texts)
                 conn.execute("UPDATE checkpoints SET doc = ? WHERE id = ?", (updated.model_dump_json(), checkpoint_id))
 
         await self._db.write(run)
@@ -119,11 +123,11 @@ class SqliteRecords:
 
         return await self._db.read(run)
 
-    async def replace_summary_content(self, summary_id: str, content: str) -> None:
+    async def replace_summary_content(self, summary_id: str, content: str, sealed_with: str | None) -> None:
         def run(conn: Connection) -> None:
             row = conn.execute("SELECT doc FROM summaries WHERE id = ?", (summary_id,)).fetchone()
             if row is not None:
-                updated = summary_from_doc(row[0]).model_copy(update={"content": content})
+                updated = summary_from_doc(row[0]).model_copy(update={"content": content, "sealed_with": sealed_with})
                 conn.execute("UPDATE summaries SET doc = ? WHERE id = ?", (updated.model_dump_json(), summary_id))
 
         await self._db.write(run)

@@ -1,0 +1,50 @@
+"""A worker process for poison tests: the real worker, whose token counter kills the process
+(SIGKILL, as the OOM killer would) whenever it meets a message containing CRASH_MARKER.
+
+Test-only: the production worker has no such hook. Run as `python -m tests.support.crashing_worker`
+with the usual SESSIONS_* environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from worker import create_session_manager
+from worker.amqp.service import WorkerService
+from worker.cli_support import load_settings
+from worker.clock import system_clock
+from worker.ops_server import OpsServer
+from worker.tokens import TiktokenCounter
+
+CRASH_MARKER = "kill-the-worker"
+
+
+class CrashingCounter:
+    def __init__(self, inner: TiktokenCounter) -> None:
+        self._inner = inner
+
+    def count(self, text: str) -> int:
+        if CRASH_MARKER in text:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self._inner.count(text)
+
+
+async def main() -> None:
+    settings = load_settings(json_logs=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    counter = CrashingCounter(TiktokenCounter.load(settings.token_encoding))
+    async with create_session_manager(token_counter=counter, **settings.manager_options()) as manager:
+        service = WorkerService(settings, manager, system_clock)
+        ops = OpsServer([service.metrics.registry], [service.readiness], "127.0.0.1", settings.metrics_port)
+        await ops.start()
+        try:
+            await service.run_until(stop)
+        finally:
+            await ops.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
