@@ -11,7 +11,7 @@ from schemas.base import WireModel, utc_now
 from schemas.delivery import DeliveryContext
 
 ReplyKind = Literal["command-result", "assistant", "notice", "error"]
-NoticeKind = Literal["session-reset", "retention-warning", "retention-deleted"]
+NoticeKind = Literal["session-reset", "retention-warning", "retention-deleted", "secrets-redacted"]
 
 
 class ReplyEvent(WireModel):
@@ -46,7 +46,7 @@ class TurnEvent(WireModel):
 
 
 class NoticeEvent(WireModel):
-    """Something happened to a session (reset, retention) that dispatchers may deliver or ignore."""
+    """Something happened to a session (reset, retention, a redaction) that dispatchers may deliver or ignore."""
 
     version: Literal[1] = 1
     type: Literal["notice"] = "notice"

@@ -27,6 +27,8 @@ from worker.context import ContextWindow, build_window
 from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
 from worker.maintenance import CleanupReport, cleanup
+from worker.redacting import Redactions
+from worker.redaction import Findings
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
 from worker.scope import ChatAddress
 from worker.slots import Resolution, SlotResolver
@@ -73,6 +75,7 @@ class SessionManager:
         self._checkpoints = CheckpointBook(store, clock, locks, transcript.codec)
         self._locks = locks
         self._default_agent = "main"
+        self.redactions = Redactions(agents.get, store, transcript)
 
     # Lifecycle ------------------------------------------------------------------------------
     async def open(self) -> SessionManager:
@@ -212,7 +215,8 @@ class SessionManager:
         delivery: DeliveryContext | None = None,
         allow_archived: bool = False,
     ) -> TranscriptEntry:
-        """Append one entry. `allow_archived` lets a late agent reply land in a session reset meanwhile."""
+        """Append one entry, its secrets redacted first (as the agent's settings say).
+        `allow_archived` lets a late agent reply land in a session reset meanwhile."""
         draft = Draft(
             role=role,
             content=content,
@@ -224,6 +228,8 @@ class SessionManager:
             event_id=event_id,
             delivery=delivery,
         )
+        session = await self.get_session(session_id)
+        draft = await self.redactions.draft(session.agent_id, draft, Findings())
         return await self.transcript.append(session_id, draft, allow_archived=allow_archived)
 
     @overload
@@ -280,6 +286,11 @@ class SessionManager:
     async def save_checkpoint(
         self, session_id: str, name: str, description: str | None = None, *, checkpoint_id: str | None = None
     ) -> Checkpoint:
+        """Save the session's history as it is; the name and description are redacted first."""
+        agent_id = (await self.get_session(session_id)).agent_id
+        findings = Findings()
+        name = await self.redactions.text(agent_id, name, findings)
+        description = await self.redactions.optional(agent_id, description, findings)
         return await self._checkpoints.save(session_id, name, description, checkpoint_id)
 
     async def list_checkpoints(self, session_id: str, *, whole_slot: bool = False) -> list[Checkpoint]:

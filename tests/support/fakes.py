@@ -62,14 +62,16 @@ class RecordingPublisher:
 def handler_for(
     manager: SessionManager, publisher: RecordingPublisher, *, max_payload_bytes: int = 65536
 ) -> EventHandler:
-    """The worker's EventHandler over `manager`, publishing into `publisher`."""
+    """The worker's EventHandler over `manager`, publishing into `publisher` (its metrics, the
+    redaction counter among them, are the handler's `metrics`)."""
+    metrics = WorkerMetrics()
     return EventHandler(
-        EventProcessor(manager, system_clock),
+        EventProcessor(manager, system_clock, on_redacted=metrics.redacted),
         OutcomeLog(manager.store, manager.transcript.codec, system_clock),
         cast(Any, publisher),
         system_clock,
         asyncio.Event(),
-        WorkerMetrics(),
+        metrics,
         max_payload_bytes=max_payload_bytes,
     )
 

@@ -55,7 +55,9 @@ class WorkerService:
         self._connection = await connect(settings.amqp_url.get_secret_value())
         await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
         publisher = await Publisher(await self._connection.channel(publisher_confirms=True), self.topology).open()
-        processor = EventProcessor(self._manager, self._clock, max_reply_chars=settings.max_reply_chars)
+        processor = EventProcessor(
+            self._manager, self._clock, max_reply_chars=settings.max_reply_chars, on_redacted=self.metrics.redacted
+        )
         self.handler = EventHandler(
             processor,
             OutcomeLog(self._manager.store, self._manager.transcript.codec, self._clock),
