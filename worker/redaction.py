@@ -18,6 +18,7 @@ from typing import Any
 
 MARKER = "[redacted:"
 Validator = Callable[[str], bool]
+Locator = Callable[[str], list[tuple[int, int]]]
 
 
 def luhn_valid(digits: str) -> bool:
@@ -31,10 +32,50 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+_CARD_GROUPS = re.compile(r"[ -]")
+
+
+def card_grouping(groups: list[int]) -> bool:
+    """Cards are printed whole, in fours (the last group shorter), or 4-6-5 / 4-6-4 (Amex, Diners);
+    order numbers, ISBNs and phone numbers are grouped otherwise."""
+    if len(groups) == 1 or groups in ([4, 6, 5], [4, 6, 4]):
+        return True
+    return all(size == 4 for size in groups[:-1]) and 1 <= groups[-1] <= 4
+
+
 def card_number(text: str) -> bool:
-    digits = text.replace(" ", "").replace("-", "")
+    groups = _CARD_GROUPS.split(text)
+    digits = "".join(groups)
     # Issuer ranges start with 2 to 6 (Mastercard 2-series and 5, Amex 3, Visa 4, Discover 6).
-    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits)
+    return (
+        13 <= len(digits) <= 19
+        and digits[0] in "23456"
+        and card_grouping([len(g) for g in groups])
+        and luhn_valid(digits)
+    )
+
+
+_DIGIT_GROUP = re.compile(r"\d+")
+
+
+def card_spans(run: str) -> list[tuple[int, int]]:
+    """The card numbers in a run of digit groups: "EMP-123456 4111 1111 1111 1111 123" holds one.
+    Tries the longest window of whole groups from each group on (a card spans at most 19 digits)."""
+    groups = [group.span() for group in _DIGIT_GROUP.finditer(run)]
+    found: list[tuple[int, int]] = []
+    first = 0
+    while first < len(groups):
+        last, digits = first, 0
+        while last < len(groups) and digits + groups[last][1] - groups[last][0] <= 19:
+            digits += groups[last][1] - groups[last][0]
+            last += 1
+        end = next((k for k in range(last, first, -1) if card_number(run[groups[first][0] : groups[k - 1][1]])), None)
+        if end is None:
+            first += 1
+            continue
+        found.append((groups[first][0], groups[end - 1][1]))
+        first = end
+    return found
 
 
 def iban_valid(text: str) -> bool:
@@ -115,7 +156,8 @@ def _iban_pattern() -> str:
 class Detector:
     """One kind of secret. It is looked for only in texts holding one of its `hints` (substrings
     every match contains) or at least `min_digits` digits; with neither, in every text. `group` is
-    the part of a match that is replaced (0: all of it)."""
+    the part of a match that is checked and replaced (0: all of it); `locate`, when given, finds the
+    secrets within that part instead (a run of digits may hold a card number among other numbers)."""
 
     kind: str
     pattern: re.Pattern[str]
@@ -123,6 +165,7 @@ class Detector:
     min_digits: int = 0
     validator: Validator | None = None
     group: int = 0
+    locate: Locator | None = None
 
 
 def _detector(
@@ -133,8 +176,9 @@ def _detector(
     min_digits: int = 0,
     validator: Validator | None = None,
     group: int = 0,
+    locate: Locator | None = None,
 ) -> Detector:
-    return Detector(kind, re.compile(pattern), hints, min_digits, validator, group)
+    return Detector(kind, re.compile(pattern), hints, min_digits, validator, group, locate)
 
 
 # Applied in this order: a whole PEM block first, then prefixed keys (Anthropic's before OpenAI's,
@@ -167,16 +211,17 @@ BUILT_IN: tuple[Detector, ...] = (
     _detector("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", ("eyJ",), validator=jwt_header),
     _detector(
         "bearer",
-        r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)",
+        r"(?i:\bbearer)\s+([A-Za-z0-9_.~+/-]{16,}=*)",
         ("earer", "EARER"),
         validator=token_like,
         group=1,
     ),
     _detector(
         "card",
-        r"(?<![A-Za-z0-9_])(?<!\d[ -])\d(?:[ -]?\d){12,18}(?![ -]?\d)(?![A-Za-z_])",
+        # A whole run of digit groups (possessive: a run glued to letters is no card), 13 digits or more.
+        r"(?<![A-Za-z0-9_])\d(?:[ -]?\d){12,}+(?![A-Za-z_])",
         min_digits=13,
-        validator=card_number,
+        locate=card_spans,
     ),
     # Every registry IBAN holds at least ten digits (its check digits and a numeric bank account).
     _detector("iban", _iban_pattern(), min_digits=10, validator=iban_valid),
@@ -235,14 +280,20 @@ class Redactor:
     @staticmethod
     def _apply(detector: Detector, text: str, findings: Findings) -> str:
         def replace(match: re.Match[str]) -> str:
-            secret = match.group(detector.group)
-            if not secret or (detector.validator is not None and not detector.validator(secret)):
-                return match.group(0)
-            findings.kinds.append(detector.kind)
-            start, end = match.span(detector.group)
-            whole = match.group(0)
-            offset = match.start()
-            return whole[: start - offset] + replacement(detector.kind) + whole[end - offset :]
+            whole, secret = match.group(0), match.group(detector.group)
+            if detector.locate is not None:
+                spans = detector.locate(secret)
+            elif secret and (detector.validator is None or detector.validator(secret)):
+                spans = [(0, len(secret))]
+            else:
+                return whole
+            offset = match.start(detector.group) - match.start()
+            pieces, done = [], 0
+            for start, end in spans:
+                findings.kinds.append(detector.kind)
+                pieces += [whole[done : offset + start], replacement(detector.kind)]
+                done = offset + end
+            return "".join(pieces) + whole[done:]
 
         return detector.pattern.sub(replace, text)
 
