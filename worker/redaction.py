@@ -33,6 +33,8 @@ def luhn_valid(digits: str) -> bool:
 
 
 _CARD_GROUPS = re.compile(r"[ -]")
+# Issuer ranges start with 2 to 6 (Mastercard 2-series and 5, Amex 3, Visa 4, Discover 6).
+_ISSUER_DIGITS = "23456"
 
 
 def card_grouping(groups: list[int]) -> bool:
@@ -46,10 +48,9 @@ def card_grouping(groups: list[int]) -> bool:
 def card_number(text: str) -> bool:
     groups = _CARD_GROUPS.split(text)
     digits = "".join(groups)
-    # Issuer ranges start with 2 to 6 (Mastercard 2-series and 5, Amex 3, Visa 4, Discover 6).
     return (
         13 <= len(digits) <= 19
-        and digits[0] in "23456"
+        and digits[0] in _ISSUER_DIGITS
         and card_grouping([len(g) for g in groups])
         and luhn_valid(digits)
     )
@@ -60,22 +61,32 @@ _DIGIT_GROUP = re.compile(r"\d+")
 
 def card_spans(run: str) -> list[tuple[int, int]]:
     """The card numbers in a run of digit groups: "EMP-123456 4111 1111 1111 1111 123" holds one.
-    Tries the longest window of whole groups from each group on (a card spans at most 19 digits)."""
+    From each group on, the longest window of whole groups that is a card (at most 19 digits)."""
     groups = [group.span() for group in _DIGIT_GROUP.finditer(run)]
     found: list[tuple[int, int]] = []
     first = 0
     while first < len(groups):
-        last, digits = first, 0
-        while last < len(groups) and digits + groups[last][1] - groups[last][0] <= 19:
-            digits += groups[last][1] - groups[last][0]
-            last += 1
-        end = next((k for k in range(last, first, -1) if card_number(run[groups[first][0] : groups[k - 1][1]])), None)
+        end = _card_window(run, groups, first) if run[groups[first][0]] in _ISSUER_DIGITS else None
         if end is None:
             first += 1
             continue
-        found.append((groups[first][0], groups[end - 1][1]))
-        first = end
+        found.append((groups[first][0], groups[end][1]))
+        first = end + 1
     return found
+
+
+def _card_window(run: str, groups: list[tuple[int, int]], first: int) -> int | None:
+    sizes: list[int] = []
+    best = None
+    for last in range(first, len(groups)):
+        sizes.append(groups[last][1] - groups[last][0])
+        total = sum(sizes)
+        if total > 19:
+            break
+        window = groups[first : last + 1]
+        if total >= 13 and card_grouping(sizes) and luhn_valid("".join(run[start:end] for start, end in window)):
+            best = last
+    return best
 
 
 def iban_valid(text: str) -> bool:
@@ -139,17 +150,19 @@ _IBAN_LENGTHS = {
 }
 
 
-def _iban_pattern() -> str:
-    """One branch per registry length: the country, two check digits, then exactly the rest,
-    optionally grouped by single spaces as IBANs are printed."""
-    by_length: dict[int, list[str]] = {}
-    for country, length in _IBAN_LENGTHS.items():
-        by_length.setdefault(length, []).append(country)
-    branches = (
-        f"(?:{'|'.join(sorted(countries))})\\d{{2}}(?: ?[A-Z0-9]){{{length - 4}}}"
-        for length, countries in sorted(by_length.items())
-    )
-    return rf"\b(?:{'|'.join(branches)})(?![A-Za-z0-9])"
+def iban_spans(candidate: str) -> list[tuple[int, int]]:
+    """The IBAN a candidate starts with: exactly its country's length of characters (spaces
+    between groups aside), ending where the candidate does or at a space, with valid check digits."""
+    length = _IBAN_LENGTHS.get(candidate[:2])
+    if length is None:
+        return []
+    counted = end = 0
+    while end < len(candidate) and counted < length:
+        counted += candidate[end] != " "
+        end += 1
+    if counted < length or (end < len(candidate) and candidate[end] != " "):
+        return []
+    return [(0, end)] if iban_valid(candidate[:end]) else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +237,8 @@ BUILT_IN: tuple[Detector, ...] = (
         locate=card_spans,
     ),
     # Every registry IBAN holds at least ten digits (its check digits and a numeric bank account).
-    _detector("iban", _iban_pattern(), min_digits=10, validator=iban_valid),
+    _detector("iban", r"\b[A-Z]{2}\d\d(?: ?[A-Z0-9]){11,30}+", min_digits=10, locate=iban_spans),
 )
-_DIGITS = "0123456789"
 
 
 def replacement(kind: str) -> str:
@@ -250,7 +262,10 @@ class Redactor:
         self._detectors = tuple(detectors)
         # The pre-filter: every detector's hints in one tuple, and the fewest digits any needs.
         self._hints = tuple(hint for detector in self._detectors for hint in detector.hints)
-        self._min_digits = min((d.min_digits for d in self._detectors if d.min_digits), default=0)
+        # "At least n digits" as one anchored pass in C (possessive: no backtracking).
+        self._digit_gates = {d.min_digits: _digit_gate(d.min_digits) for d in self._detectors if d.min_digits}
+        fewest = min(self._digit_gates, default=0)
+        self._digit_gate = self._digit_gates.get(fewest)
         self._always = any(not (d.hints or d.min_digits) for d in self._detectors)
 
     @property
@@ -259,11 +274,17 @@ class Redactor:
 
     def text(self, text: str, findings: Findings) -> str:
         """`text` with its secrets replaced, adding each replacement's kind to `findings`."""
-        digits = sum(map(text.count, _DIGITS)) if self._min_digits else 0
-        if not (self._always or digits >= self._min_digits > 0 or any(map(text.__contains__, self._hints))):
-            return text  # the usual case: a few substring tests in C
+        digits = self._digit_gate is not None and self._digit_gate.match(text) is not None
+        if not (self._always or digits or any(map(text.__contains__, self._hints))):
+            return text  # the usual case: substring tests and one pass over the digits, in C
+        present = set(filter(text.__contains__, self._hints))
+        enough = {count for count, gate in self._digit_gates.items() if digits and gate.match(text) is not None}
         for detector in self._detectors:
-            if _wanted(detector, text, digits):
+            if (
+                (detector.min_digits in enough)
+                or not present.isdisjoint(detector.hints)
+                or not (detector.hints or detector.min_digits)
+            ):
                 text = self._apply(detector, text, findings)
         return text
 
@@ -298,12 +319,8 @@ class Redactor:
         return detector.pattern.sub(replace, text)
 
 
-def _wanted(detector: Detector, text: str, digits: int) -> bool:
-    if detector.min_digits and digits >= detector.min_digits:
-        return True
-    if detector.hints:
-        return any(hint in text for hint in detector.hints)
-    return not detector.min_digits
+def _digit_gate(count: int) -> re.Pattern[str]:
+    return re.compile(rf"(?:\D*+\d){{{count}}}")
 
 
 def custom_detector(kind: str, pattern: str) -> Detector:

@@ -16,8 +16,10 @@ from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_f
 from tests.support.secret_corpus import SECRETS
 from worker import create_session_manager
 from worker.clock import ManualClock
+from worker.config import Settings
 from worker.errors import InvalidArgument
 from worker.manager import SessionManager
+from worker.options import ManagerOptions
 from worker.processor import ordering_key
 from worker.tokens import TiktokenCounter
 
@@ -161,3 +163,13 @@ async def test_a_first_redaction_in_an_agent_message_tells_the_chat_too(sqlite_m
     assert notice.kind == "secrets-redacted" and publisher.outcomes[-1].replies[0].delivery.to == "100"
     await deliver(handler, _inbound("2", f"it is {CARD}"))
     assert not publisher.outcomes[-1].notices  # told already in this session
+
+
+def test_the_environment_sets_the_default_for_agents_without_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSIONS_REDACTION", "false")
+    monkeypatch.setenv("SESSIONS_REDACTION_PATTERNS", '[{"kind": "employee-id", "pattern": "EMP-\\\\d{6}"}]')
+    defaults = ManagerOptions(**Settings().manager_options()).agent_defaults().redaction
+    assert not defaults.enabled and [(p.kind, p.pattern) for p in defaults.patterns] == [("employee-id", r"EMP-\d{6}")]
+    monkeypatch.delenv("SESSIONS_REDACTION")
+    monkeypatch.delenv("SESSIONS_REDACTION_PATTERNS")
+    assert ManagerOptions(**Settings().manager_options()).agent_defaults().redaction.enabled  # on by default
