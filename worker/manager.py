@@ -328,6 +328,13 @@ class SessionManager:
     async def set_idle_reset(self, minutes: int, *, agent_id: str | None = None) -> AgentSettings:
         return await self.agents.set_idle_reset(agent_id or self._default_agent, minutes)
 
+    async def set_redaction(
+        self, *, enabled: bool | None = None, patterns: list[dict[str, str]] | None = None, agent_id: str | None = None
+    ) -> AgentSettings:
+        """Switch the agent's redaction on or off, or replace its own patterns ({kind, pattern} each)."""
+        changes = {name: value for name, value in (("enabled", enabled), ("patterns", patterns)) if value is not None}
+        return await self.agents.update(agent_id or self._default_agent, redaction=changes)
+
     async def cleanup(
         self,
         *,

@@ -75,13 +75,16 @@ async def test_add_message_stores_and_counts_the_redacted_text(
 async def test_redaction_is_switched_off_per_agent_and_extended_by_patterns(make_manager: Any) -> None:
     manager: SessionManager = make_manager(redaction={"patterns": [{"kind": "employee-id", "pattern": r"EMP-\d{6}"}]})
     async with manager:
-        await manager.agents.update("raw", redaction={"enabled": False})
+        await manager.set_redaction(enabled=False, agent_id="raw")
         mine = await manager.get_or_create_session(user_id="u1", channel_id="cli")
         raw = await manager.get_or_create_session(user_id="u1", channel_id="cli", agent_id="raw")
         kept = await manager.add_message(raw.id, "user", f"EMP-123456 {CARD}")
         redacted = await manager.add_message(mine.id, "user", f"EMP-123456 {CARD}")
+        await manager.set_redaction(patterns=[], agent_id="main")
+        plain = await manager.add_message(mine.id, "user", f"EMP-123456 {CARD}")
     assert kept.content == f"EMP-123456 {CARD}"
     assert redacted.content == "[redacted:employee-id] [redacted:card]"
+    assert plain.content == "EMP-123456 [redacted:card]"  # its own pattern gone, the built-ins stay
 
 
 @pytest.mark.parametrize(
