@@ -134,6 +134,14 @@ class MarkImportant(EventBase):
     important: bool = True
 
 
+class ModelChange(EventBase):
+    """From tools and admin consoles: set a session's model override (absent or null: the default)."""
+
+    type: Literal["session.model"] = "session.model"
+    session_id: SafeId
+    model: Name | None = None
+
+
 class SessionResetDue(EventBase):
     """From the scheduler: the session was due for a daily or idle reset at `due_at`."""
 
@@ -161,6 +169,7 @@ InboundEvent = Annotated[
     | AgentMessage
     | SummaryProduced
     | MarkImportant
+    | ModelChange
     | SessionResetDue
     | RetentionDue,
     Field(discriminator="type"),

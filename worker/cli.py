@@ -80,15 +80,17 @@ async def _count_active_sessions(manager: Any, metrics: Any, stop: asyncio.Event
 
 async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, checks: list[Any]) -> None:
     from scheduler.service import SchedulerService
+    from worker.amqp.connection import close_within
     from worker.amqp.gateway import GatewayClient
-    from worker.amqp.service import connect
-    from worker.amqp.topology import declare_topology_once
+    from worker.amqp.service import CLOSE_SECONDS, connect
+    from worker.amqp.topology import declare_topology_if_allowed
     from worker.clock import system_clock
 
     connection = await connect(settings.amqp_url.get_secret_value())
-    async with connection:
-        await declare_topology_once(connection, settings.topology(), delivery_limit=settings.delivery_limit)
-        gateway = await GatewayClient.open(connection, settings.topology())
+    try:
+        await declare_topology_if_allowed(connection, settings.topology(), delivery_limit=settings.delivery_limit)
+        # Control events carry the scheduler's validated broker user: workers accept only those.
+        gateway = await GatewayClient.open(connection, settings.topology(), user_id=settings.broker_user())
         service = SchedulerService(
             manager.store,
             manager.agents,
@@ -104,6 +106,8 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
 
         checks.append(scheduler_ready)
         await service.run_until(stop)
+    finally:
+        await close_within(connection, CLOSE_SECONDS)  # a blocked or lost broker never answers a close
 
 
 @app.command()
@@ -266,21 +270,28 @@ def dead_letters(
     count: Annotated[int, typer.Option(help="at most N messages")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per message")] = False,
 ) -> None:
-    """Show the dead-letter queue with reasons, or replay it after a fix (taking the messages off it)."""
+    """Show the dead-letter queue with reasons, or replay it after a fix (taking the messages off it).
+    A replay run moves each dead letter at most once, even one that is dead-lettered again at once."""
     from worker.amqp.dead_letters import drain_dead_letters
 
     settings = load_settings()
-    found = _broker(
+    report = _broker(
         drain_dead_letters(settings.amqp_url.get_secret_value(), settings.topology(), count=count, replay=replay)
     )
-    for item in found:
+    for item in report.items:
         if as_json:
             typer.echo(json.dumps(item, ensure_ascii=False))
         else:
             console.print(f"{item['messageId']}  {item['reason']}: {item['detail']}", markup=False)
-    if not as_json:
-        verb = "replayed" if replay else "looked at (left on the queue)"
-        console.print(f"{len(found)} dead letters {verb}")
+    if as_json:
+        return
+    if replay:
+        console.print(
+            f"{report.replayed} dead letters replayed, {report.skipped} skipped "
+            "(dead-lettered again after this run replayed them; still on the queue)"
+        )
+    else:
+        console.print(f"{len(report.items)} dead letters looked at (left on the queue)")
 
 
 @app.command()

@@ -9,7 +9,13 @@ class SessionsError(Exception):
     code = "error"
 
 
-class InvalidArgument(SessionsError, ValueError):
+class RequestError(SessionsError):
+    """The request cannot be done as asked; the message tells the person who asked what to change."""
+
+    code = "request"
+
+
+class InvalidArgument(RequestError, ValueError):
     code = "invalid-argument"
 
 
@@ -35,15 +41,21 @@ class EventIdConflict(SessionsError):
     code = "event-id-conflict"
 
 
-class SessionNotFound(SessionsError, LookupError):
+class NotFound(RequestError, LookupError):
+    """What the request names does not exist (the CLI exits 4)."""
+
+    code = "not-found"
+
+
+class SessionNotFound(NotFound):
     code = "session-not-found"
 
 
-class SessionNotActive(SessionsError):
+class SessionNotActive(RequestError):
     code = "session-not-active"
 
 
-class CheckpointNotFound(SessionsError, LookupError):
+class CheckpointNotFound(NotFound):
     code = "checkpoint-not-found"
 
 

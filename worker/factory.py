@@ -55,7 +55,8 @@ def create_session_manager(
     codec: PayloadCodec | None = None,
     **options: Any,
 ) -> SessionManager:
-    """The seed's createSessionManager. Call `await manager.open()` (or `async with`) before use.
+    """The seed's createSessionManager. The manager opens its store on first use; `async with`
+    (or `await manager.open()` / `close()`) also opens it and closes it when done.
 
     `store`, `clock`, `token_counter` and `codec` are injectable; every other keyword is a
     ManagerOptions field (scope, daily_reset_hour, idle_reset_minutes, storage, db_path, ...).

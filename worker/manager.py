@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import json
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, overload
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
+
+from pydantic import ValidationError
 
 from schemas import (
     AgentSettings,
@@ -17,9 +24,11 @@ from schemas import (
     SessionEntry,
     SessionPage,
     SessionStatus,
+    Summary,
     TranscriptEntry,
     Usage,
 )
+from schemas.base import describe_errors
 from worker.agents import AgentDirectory
 from worker.checkpoints import CheckpointBook
 from worker.clock import Clock
@@ -30,19 +39,45 @@ from worker.maintenance import CleanupReport, cleanup
 from worker.redacting import Redactions
 from worker.redaction import Findings
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
-from worker.scope import ChatAddress
+from worker.scope import ChatAddress, key_fits, slot_key
+from worker.sealing import seal_summary
 from worker.slots import Resolution, SlotResolver
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
 from worker.transcript import Draft, Transcript
 from worker.view import cleared_view
 
 HistoryFormat = Literal["messages", "markdown", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeChange:
+    settings: AgentSettings
+    archived: tuple[SessionEntry, ...]  # the active sessions the new scope has no slot for
+
+
 ExportFormat = Literal["markdown", "json", "jsonl"]
 MAX_PAGE = 500
 
 
 def _usage(value: Usage | dict[str, int] | None) -> Usage | None:
-    return value if value is None or isinstance(value, Usage) else Usage.model_validate(value)
+    if value is None or isinstance(value, Usage):
+        return value
+    try:
+        return Usage.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidArgument(f"invalid usage: {describe_errors(exc, where='usage')}") from exc
+
+
+def _check_content(role: Role, content: str | None, tool: str | None, result: Any) -> None:
+    """An entry must say something: text for a message, a name for a tool call, a result."""
+    if role == "tool":
+        if not tool:
+            raise InvalidArgument("a tool entry needs the tool's name")
+    elif role == "tool-result":
+        if result is None and not content:
+            raise InvalidArgument("a tool-result entry needs a result or content")
+    elif not isinstance(content, str) or not content.strip():
+        raise InvalidArgument(f"{role} entries need text (got {'nothing' if not content else type(content).__name__})")
 
 
 def _encode_cursor(session: SessionEntry) -> str:
@@ -56,6 +91,26 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(moment).astimezone(UTC), str(session_id)
     except (ValueError, TypeError) as exc:
         raise InvalidArgument("invalid page cursor: pass the next_cursor of the previous page") from exc
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+Method = Callable[Concatenate["SessionManager", P], Coroutine[Any, Any, T]]
+
+
+def _opening(method: Method[P, T]) -> Method[P, T]:
+    """A manager opens itself (tables, indexes) on first use, as the seed's API is used:
+    `create_session_manager(...)` then calls; `async with` and `open()` still work."""
+
+    @functools.wraps(method)
+    async def opened(self: SessionManager, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if not self._is_open:
+            await self.open()
+        return await method(self, *args, **kwargs)
+
+    return opened
 
 
 class SessionManager:
@@ -76,14 +131,20 @@ class SessionManager:
         self._locks = locks
         self._default_agent = "main"
         self.redactions = Redactions(agents.get, store, transcript)
+        self._is_open = False
+        self._opening = asyncio.Lock()
 
     # Lifecycle ------------------------------------------------------------------------------
     async def open(self) -> SessionManager:
         """Create the store's tables or collections and indexes (idempotent)."""
-        await self.store.ensure_schema()
+        async with self._opening:
+            if not self._is_open:
+                await self.store.ensure_schema()
+                self._is_open = True
         return self
 
     async def close(self) -> None:
+        self._is_open = False
         await self.store.close()
 
     async def __aenter__(self) -> SessionManager:
@@ -93,10 +154,12 @@ class SessionManager:
         await self.close()
 
     # Sessions -------------------------------------------------------------------------------
+    @_opening
     async def resolve(self, address: ChatAddress, event_id: str | None = None, *, touch: bool = True) -> Resolution:
         """Like get_or_create_session, but also says whether a reset happened on the way."""
         return await self._slots.resolve(await self.agents.get(address.agent_id), address, event_id, touch=touch)
 
+    @_opening
     async def reset_address(
         self, address: ChatAddress, reason: Literal["reset", "new"] = "reset", event_id: str | None = None
     ) -> Resolution:
@@ -104,10 +167,48 @@ class SessionManager:
         settings = await self.agents.get(address.agent_id)
         return await self._slots.reset(settings, address, reason, event_id)
 
+    @_opening
+    async def find_session(self, address: ChatAddress) -> SessionEntry | None:
+        """The address's active session if it has one; never creates or resets one."""
+        settings = await self.agents.get(address.agent_id)
+        return await self.store.find_active(settings.agent_id, slot_key(settings, address))
+
+    @_opening
+    async def slot_members(self, address: ChatAddress) -> list[SessionEntry]:
+        """Every session (active and archived) of the address's slot, newest first; creates none."""
+        settings = await self.agents.get(address.agent_id)
+        return await self._checkpoints.sessions_of_slot(settings.agent_id, slot_key(settings, address))
+
+    @_opening
+    async def checkpoints_of(self, sessions: list[SessionEntry]) -> list[Checkpoint]:
+        return await self._checkpoints.list_of([session.id for session in sessions])
+
+    def check_model(self, settings: AgentSettings, model: str) -> None:
+        """Refuses a model outside the agent's allow-list (an empty list allows any)."""
+        if not model.strip() or len(model) > 200:
+            raise InvalidArgument("a model name is 1 to 200 characters")
+        if settings.allowed_models and model not in settings.allowed_models:
+            allowed = ", ".join(settings.allowed_models)
+            raise InvalidArgument(f"model {model!r} is not available here; choose one of: {allowed}")
+
+    @_opening
+    async def set_model(self, session_id: str, model: str | None) -> SessionEntry:
+        """Set the session's model override (None: back to the agent's default); every turn event
+        of the session then carries it, so the agent runtime answers with that model."""
+        session = await self.get_session(session_id)
+        if model is not None:
+            self.check_model(await self.agents.get(session.agent_id), model.strip())
+            model = model.strip()
+        if not await self.store.set_model(session.id, model, self._clock()):
+            raise SessionNotFound(f"no session {session_id}")
+        return await self.get_session(session_id)
+
+    @_opening
     async def slot_sessions(self, session_id: str) -> list[SessionEntry]:
         """Every session (active and archived) of the session's slot, newest first."""
         return await self._checkpoints.slot_sessions(await self.get_session(session_id))
 
+    @_opening
     async def get_or_create_session(
         self,
         *,
@@ -132,6 +233,7 @@ class SessionManager:
         )
         return (await self.resolve(address)).session
 
+    @_opening
     async def reset(
         self,
         *,
@@ -152,12 +254,14 @@ class SessionManager:
         )
         return (await self.reset_address(address, reason)).session
 
+    @_opening
     async def get_session(self, session_id: str) -> SessionEntry:
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
         return session
 
+    @_opening
     async def restore_session(self, session_id: str) -> SessionEntry:
         """Make an archived session the active one of its slot again (the current one is archived)."""
         target = await self.get_session(session_id)
@@ -173,6 +277,7 @@ class SessionManager:
                 raise InvalidArgument(f"session {session_id} could not be restored; it changed meanwhile")
         return await self.get_session(session_id)
 
+    @_opening
     async def list_sessions(
         self,
         *,
@@ -200,6 +305,7 @@ class SessionManager:
         return SessionPage(items=items, next_cursor=next_cursor)
 
     # Messages and history ---------------------------------------------------------------------
+    @_opening
     async def add_message(
         self,
         session_id: str,
@@ -217,6 +323,7 @@ class SessionManager:
     ) -> TranscriptEntry:
         """Append one entry, its secrets redacted first (as the agent's settings say).
         `allow_archived` lets a late agent reply land in a session reset meanwhile."""
+        _check_content(role, content, tool, result)
         draft = Draft(
             role=role,
             content=content,
@@ -242,6 +349,7 @@ class SessionManager:
     async def get_history(
         self, session_id: str, *, limit: int = 50, format: HistoryFormat = "messages"
     ) -> list[TranscriptEntry] | str:
+        await self.open()  # overloaded, so not @_opening: opens itself on first use all the same
         entries = await self.transcript.newest(await self.get_session(session_id), limit)
         if format == "messages":
             return entries
@@ -251,6 +359,7 @@ class SessionManager:
             return as_text(entries)
         raise InvalidArgument(f"unknown history format {format!r}: use messages, markdown or text")
 
+    @_opening
     async def clear_history(self, session_id: str) -> SessionEntry:
         """Hide every entry so far; the session, its counters and checkpoints stay."""
         async with self._locks.hold(session_id):
@@ -265,10 +374,12 @@ class SessionManager:
                 raise InvalidArgument(f"session {session_id} changed during the clear; try again")
             return session.model_copy(update={"view": change.view, "message_count": 0, "updated_at": change.at})
 
+    @_opening
     async def mark_important(self, session_id: str, seq: int, important: bool = True) -> None:
         if not await self.store.set_important(session_id, seq, important):
             raise InvalidArgument(f"session {session_id} has no entry #{seq}")
 
+    @_opening
     async def export(
         self, session_id: str, *, format: ExportFormat = "markdown", include_metadata: bool = False
     ) -> str:
@@ -283,6 +394,7 @@ class SessionManager:
         raise InvalidArgument(f"unknown export format {format!r}: use markdown, json or jsonl")
 
     # Checkpoints ------------------------------------------------------------------------------
+    @_opening
     async def save_checkpoint(
         self, session_id: str, name: str, description: str | None = None, *, checkpoint_id: str | None = None
     ) -> Checkpoint:
@@ -293,9 +405,11 @@ class SessionManager:
         description = await self.redactions.optional(agent_id, description, findings)
         return await self._checkpoints.save(session_id, name, description, checkpoint_id)
 
+    @_opening
     async def list_checkpoints(self, session_id: str, *, whole_slot: bool = False) -> list[Checkpoint]:
         return await self._checkpoints.list_for(session_id, whole_slot=whole_slot)
 
+    @_opening
     async def restore_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> SessionEntry:
         """Bring the checkpoint's session back to its saved history.
 
@@ -308,26 +422,50 @@ class SessionManager:
             owner = await self.restore_session(owner.id)
         return await self._checkpoints.apply(checkpoint, owner.id)
 
+    @_opening
     async def delete_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> None:
         within = None if session_id is None else await self.get_session(session_id)
         await self._checkpoints.find(checkpoint_id, within)
         await self._checkpoints.delete(checkpoint_id)
 
     # Settings and maintenance -----------------------------------------------------------------
+    @_opening
     async def get_settings(self, agent_id: str | None = None) -> AgentSettings:
         return await self.agents.get(agent_id or self._default_agent)
 
+    @_opening
     async def set_scope(self, scope: str, *, agent_id: str | None = None) -> AgentSettings:
-        return await self.agents.set_scope(agent_id or self._default_agent, scope)
+        return (await self.change_scope(scope, agent_id=agent_id)).settings
 
+    @_opening
+    async def change_scope(self, scope: str, *, agent_id: str | None = None) -> ScopeChange:
+        """Change who shares a session. Each active session whose slot the new scope no longer
+        has is archived (reason scope-change), so none is left active and unreachable; the
+        chat's next message opens its session under the new scope."""
+        settings = await self.agents.set_scope(agent_id or self._default_agent, scope)
+        archived: list[SessionEntry] = []
+        after: tuple[datetime, str] | None = None
+        while page := await self.store.list_sessions(
+            SessionQuery(agent_id=settings.agent_id, status="active", limit=MAX_PAGE, after=after)
+        ):
+            for session in page:
+                misfit = not key_fits(settings.scope, session.key)
+                if misfit and await self.store.archive_session(session.id, "scope-change", self._clock()):
+                    archived.append(session)
+            after = (page[-1].last_activity_at, page[-1].id)
+        return ScopeChange(settings, tuple(archived))
+
+    @_opening
     async def set_reset_time(
         self, daily_at: str, *, time_zone: str | None = None, agent_id: str | None = None
     ) -> AgentSettings:
         return await self.agents.set_reset_time(agent_id or self._default_agent, daily_at, time_zone)
 
+    @_opening
     async def set_idle_reset(self, minutes: int, *, agent_id: str | None = None) -> AgentSettings:
         return await self.agents.set_idle_reset(agent_id or self._default_agent, minutes)
 
+    @_opening
     async def set_redaction(
         self, *, enabled: bool | None = None, patterns: list[dict[str, str]] | None = None, agent_id: str | None = None
     ) -> AgentSettings:
@@ -335,6 +473,7 @@ class SessionManager:
         changes = {name: value for name, value in (("enabled", enabled), ("patterns", patterns)) if value is not None}
         return await self.agents.update(agent_id or self._default_agent, redaction=changes)
 
+    @_opening
     async def cleanup(
         self,
         *,
@@ -353,6 +492,33 @@ class SessionManager:
         )
 
     # Context windows --------------------------------------------------------------------------
+    @_opening
+    async def add_summary(
+        self, session_id: str, from_seq: int, to_seq: int, content: str, *, summary_id: str | None = None
+    ) -> Summary:
+        """Store a summary of entries from_seq..to_seq (the `summarize` context strategy uses it),
+        its secrets redacted first."""
+        session = await self.get_session(session_id)
+        if not 1 <= from_seq <= to_seq <= session.last_seq:
+            raise InvalidArgument(
+                f"summary range {from_seq}..{to_seq} is outside the transcript (entries 1..{session.last_seq})"
+            )
+        if not content.strip():
+            raise InvalidArgument("a summary needs text")
+        content = await self.redactions.text(session.agent_id, content, Findings())
+        summary = Summary(
+            id=summary_id or f"sum_{uuid.uuid4().hex[:16]}",
+            session_id=session.id,
+            from_seq=from_seq,
+            to_seq=to_seq,
+            content=content,
+            token_count=self.transcript.count_tokens(content),
+            created_at=self._clock(),
+        )
+        await self.store.insert_summary(seal_summary(self.transcript.codec, summary))
+        return summary
+
+    @_opening
     async def get_context_history(
         self, session_id: str, *, max_tokens: int | None = None, strategy: ContextStrategy | None = None
     ) -> ContextWindow:

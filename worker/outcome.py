@@ -38,8 +38,9 @@ class Outcome(BaseModel):
 
     @property
     def rebuilt_on_replay(self) -> bool:
-        """Turns only: applying the event again finds its stored entry and yields these same turns."""
-        return not (self.replies or self.notices or self.summarize)
+        """Turns only: applying the event again finds its stored entry and yields these same turns.
+        A turn that names a model is recorded: the session's model may change before a replay."""
+        return not (self.replies or self.notices or self.summarize) and all(t.model is None for t in self.turns)
 
     def __add__(self, other: Outcome) -> Outcome:
         return Outcome(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from schemas import DeliveryContext, SessionEntry, Summary, TranscriptEntry, parse_duration
+from schemas import DeliveryContext, SessionEntry, TranscriptEntry
 from schemas.events import (
     AgentMessage,
     ChatSource,
@@ -22,15 +22,25 @@ from schemas.events import (
     InboundEvent,
     InboundMessage,
     MarkImportant,
+    ModelChange,
     RetentionDue,
     SessionResetDue,
     SummaryProduced,
 )
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, TurnEvent
 from worker.clock import Clock
-from worker.command_runner import CommandRunner
-from worker.commands import Command, CommandError, is_command, parse_command
-from worker.errors import ContentTooLarge, EventIdConflict, SessionNotActive, SessionNotFound, SessionsError
+from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
+from worker.commands.handlers import model_name
+from worker.control import ignored, kept_minimum, past_rule, rule_limit
+from worker.errors import (
+    ContentTooLarge,
+    EventIdConflict,
+    InvalidArgument,
+    RequestError,
+    SessionNotActive,
+    SessionNotFound,
+    SessionsError,
+)
 from worker.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scoped, source_scope
 from worker.inbound import ChatToAnswer
 from worker.manager import SessionManager
@@ -38,8 +48,7 @@ from worker.outcome import Outcome, derived_id
 from worker.redacting import RedactionCounter, RedactionStep
 from worker.redaction import Findings
 from worker.resets import reset_due
-from worker.scope import ChatAddress, session_key
-from worker.sealing import seal_summary
+from worker.scope import ChatAddress, session_key, slot_key
 from worker.slots import Resolution
 from worker.stores.base import StoredEntry
 from worker.transcript import Draft
@@ -105,6 +114,7 @@ class EventProcessor:
             "message.agent": self._agent_message,
             "summary": self._summary,
             "entry.important": self._important,
+            "session.model": self._model,
             "session.reset": self._scheduled_reset,
             "session.retention": self._retention,
         }
@@ -113,7 +123,7 @@ class EventProcessor:
         """The routing key under which this event must be applied: its session's slot key."""
         if isinstance(event, CHAT_EVENTS):
             settings = await self._manager.get_settings(event.agent_id)
-            return session_key(settings.scope, address_of(event.agent_id, event.source))
+            return slot_key(settings, address_of(event.agent_id, event.source))
         try:
             return (await self._manager.get_session(event.session_id)).key
         except SessionNotFound:
@@ -154,8 +164,10 @@ class EventProcessor:
             answer = self._reply(identity, event.agent_id, None, f"message not stored: {exc}", event.source, "error")
             raise Rejected("too-long", str(exc), answer) from exc
         self._redacting.count(findings, before)
+        written = await self._manager.transcript.current_session(entry.session_id) or resolution.session
         turn = TurnEvent(
             event_id=derived_id(identity.key, "turn"),
+            model=model_name(written),
             in_reply_to=event.event_id,
             agent_id=event.agent_id,
             session_id=entry.session_id,
@@ -190,18 +202,24 @@ class EventProcessor:
         else:
             args = (event.checkpoint_id,)
         args = await self._redacting.counted(event.agent_id, *args)
-        command = Command("checkpoint", event.type.split(".")[1], args)
+        command = command_for("checkpoint", event.type.split(".")[1], args)
         return await self._run(identity, event.agent_id, event.source, command)
 
     async def _run(self, identity: Identity, agent_id: str, source: ChatSource, command: Command) -> Outcome:
         address = address_of(agent_id, source)
         try:
             result = await self._commands.run(command, address, identity.key)
-        except SessionsError as exc:
-            if not exc.code.startswith(("invalid", "checkpoint", "session-not", "content")):
-                raise
-            return self._reply(identity, agent_id, None, f"{exc} (usage: {command.usage})", source, "error")
-        return self._reply(identity, agent_id, result.session_id, result.text, source, "command-result")
+        except RequestError as exc:
+            text = f"{exc} (usage: {command.usage})" if isinstance(exc, InvalidArgument) else str(exc)
+            return self._reply(identity, agent_id, None, text, source, "error")
+        answer = self._reply(identity, agent_id, result.session_id, result.text, source, "command-result")
+        for archived in result.archived_elsewhere:
+            text = (
+                f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
+                " changed; your next message starts a new session."
+            )
+            answer += self._notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
+        return answer
 
     # Agent runtime events -----------------------------------------------------------------------
     async def _agent_message(self, event: AgentMessage, identity: Identity) -> Outcome:
@@ -265,24 +283,12 @@ class EventProcessor:
 
     async def _summary(self, event: SummaryProduced, identity: Identity) -> Outcome:
         session = await self._session_or_reject(event.session_id, event)
-        if event.to_seq < event.from_seq or event.to_seq > session.last_seq:
-            raise Rejected("invalid-range", f"summary range {event.from_seq}..{event.to_seq} is outside the transcript")
         (content,) = await self._redacting.counted(event.agent_id, event.content)
-        tokens = self._manager.transcript.count_tokens(content)
-        await self._manager.store.insert_summary(
-            seal_summary(
-                self._manager.transcript.codec,
-                Summary(
-                    id=derived_id(identity.key, "summary"),
-                    session_id=session.id,
-                    from_seq=event.from_seq,
-                    to_seq=event.to_seq,
-                    content=content,
-                    token_count=tokens,
-                    created_at=self._clock(),
-                ),
-            )
-        )
+        summary_id = derived_id(identity.key, "summary")
+        try:
+            await self._manager.add_summary(session.id, event.from_seq, event.to_seq, content, summary_id=summary_id)
+        except InvalidArgument as exc:
+            raise Rejected("invalid-range", str(exc)) from exc
         return Outcome()
 
     async def _important(self, event: MarkImportant, identity: Identity) -> Outcome:
@@ -292,14 +298,28 @@ class EventProcessor:
             raise Rejected("not-found", str(exc)) from exc
         return Outcome()
 
+    async def _model(self, event: ModelChange, identity: Identity) -> Outcome:
+        session = await self._session_or_reject(event.session_id, event)
+        try:
+            await self._manager.set_model(session.id, event.model)
+        except InvalidArgument as exc:
+            raise Rejected("refused", str(exc)) from exc
+        return Outcome()
+
     # Scheduler events -------------------------------------------------------------------------
+    # Authenticated (worker/amqp/trust.py) and re-checked here against the store: an event that
+    # the session's current state does not justify changes nothing, and says so in one log line.
     async def _scheduled_reset(self, event: SessionResetDue, identity: Identity) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
         if session is None or session.status != "active" or session.last_activity_at > event.due_at:
             return Outcome()  # already rolled over, deleted, or active again since it fell due
+        if session.agent_id != event.agent_id:
+            return ignored(event, f"the session belongs to agent {session.agent_id!r}")
         settings = await self._manager.get_settings(session.agent_id)
         due = reset_due(settings.reset, session.last_activity_at, self._clock())
-        if due is None or not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
+        if due is None:
+            return ignored(event, "the session is not due for a reset under its agent's policy")
+        if not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
             return Outcome()
         text = f"session reset: {due.describe(settings.reset)}"
         return self._notice(identity, session, "session-reset", text, session.delivery_context)
@@ -308,12 +328,14 @@ class EventProcessor:
         session = await self._manager.store.get_session(event.session_id)
         if session is None:
             return Outcome()  # deleted already: a second scheduler or a replay
+        if session.agent_id != event.agent_id:
+            return ignored(event, f"the session belongs to agent {session.agent_id!r}")
         retention = (await self._manager.get_settings(session.agent_id)).retention
-        if event.rule == "max_inactive" and session.last_activity_at >= self._clock() - parse_duration(
-            retention.max_inactive
-        ):
-            return Outcome()  # active again since the sweep found it
-        if event.mode == "warn":
+        if not past_rule(session, event.rule, retention, self._clock()):
+            return ignored(event, f"the session is not past {event.rule} ({rule_limit(event.rule, retention)})")
+        if await kept_minimum(self._manager.store, session, retention.keep_minimum):
+            return ignored(event, f"keep_minimum ({retention.keep_minimum}) protects the session")
+        if event.mode == "warn" or retention.mode == "warn":
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
             return self._notice(identity, session, "retention-warning", text, None)
         counts = await self._manager.store.delete_sessions([session.id])
@@ -370,10 +392,18 @@ class EventProcessor:
         return self._notice(identity, resolution.archived, "session-reset", text, delivery)
 
     def _notice(
-        self, identity: Identity, session: SessionEntry, kind: NoticeKind, text: str, delivery: DeliveryContext | None
+        self,
+        identity: Identity,
+        session: SessionEntry,
+        kind: NoticeKind,
+        text: str,
+        delivery: DeliveryContext | None,
+        *,
+        each: bool = False,  # one of several notices of this kind: ids per session
     ) -> Outcome:
+        tag = f"{kind}:{session.id}" if each else kind
         notice = NoticeEvent(
-            event_id=derived_id(identity.key, f"notice:{kind}"),
+            event_id=derived_id(identity.key, f"notice:{tag}"),
             in_reply_to=identity.event_id,
             kind=kind,
             agent_id=session.agent_id,
@@ -386,7 +416,7 @@ class EventProcessor:
         if delivery is not None and delivery.channel:
             replies = (
                 ReplyEvent(
-                    event_id=derived_id(identity.key, f"reply:{kind}"),
+                    event_id=derived_id(identity.key, f"reply:{tag}"),
                     in_reply_to=identity.event_id,
                     kind="notice",
                     agent_id=session.agent_id,

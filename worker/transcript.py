@@ -83,6 +83,10 @@ class Transcript:
     def codec(self) -> PayloadCodec:
         return self._codec
 
+    async def current_session(self, session_id: str) -> SessionEntry | None:
+        """The session as appends see it (a worker's cached copy, true after its own writes)."""
+        return await self._lookup(session_id)
+
     def count_tokens(self, text: str) -> int:
         return self._counter.count(text)
 

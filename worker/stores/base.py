@@ -134,6 +134,9 @@ class SessionStore(Protocol):
         """Archived -> active under a new generation; False if that generation is taken."""
 
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None: ...
+    async def set_model(self, session_id: str, model: str | None, at: datetime) -> bool:
+        """Set (None: clear) the session's model override; False if there is no such session."""
+
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
         """Replace the visible ranges; False if the session changed since `expected_version`."""
 

@@ -159,6 +159,11 @@ class MongoStore(MongoRecords):
         await self._sessions.update_one({"_id": session_id}, {"$set": changes, "$inc": {"version": 1}})
 
     @unavailable
+    async def set_model(self, session_id: str, model: str | None, at: datetime) -> bool:
+        changes = {"$set": {"model": model, "updated_at": at}, "$inc": {"version": 1}}
+        return (await self._sessions.update_one({"_id": session_id}, changes)).matched_count == 1
+
+    @unavailable
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
         result = await self._sessions.update_one(
             {"_id": session_id, "version": change.expected_version},

@@ -147,6 +147,12 @@ class SqliteStore(SqliteRecords):
             (*_delivery_params(delivery), to_ms(at), session_id),
         )
 
+    async def set_model(self, session_id: str, model: str | None, at: datetime) -> bool:
+        return await self._update(
+            "UPDATE sessions SET model = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+            (None if model is None else json.dumps(model), to_ms(at), session_id),
+        )
+
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
         view = json.dumps([segment.model_dump(mode="json") for segment in change.view])
         return await self._update(
