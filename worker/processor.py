@@ -25,13 +25,14 @@ from schemas.events import (
     ModelChange,
     RetentionDue,
     SessionResetDue,
+    SessionResume,
     SummaryProduced,
 )
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, TurnEvent
 from worker.clock import Clock
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
-from worker.commands.handlers import model_name
-from worker.control import ignored, kept_minimum, past_rule, rule_limit
+from worker.commands.handlers import UNDO, model_name, plural
+from worker.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
 from worker.errors import (
     ContentTooLarge,
     EventIdConflict,
@@ -47,7 +48,7 @@ from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
 from worker.redacting import RedactionCounter, RedactionStep
 from worker.redaction import Findings
-from worker.resets import reset_due
+from worker.resets import session_policy, session_reset_due
 from worker.scope import ChatAddress, session_key, slot_key
 from worker.slots import Resolution
 from worker.stores.base import StoredEntry
@@ -115,6 +116,7 @@ class EventProcessor:
             "summary": self._summary,
             "entry.important": self._important,
             "session.model": self._model,
+            "session.resume": self._resume,
             "session.reset": self._scheduled_reset,
             "session.retention": self._retention,
         }
@@ -216,7 +218,8 @@ class EventProcessor:
         for archived in result.archived_elsewhere:
             text = (
                 f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
-                " changed; your next message starts a new session."
+                " changed; your next message starts a new session. To undo, an admin sets the scope back,"
+                " then /session resume brings it back."
             )
             answer += self._notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
         return answer
@@ -306,6 +309,15 @@ class EventProcessor:
             raise Rejected("refused", str(exc)) from exc
         return Outcome()
 
+    async def _resume(self, event: SessionResume, identity: Identity) -> Outcome:
+        session = await self._session_or_reject(event.session_id, event)
+        try:
+            resumed = await self._manager.resume_session(session.id, key=identity.key)
+        except RequestError as exc:
+            raise Rejected("refused", str(exc)) from exc
+        text = f"Session {resumed.session.id} resumed ({plural(resumed.carried, 'message')} since the reset added)."
+        return self._notice(identity, resumed.session, "session-resumed", text, resumed.session.delivery_context)
+
     # Scheduler events -------------------------------------------------------------------------
     # Authenticated (worker/amqp/trust.py) and re-checked here against the store: an event that
     # the session's current state does not justify changes nothing, and says so in one log line.
@@ -316,12 +328,12 @@ class EventProcessor:
         if session.agent_id != event.agent_id:
             return ignored(event, f"the session belongs to agent {session.agent_id!r}")
         settings = await self._manager.get_settings(session.agent_id)
-        due = reset_due(settings.reset, session.last_activity_at, self._clock())
+        due = session_reset_due(settings.reset, session, self._clock())
         if due is None:
             return ignored(event, "the session is not due for a reset under its agent's policy")
         if not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
             return Outcome()
-        text = f"session reset: {due.describe(settings.reset)}"
+        text = f"session reset: {due.describe(session_policy(settings.reset, session))}. {UNDO}."
         return self._notice(identity, session, "session-reset", text, session.delivery_context)
 
     async def _retention(self, event: RetentionDue, identity: Identity) -> Outcome:
@@ -331,15 +343,19 @@ class EventProcessor:
         if session.agent_id != event.agent_id:
             return ignored(event, f"the session belongs to agent {session.agent_id!r}")
         retention = (await self._manager.get_settings(session.agent_id)).retention
+        if retention.mode == "off":
+            return ignored(event, "retention is off for the agent")
         if not past_rule(session, event.rule, retention, self._clock()):
             return ignored(event, f"the session is not past {event.rule} ({rule_limit(event.rule, retention)})")
+        if event.rule == "max_store_bytes" and not await over_budget(self._manager.store, session, retention):
+            return ignored(event, "the agent is within its store budget")
         if await kept_minimum(self._manager.store, session, retention.keep_minimum):
             return ignored(event, f"keep_minimum ({retention.keep_minimum}) protects the session")
         if event.mode == "warn" or retention.mode == "warn":
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
             return self._notice(identity, session, "retention-warning", text, None)
         counts = await self._manager.store.delete_sessions([session.id])
-        text = f"session {session.id} deleted by retention ({event.rule}): {counts.entries} entries"
+        text = f"session {session.id} deleted by retention ({event.rule}): {plural(counts.entries, 'entry', 'entries')}"
         return self._notice(identity, session, "retention-deleted", text, None)
 
     # Helpers -----------------------------------------------------------------------------------
@@ -388,7 +404,8 @@ class EventProcessor:
         if resolution.archived is None or resolution.due is None:
             return Outcome()
         settings = await self._manager.get_settings(resolution.archived.agent_id)
-        text = f"session reset: {resolution.due.describe(settings.reset)}"
+        policy = session_policy(settings.reset, resolution.archived)
+        text = f"session reset: {resolution.due.describe(policy)}. {UNDO}."
         return self._notice(identity, resolution.archived, "session-reset", text, delivery)
 
     def _notice(

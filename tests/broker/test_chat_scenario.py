@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from schemas.outbound import TurnEvent
+from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 _ids = itertools.count()
 
 
@@ -42,7 +43,8 @@ class Chat:
 
     async def command(self, text: str, kind: str = "command-result") -> str:
         event_id, message_id = await self.send(text)
-        [reply] = await self.harness.replies.wait_for(event_id)
+        # A scope change also tells the chats whose sessions it archived (notices, elsewhere).
+        [reply] = [r for r in await self.harness.replies.wait_for(event_id) if r["kind"] != "notice"]
         self.check_route(reply, message_id)
         assert reply["kind"] == kind, reply
         return str(reply["text"])
@@ -97,14 +99,14 @@ async def test_every_command_and_agent_reply(harness: BrokerHarness) -> None:
     assert "Your sessions" in await telegram.command("/session list")
 
     new = await telegram.command("/new")
-    assert "New session started" in new and first.session_id not in new
+    assert new.startswith("New session started") and f"go back to the previous session ({first.session_id})" in new
     assert "Session reset" in await telegram.command("/reset")
     assert first.session_id in await telegram.command("/session list")
 
     # Bad input gets a helpful reply, never silence.
     assert "unknown command /bogus" in await telegram.command("/bogus", kind="error")
     assert "usage: /checkpoint save" in await telegram.command("/checkpoint save", kind="error")
-    assert "Only the agent's admins" in await telegram.command("/session scope peer")
+    assert "Only the agent's admins" in await telegram.command("/session scope peer", kind="error")
 
     admin = Chat(harness, "telegram", "admin", "admin")
     assert "per-peer" in await admin.command("/session scope peer")

@@ -1,4 +1,4 @@
-"""The `sessions` CLI end to end: a real worker process, the local broker and a SQLite file."""
+"""The `sessions` CLI end to end: a real worker process, the local broker, and each store."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from schemas.topology import Topology
+from tests.support.backends import BACKENDS, WorkerStore
 from tests.support.broker import AMQP_URL, require_broker
 from tests.support.processes import wait_ready
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 KEY = "k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
 
 
@@ -31,7 +32,7 @@ def _free_port() -> int:
 
 
 class Cli:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, store: WorkerStore) -> None:
         self.names = Topology(f"cli{uuid.uuid4().hex[:8]}", 2)
         self.port = _free_port()
         self.env = {
@@ -39,7 +40,7 @@ class Cli:
             "AMQP_URL": AMQP_URL,
             "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
             "SESSIONS_SHARDS": "2",
-            "SESSIONS_DB_PATH": str(tmp / "cli.db"),
+            **store.env(),
             "SESSIONS_METRICS_PORT": str(self.port),
             "SESSIONS_HEARTBEAT_SECONDS": "0.2",
             "SESSIONS_ENCRYPT_TRANSCRIPTS": "true",
@@ -85,9 +86,9 @@ async def _delete(names: Topology) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
+def cli(worker_store: WorkerStore) -> Iterator[Cli]:
     require_broker()
-    tool = Cli(tmp_path)
+    tool = Cli(worker_store)
     try:
         yield tool
     finally:
@@ -102,12 +103,17 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
         cli.run("send", "--channel", "telegram", "--peer", "42", "--thread", "t9", "/session", "--json").stdout
     )
     [reply] = [
-        json.loads(line) for line in cli.run("replies", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
+        json.loads(line)
+        for line in cli.run("replies", "--from-start", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
     ]
     assert reply["inReplyTo"] == sent["eventId"] and reply["delivery"]["threadId"] == "t9"
     cli.run("send", "--channel", "telegram", "--peer", "42", '/checkpoint save "cli cp"')
-    human = cli.run("replies", "--count", "1", "--timeout", "20").stdout
+    human = cli.run("replies", "--from-start", "--count", "1", "--timeout", "20").stdout
     assert "command-result → telegram/42" in human and "cli cp" in human
+    cli.run("send", "--channel", "telegram", "--peer", "42", "/help")
+    assert "Session commands" in cli.run("replies", "--from-start", "--count", "1", "--timeout", "20").stdout
+    later = cli.run("replies", "--count", "1", "--timeout", "3", ok=False)  # only what is published from now
+    assert later.returncode == 3 and "only 0 of 1 replies" in later.stderr
 
     page = cli.json("list")
     assert isinstance(page, dict)
@@ -130,7 +136,7 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
     assert cli.json("checkpoints", "restore", saved["id"])["messageCount"] == 1
     assert "deleted" in cli.run("checkpoints", "delete", saved["id"]).stdout
     missing = cli.run("checkpoints", "delete", saved["id"], ok=False)
-    assert missing.returncode == 1 and "no checkpoint" in missing.stderr
+    assert missing.returncode == 4 and "no checkpoint" in missing.stderr  # 4: not found, as everywhere
 
     assert cli.json("cleanup", "--older-than", "1d", "--dry-run")["dryRun"] is True
     assert "would delete 0 sessions" in cli.run("cleanup", "--dry-run").stdout
@@ -146,5 +152,5 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
     unknown = cli.run("show", "s_nope", ok=False)
     assert unknown.returncode == 4 and "no session s_nope" in unknown.stderr
     metrics = cli.scrape()
-    assert 'sessions_events_total{outcome="applied",type="message.inbound"} 3.0' in metrics
+    assert 'sessions_events_total{outcome="applied",type="message.inbound"} 4.0' in metrics
     assert "sessions_owned_shards 2.0" in metrics

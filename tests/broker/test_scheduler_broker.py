@@ -9,11 +9,12 @@ import pytest
 
 from scheduler.service import SchedulerService
 from schemas.events import ChatSource, InboundMessage, RetentionDue, SessionResetDue
+from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
 from worker.clock import ManualClock
 from worker.processor import ordering_key
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 SOURCE = ChatSource(channel="telegram", peer_id="55", user_id="55")
 
 
@@ -43,7 +44,7 @@ async def test_reset_event_and_message_published_together_apply_in_order(
     await harness.gateway.publish(message, ordering_key("main", SOURCE))
     [turn] = await harness.turns.wait_for("after-reset")
     [notice] = await harness.notices.wait_for("reset-1")
-    assert notice["text"] == "session reset: idle for 30 min"
+    assert notice["text"] == "session reset: idle for 30 min. Send /session resume to go back to the previous session."
     assert turn["sessionId"] != old and harness.notices.by_reply.get("after-reset") is None
     assert (await harness.manager.get_session(old)).archived_reason == "idle"
 
@@ -98,7 +99,11 @@ async def test_without_a_scheduler_the_next_message_resets_lazily(
     [turn] = await harness.turns.wait_for(sent.event_id)
     [reply] = await harness.replies.wait_for(sent.event_id)
     assert turn["sessionId"] != old
-    assert reply["kind"] == "notice" and reply["text"] == "session reset: daily at 04:00 Europe/Berlin"
+    assert (
+        reply["kind"] == "notice"
+        and reply["text"]
+        == "session reset: daily at 04:00 Europe/Berlin. Send /session resume to go back to the previous session."
+    )
     assert reply["delivery"]["channel"] == "telegram" and reply["delivery"]["replyToId"] == "m9"
 
 

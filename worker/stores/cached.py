@@ -84,8 +84,10 @@ class CachedStore:
         self.forget(session_id)  # archived by us or by someone else: either way re-read next time
         return archived
 
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
-        reactivated = await self.inner.reactivate_session(session_id, generation, at)
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
+        reactivated = await self.inner.reactivate_session(session_id, generation, at, opened_by)
         self.forget(session_id)
         return reactivated
 
@@ -134,6 +136,7 @@ class CachedStore:
             "message_count": cached.message_count + 1,
             "input_tokens": cached.input_tokens + update.input_tokens,
             "output_tokens": cached.output_tokens + update.output_tokens,
+            "stored_bytes": cached.stored_bytes + update.stored_bytes,
         }
         if update.delivery is not None:
             fields.update(_delivery_fields(update.delivery))

@@ -93,7 +93,7 @@ class MongoStore(MongoRecords):
 
     @unavailable
     async def save_settings(self, settings: AgentSettings) -> None:
-        doc: Doc = plain(settings.model_dump(mode="python"))
+        doc: Doc = plain(settings.model_dump(mode="python", exclude_unset=True))  # only what was set
         await self._settings.replace_one({"_id": settings.agent_id}, doc, upsert=True)
 
     # Sessions
@@ -134,7 +134,10 @@ class MongoStore(MongoRecords):
         return result.modified_count == 1
 
     @unavailable
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
+        opener = {} if opened_by is None else {"opened_by": opened_by}
         try:
             result = await self._sessions.update_one(
                 {"_id": session_id, "status": "archived"},
@@ -145,6 +148,7 @@ class MongoStore(MongoRecords):
                         "archived_reason": None,
                         "archived_at": None,
                         "updated_at": at,
+                        **opener,
                     },
                     "$inc": {"version": 1},
                 },
@@ -354,6 +358,35 @@ class MongoStore(MongoRecords):
             summaries=summaries.deleted_count,
         )
 
+    @unavailable
+    async def agent_stored_bytes(self, agent_id: str) -> int:
+        pipeline: list[Doc] = [
+            {"$match": {"agent_id": agent_id}},
+            {"$group": {"_id": None, "bytes": {"$sum": "$stored_bytes"}}},
+        ]
+        found = await (await self._sessions.aggregate(pipeline)).to_list(1)
+        return int(found[0]["bytes"]) if found else 0
+
+    @unavailable
+    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
+        owned: Doc = {"session_id": {"$in": list(session_ids)}}
+        return DeletedCounts(
+            sessions=await self._sessions.count_documents({"_id": {"$in": list(session_ids)}}),
+            entries=await self._entries.count_documents(owned),
+            checkpoints=await self._checkpoints.count_documents(owned),
+            summaries=await self._summaries.count_documents(owned),
+        )
+
+    @unavailable
+    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
+        later: Doc = {"session_id": session_id, "seq": {"$gt": seq}}
+        if not delete:
+            return int(await self._entries.count_documents(later))
+        size = sum([len(doc["payload"]) async for doc in self._entries.find(later, {"payload": 1})])
+        deleted = int((await self._entries.delete_many(later)).deleted_count)
+        await self._sessions.update_one({"_id": session_id}, {"$inc": {"stored_bytes": -size}})
+        return deleted
+
 
 def _guarded_update(session_id: str, update: SessionUpdate, *, check_version: bool = True) -> tuple[Doc, Doc]:
     """The filter and update of one appended entry: it matches only if the session is exactly one
@@ -368,6 +401,7 @@ def _guarded_update(session_id: str, update: SessionUpdate, *, check_version: bo
         "message_count": 1,
         "input_tokens": update.input_tokens,
         "output_tokens": update.output_tokens,
+        "stored_bytes": update.stored_bytes,
         "version": 1,
     }
     return guard, {"$set": changes, "$inc": increments}

@@ -20,7 +20,7 @@ from worker.stores.base import (
     ViewChange,
 )
 from worker.stores.sqlite_db import Connection, SqliteDatabase
-from worker.stores.sqlite_migrations import migrate_event_keys
+from worker.stores.sqlite_migrations import migrate_event_keys, migrate_stored_bytes
 from worker.stores.sqlite_records import SqliteRecords
 from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
@@ -68,6 +68,7 @@ class SqliteStore(SqliteRecords):
         await self._db.write(lambda conn: conn.executescript(SCHEMA), alone=True)
         await self._db.write(ensure_one_active_per_slot, alone=True)
         await self._db.write(migrate_event_keys, alone=True)
+        await self._db.write(migrate_stored_bytes, alone=True)
 
     async def close(self) -> None:
         await self._db.close()
@@ -81,7 +82,7 @@ class SqliteStore(SqliteRecords):
         return await self._db.read(run)
 
     async def save_settings(self, settings: AgentSettings) -> None:
-        doc = settings.model_dump_json()
+        doc = settings.model_dump_json(exclude_unset=True)  # only what was set: other layers fill the rest
         await self._db.write(
             lambda conn: conn.execute(
                 "INSERT INTO settings (agent_id, doc) VALUES (?, ?)"
@@ -131,12 +132,15 @@ class SqliteStore(SqliteRecords):
             (reason, to_ms(at), to_ms(at), session_id),
         )
 
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
         try:
             return await self._update(
                 "UPDATE sessions SET status = 'active', archived_reason = NULL, archived_at = NULL,"
-                " version = version + 1, generation = ?, updated_at = ? WHERE id = ? AND status = 'archived'",
-                (generation, to_ms(at), session_id),
+                " version = version + 1, generation = ?, updated_at = ?, opened_by = coalesce(?, opened_by)"
+                " WHERE id = ? AND status = 'archived'",
+                (generation, to_ms(at), opened_by, session_id),
             )
         except sqlite3.IntegrityError:
             return False
@@ -203,7 +207,8 @@ class SqliteStore(SqliteRecords):
         session_sql = (
             "UPDATE sessions SET last_seq = ?, updated_at = ?, last_activity_at = ?, version = version + 1,"
             " message_count = message_count + 1, input_tokens = input_tokens + ?,"
-            f" output_tokens = output_tokens + ?{delivery_sql} WHERE id = ? AND last_seq = ?{active_sql}"
+            " output_tokens = output_tokens + ?, stored_bytes = stored_bytes + ?"
+            f"{delivery_sql} WHERE id = ? AND last_seq = ?{active_sql}"
         )
         at = to_ms(update.at)
         session_params_ = (
@@ -212,6 +217,7 @@ class SqliteStore(SqliteRecords):
             at,
             update.input_tokens,
             update.output_tokens,
+            update.stored_bytes,
             *delivery_params,
             entry.session_id,
             update.seq - 1,
@@ -331,6 +337,50 @@ class SqliteStore(SqliteRecords):
             return DeletedCounts(**counts)
 
         return await self._db.write(run) if session_ids else DeletedCounts()
+
+    async def agent_stored_bytes(self, agent_id: str) -> int:
+        def run(conn: Connection) -> int:
+            sql = "SELECT coalesce(sum(stored_bytes), 0) FROM sessions WHERE agent_id = ?"
+            return int(conn.execute(sql, (agent_id,)).fetchone()[0])
+
+        return await self._db.read(run)
+
+    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
+        marks = _placeholders(len(session_ids))
+
+        def run(conn: Connection) -> DeletedCounts:
+            tables = (
+                ("entries", "session_id"),
+                ("checkpoints", "session_id"),
+                ("summaries", "session_id"),
+                ("sessions", "id"),
+            )
+            return DeletedCounts(
+                **{
+                    table: conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})", session_ids
+                    ).fetchone()[0]
+                    for table, column in tables
+                }
+            )
+
+        return await self._db.read(run) if session_ids else DeletedCounts()
+
+    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
+        later = "FROM entries WHERE session_id = ? AND seq > ?"
+
+        def run(conn: Connection) -> int:
+            count, size = conn.execute(
+                f"SELECT count(*), coalesce(sum(length(payload)), 0) {later}", (session_id, seq)
+            ).fetchone()
+            if delete and count:
+                conn.execute(f"DELETE {later}", (session_id, seq))
+                conn.execute(
+                    "UPDATE sessions SET stored_bytes = max(stored_bytes - ?, 0) WHERE id = ?", (size, session_id)
+                )
+            return int(count)
+
+        return await (self._db.write(run) if delete else self._db.read(run))
 
     # Helpers ---------------------------------------------------------------------------------
     async def _one_session(self, sql: str, params: tuple[Any, ...]) -> SessionEntry | None:
