@@ -11,7 +11,9 @@ from schemas.base import WireModel, utc_now
 from schemas.delivery import DeliveryContext
 
 ReplyKind = Literal["command-result", "assistant", "notice", "error"]
-NoticeKind = Literal["session-reset", "session-resumed", "retention-warning", "retention-deleted", "scope-change"]
+NoticeKind = Literal[
+    "session-reset", "session-resumed", "retention-warning", "retention-deleted", "scope-change", "secrets-redacted"
+]
 
 
 class ReplyEvent(WireModel):
@@ -47,7 +49,7 @@ class TurnEvent(WireModel):
 
 
 class NoticeEvent(WireModel):
-    """Something happened to a session (reset, retention) that dispatchers may deliver or ignore."""
+    """Something happened to a session (reset, retention, a redaction) that dispatchers may deliver or ignore."""
 
     version: Literal[1] = 1
     type: Literal["notice"] = "notice"

@@ -1,4 +1,4 @@
-"""Per-agent settings: scope, reset policy, retention, context defaults, admins."""
+"""Per-agent settings: scope, reset policy, retention, context defaults, redaction, admins."""
 
 from __future__ import annotations
 
@@ -148,6 +148,36 @@ class ContextDefaults(WireModel):
     strategy: ContextStrategy = "recent"
 
 
+MAX_PATTERN_CHARS = 500
+MAX_PATTERNS = 50
+_KIND = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+
+class RedactionPattern(WireModel):
+    """An agent's own secret: matches of `pattern` are replaced by `[redacted:<kind>]`."""
+
+    kind: str = Field(pattern=_KIND, description="lowercase letters, digits and dashes, e.g. employee-id")
+    pattern: str = Field(min_length=1, max_length=MAX_PATTERN_CHARS, description="a Python regular expression")
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"pattern does not compile: {exc}") from None
+        if compiled.search("") is not None:
+            raise ValueError("pattern matches the empty text: it must match at least one character")
+        return value
+
+
+class RedactionPolicy(WireModel):
+    """Secrets replaced before anything is stored: the built-in detectors plus `patterns`."""
+
+    enabled: bool = True
+    patterns: tuple[RedactionPattern, ...] = Field(default=(), max_length=MAX_PATTERNS)
+
+
 class AgentSettings(WireModel):
     agent_id: str = "main"
     scope: Scope = "per-channel-peer"
@@ -155,6 +185,7 @@ class AgentSettings(WireModel):
     retention: RetentionPolicy = RetentionPolicy()
     encrypt_transcripts: bool = False
     context: ContextDefaults = ContextDefaults()
+    redaction: RedactionPolicy = RedactionPolicy()
     admins: tuple[str, ...] = ()
     # Models a session may be switched to (`/session model`); empty: any.
     allowed_models: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas import ResetPolicy, RetentionPolicy, Scope
+from schemas import RedactionPattern, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
 from schemas.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
 
 
@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     )
     allow_plaintext_records: bool = Field(
         default=True, description="read records written before encryption was on (turn off after rotate-key)"
+    )
+    redaction: bool = Field(
+        default=True, description="replace secrets (API keys, tokens, card numbers, ...) before storing messages"
+    )
+    redaction_patterns: tuple[RedactionPattern, ...] = Field(
+        default=(),
+        description='more secrets to redact, as JSON: [{"kind": "employee-id", "pattern": "EMP-\\d{6}"}]',
     )
     max_content_bytes: int = Field(
         default=2 * 1024 * 1024, description="largest entry payload stored (above any text the contracts allow)"
@@ -205,6 +212,7 @@ class Settings(BaseSettings):
             "commit_window_ms": self.commit_window_ms,
             "token_encoding": self.token_encoding,
             "max_content_bytes": self.max_content_bytes,
+            "redaction": RedactionPolicy(enabled=self.redaction, patterns=self.redaction_patterns),
             "config": self.config,
         }
         options["encrypt_transcripts"] = self.encrypt_transcripts

@@ -36,6 +36,8 @@ from worker.context import ContextWindow, build_window
 from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
 from worker.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
+from worker.redacting import Redactions
+from worker.redaction import Findings
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
 from worker.resume import Resumed, Resumer
 from worker.scope import ChatAddress, key_fits, slot_key
@@ -130,6 +132,7 @@ class SessionManager:
         self._resumer = Resumer(store, transcript, clock, locks)
         self._locks = locks
         self._default_agent = "main"
+        self.redactions = Redactions(agents.get, store, transcript)
         self._is_open = False
         self._opening = asyncio.Lock()
 
@@ -333,7 +336,8 @@ class SessionManager:
         delivery: DeliveryContext | None = None,
         allow_archived: bool = False,
     ) -> TranscriptEntry:
-        """Append one entry. `allow_archived` lets a late agent reply land in a session reset meanwhile."""
+        """Append one entry, its secrets redacted first (as the agent's settings say).
+        `allow_archived` lets a late agent reply land in a session reset meanwhile."""
         _check_content(role, content, tool, result)
         draft = Draft(
             role=role,
@@ -346,6 +350,8 @@ class SessionManager:
             event_id=event_id,
             delivery=delivery,
         )
+        session = await self.get_session(session_id)
+        draft = await self.redactions.draft(session.agent_id, draft, Findings())
         return await self.transcript.append(session_id, draft, allow_archived=allow_archived)
 
     @overload
@@ -407,6 +413,11 @@ class SessionManager:
     async def save_checkpoint(
         self, session_id: str, name: str, description: str | None = None, *, checkpoint_id: str | None = None
     ) -> Checkpoint:
+        """Save the session's history as it is; the name and description are redacted first."""
+        agent_id = (await self.get_session(session_id)).agent_id
+        findings = Findings()
+        name = await self.redactions.text(agent_id, name, findings)
+        description = await self.redactions.optional(agent_id, description, findings)
         return await self._checkpoints.save(session_id, name, description, checkpoint_id)
 
     @_opening
@@ -470,6 +481,14 @@ class SessionManager:
         return await self.agents.set_idle_reset(agent_id or self._default_agent, minutes)
 
     @_opening
+    async def set_redaction(
+        self, *, enabled: bool | None = None, patterns: list[dict[str, str]] | None = None, agent_id: str | None = None
+    ) -> AgentSettings:
+        """Switch the agent's redaction on or off, or replace its own patterns ({kind, pattern} each)."""
+        changes = {name: value for name, value in (("enabled", enabled), ("patterns", patterns)) if value is not None}
+        return await self.agents.update(agent_id or self._default_agent, redaction=changes)
+
+    @_opening
     async def cleanup(
         self,
         *,
@@ -496,7 +515,8 @@ class SessionManager:
     async def add_summary(
         self, session_id: str, from_seq: int, to_seq: int, content: str, *, summary_id: str | None = None
     ) -> Summary:
-        """Store a summary of entries from_seq..to_seq (the `summarize` context strategy uses it)."""
+        """Store a summary of entries from_seq..to_seq (the `summarize` context strategy uses it),
+        its secrets redacted first."""
         session = await self.get_session(session_id)
         if not 1 <= from_seq <= to_seq <= session.last_seq:
             raise InvalidArgument(
@@ -504,6 +524,7 @@ class SessionManager:
             )
         if not content.strip():
             raise InvalidArgument("a summary needs text")
+        content = await self.redactions.text(session.agent_id, content, Findings())
         summary = Summary(
             id=summary_id or f"sum_{uuid.uuid4().hex[:16]}",
             session_id=session.id,

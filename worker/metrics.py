@@ -38,6 +38,9 @@ class WorkerMetrics:
         )
         self.redeliveries = Counter("sessions_redeliveries", "Deliveries flagged as redelivered", registry=r)
         self.dead_letters = Counter("sessions_dead_letters", "Events dead-lettered, by reason", ["reason"], registry=r)
+        self.redactions = Counter(
+            "sessions_redactions", "Secrets replaced before storage, by kind (never the value)", ["kind"], registry=r
+        )
         self.owned_shards = Gauge("sessions_owned_shards", "Shard queues this worker consumes", registry=r)
         self.active_sessions = Gauge("sessions_active_sessions", "Active sessions in the store", registry=r)
         self.inflight = Gauge("sessions_inflight_events", "Events received and not yet finished", registry=r)
@@ -57,6 +60,9 @@ class WorkerMetrics:
         if counter is None:  # labels() takes a lock and builds a key: once per pair, not per event
             counter = self._event_counters[(event_type, outcome)] = self.events.labels(event_type, outcome)
         counter.inc()
+
+    def redacted(self, kind: str) -> None:
+        self.redactions.labels(kind).inc()
 
     def count(self, outcome: str) -> int:
         total = 0.0

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas import AgentSettings, ContextDefaults, ResetPolicy, RetentionPolicy, Scope
+from schemas import AgentSettings, ContextDefaults, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
 from worker.tokens import DEFAULT_ENCODING
 
 Storage = Literal["sqlite", "mongodb"]
@@ -22,6 +22,8 @@ class ManagerOptions(BaseModel):
     reset_policy: ResetPolicy | None = None
     retention: RetentionPolicy = RetentionPolicy()
     context: ContextDefaults = ContextDefaults()
+    # Secrets replaced before storage for agents without stored settings (on unless disabled).
+    redaction: RedactionPolicy = RedactionPolicy()
     admins: tuple[str, ...] = ()
     default_agent: str = "main"
     storage: Storage = "sqlite"
@@ -76,5 +78,6 @@ class ManagerOptions(BaseModel):
             retention=self.retention,
             encrypt_transcripts=self.encrypt_transcripts,
             context=self.context,
+            redaction=self.redaction,
             admins=self.admins,
         )

@@ -4,13 +4,14 @@ Each handler is idempotent on the event's scoped key (worker.idempotency: the ev
 chat or session): stored entries, session openers and checkpoint ids derive from it, and so does
 every produced event's id, so a replay yields the same effect and the same outbound ids, while the
 same id from another chat is another event.
+Secrets are redacted (worker.redacting) before anything is stored, sealed, counted or published.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from schemas import DeliveryContext, SessionEntry
+from schemas import DeliveryContext, SessionEntry, TranscriptEntry
 from schemas.events import (
     AgentMessage,
     ChatSource,
@@ -45,6 +46,8 @@ from worker.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scop
 from worker.inbound import ChatToAnswer
 from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
+from worker.redacting import RedactionCounter, RedactionStep
+from worker.redaction import Findings
 from worker.resets import session_policy, session_reset_due
 from worker.scope import ChatAddress, session_key, slot_key
 from worker.slots import Resolution
@@ -91,9 +94,17 @@ def ordering_key(agent_id: str, source: ChatSource) -> str:
 
 
 class EventProcessor:
-    def __init__(self, manager: SessionManager, clock: Clock, *, max_reply_chars: int = 4000) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        clock: Clock,
+        *,
+        max_reply_chars: int = 4000,
+        on_redacted: RedactionCounter | None = None,
+    ) -> None:
         self._manager = manager
         self._clock = clock
+        self._redacting = RedactionStep(manager.redactions, on_redacted)
         self._commands = CommandRunner(manager, max_reply_chars=max_reply_chars)
         self._handlers: dict[str, Callable[..., Awaitable[Outcome]]] = {
             "message.inbound": self._inbound,
@@ -138,8 +149,10 @@ class EventProcessor:
             return await self._run_text_command(event, identity, event.text)
         address = address_of(event.agent_id, event.source)
         delivery = address.delivery()
+        findings = Findings()
+        text = await self._redacting.text(event.agent_id, event.text, findings)
         draft = Draft(
-            role="user", content=event.text, event_id=identity.key, delivery=delivery, fingerprint=identity.fingerprint
+            role="user", content=text, event_id=identity.key, delivery=delivery, fingerprint=identity.fingerprint
         )
         try:
             resolution = await self._manager.resolve(address, identity.key, touch=False)
@@ -152,6 +165,7 @@ class EventProcessor:
         except ContentTooLarge as exc:
             answer = self._reply(identity, event.agent_id, None, f"message not stored: {exc}", event.source, "error")
             raise Rejected("too-long", str(exc), answer) from exc
+        self._redacting.count(findings, before)
         written = await self._manager.transcript.current_session(entry.session_id) or resolution.session
         turn = TurnEvent(
             event_id=derived_id(identity.key, "turn"),
@@ -160,20 +174,22 @@ class EventProcessor:
             agent_id=event.agent_id,
             session_id=entry.session_id,
             seq=entry.seq,
-            text=event.text,
+            text=entry.content or "",  # as stored: redacted
             delivery=delivery,
             ordering_key=resolution.session.key,
             occurred_at=entry.timestamp,  # the stored entry's: a replay rebuilds this very event
         )
         turns = Outcome(turns=(turn,), applied_before=before)
+        told = await self._redaction_notice(identity, findings, resolution.session, entry, delivery)
         if resolution.archived is None:
-            return turns
-        return await self._reset_notice(identity, resolution, delivery) + turns
+            return told + turns
+        return await self._reset_notice(identity, resolution, delivery) + told + turns
 
     async def _command_event(self, event: CommandEvent, identity: Identity) -> Outcome:
         return await self._run_text_command(event, identity, event.command)
 
     async def _run_text_command(self, event: InboundMessage | CommandEvent, identity: Identity, text: str) -> Outcome:
+        (text,) = await self._redacting.counted(event.agent_id, text)  # arguments are stored, echoed
         try:
             command = parse_command(text)
         except CommandError as exc:
@@ -184,11 +200,11 @@ class EventProcessor:
         self, event: CheckpointSave | CheckpointRestore | CheckpointDelete, identity: Identity
     ) -> Outcome:
         if isinstance(event, CheckpointSave):
-            command = command_for(
-                "checkpoint", "save", (event.name, *([event.description] if event.description else []))
-            )
+            args = (event.name, *([event.description] if event.description else []))
         else:
-            command = command_for("checkpoint", event.type.split(".")[1], (event.checkpoint_id,))
+            args = (event.checkpoint_id,)
+        args = await self._redacting.counted(event.agent_id, *args)
+        command = command_for("checkpoint", event.type.split(".")[1], args)
         return await self._run(identity, event.agent_id, event.source, command)
 
     async def _run(self, identity: Identity, agent_id: str, source: ChatSource, command: Command) -> Outcome:
@@ -211,6 +227,7 @@ class EventProcessor:
     # Agent runtime events -----------------------------------------------------------------------
     async def _agent_message(self, event: AgentMessage, identity: Identity) -> Outcome:
         session = await self._session_or_reject(event.session_id, event)
+        findings = Findings()
         draft = Draft(
             role=event.role,
             content=event.content,
@@ -222,13 +239,18 @@ class EventProcessor:
             event_id=identity.key,
             fingerprint=identity.fingerprint,
         )
+        draft = await self._redacting.redactions.draft(event.agent_id, draft, findings)
         try:
             entry, before = await self._manager.transcript.append_once(session.id, draft, allow_archived=True)
         except ContentTooLarge as exc:
             raise Rejected("too-long", str(exc)) from exc
+        self._redacting.count(findings, before)
         if event.role != "assistant" or not entry.content:
-            return Outcome(applied_before=before)
+            # No reply to route by: a notice goes to the chat the session last heard from.
+            told = await self._redaction_notice(identity, findings, session, entry, session.delivery_context)
+            return Outcome(applied_before=before) + told
         delivery = await self._route_for(session, event)
+        told = await self._redaction_notice(identity, findings, session, entry, delivery)
         reply = ReplyEvent(
             event_id=derived_id(identity.key, "reply"),
             in_reply_to=event.in_reply_to or event.event_id,
@@ -239,7 +261,7 @@ class EventProcessor:
             delivery=delivery,
             occurred_at=self._clock(),
         )
-        return Outcome(replies=(reply,), applied_before=before)
+        return Outcome(replies=(reply,), applied_before=before) + told
 
     async def _route_for(self, session: SessionEntry, event: AgentMessage) -> DeliveryContext:
         """Where the answered message came from; the session's last route only as a fallback."""
@@ -264,11 +286,10 @@ class EventProcessor:
 
     async def _summary(self, event: SummaryProduced, identity: Identity) -> Outcome:
         session = await self._session_or_reject(event.session_id, event)
+        (content,) = await self._redacting.counted(event.agent_id, event.content)
         summary_id = derived_id(identity.key, "summary")
         try:
-            await self._manager.add_summary(
-                session.id, event.from_seq, event.to_seq, event.content, summary_id=summary_id
-            )
+            await self._manager.add_summary(session.id, event.from_seq, event.to_seq, content, summary_id=summary_id)
         except InvalidArgument as exc:
             raise Rejected("invalid-range", str(exc)) from exc
         return Outcome()
@@ -348,6 +369,20 @@ class EventProcessor:
         if session.agent_id != event.agent_id:
             raise Rejected("unknown-session", f"session {session_id} does not belong to agent {event.agent_id}")
         return session
+
+    async def _redaction_notice(
+        self,
+        identity: Identity,
+        findings: Findings,
+        session: SessionEntry,
+        entry: TranscriptEntry,
+        delivery: DeliveryContext | None,
+    ) -> Outcome:
+        """The chat is told once per session (derived from the stored entries: a replay decides the same)."""
+        text = await self._redacting.notice(findings, entry.session_id, entry.seq)
+        if text is None:
+            return Outcome()
+        return self._notice(identity, session, "secrets-redacted", text, delivery)
 
     def _reply(
         self, identity: Identity, agent_id: str, session_id: str | None, text: str, source: ChatSource, kind: ReplyKind

@@ -74,14 +74,16 @@ def handler_for(
     health: StoreHealth | None = None,
     poison_attempts: int = 5,
 ) -> EventHandler:
-    """The worker's EventHandler over `manager`, publishing into `publisher`."""
+    """The worker's EventHandler over `manager`, publishing into `publisher` (its metrics, the
+    redaction counter among them, are the handler's `metrics`)."""
+    metrics = WorkerMetrics()
     return EventHandler(
-        EventProcessor(manager, clock),
+        EventProcessor(manager, clock, on_redacted=metrics.redacted),
         OutcomeLog(manager.store, manager.transcript.codec, clock),
         cast(Any, publisher),
         clock,
         asyncio.Event(),
-        WorkerMetrics(),
+        metrics,
         max_payload_bytes=max_payload_bytes,
         trust=ControlTrust(scheduler_user=SCHEDULER_USER, worker_user="worker"),
         health=health if health is not None else StoreHealth(),

@@ -89,7 +89,9 @@ class WorkerService:
         await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
         channel = await self._connection.channel(publisher_confirms=True)
         publisher = await Publisher(channel, self.topology, user_id=settings.broker_user()).open()
-        processor = EventProcessor(self._manager, self._clock, max_reply_chars=settings.max_reply_chars)
+        processor = EventProcessor(
+            self._manager, self._clock, max_reply_chars=settings.max_reply_chars, on_redacted=self.metrics.redacted
+        )
         self.handler = EventHandler(
             processor,
             OutcomeLog(self._manager.store, self._manager.transcript.codec, self._clock),
