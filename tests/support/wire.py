@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
-from schemas.events import ChatSource
-from worker.processor import ordering_key
+# The complete alias list of the routing-key specification.
+CHANNEL_ALIASES = {"tg": "telegram", "wa": "whatsapp", "dc": "discord", "msteams": "teams"}
 
 
 def source_doc(
@@ -79,9 +80,23 @@ def agent_doc(
     return doc
 
 
+def key_part(value: str) -> str:
+    """One part of a routing key, by the specification: the trimmed id percent-encoded as UTF-8 with
+    uppercase hex, leaving A-Z a-z 0-9 - . _ ~ @ + = as they are."""
+    return quote(value.strip(), safe="@+=")  # quote() always leaves letters, digits and "-._~"
+
+
 def key_of(doc: dict[str, Any]) -> str:
-    """The routing key a conforming gateway publishes a chat event with (the chat's ordering key)."""
-    return ordering_key(str(doc.get("agentId", "main")), ChatSource.model_validate(doc["source"]))
+    """The routing key a conforming gateway publishes a chat event with (the chat's ordering key),
+    computed from the specification alone, as a gateway in another language does."""
+    source = doc["source"]
+    channel = str(source["channel"]).strip().lower()
+    channel = CHANNEL_ALIASES.get(channel, channel)
+    agent = key_part(str(doc.get("agentId", "main")))
+    if source.get("chatType") == "group":
+        return f"agent:{agent}:{key_part(channel)}:group:{key_part(str(source['peerId']))}"
+    person = str(source.get("userId") or source["peerId"]).strip()
+    return f"agent:{agent}:{key_part(channel)}:peer:{key_part(person)}"
 
 
 def reserialized(doc: dict[str, Any], *, occurred_at: str = "2026-03-03T10:07:31.250+00:00") -> bytes:
