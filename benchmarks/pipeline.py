@@ -32,6 +32,7 @@ from worker.clock import system_clock
 from worker.config import Settings
 from worker.crypto import EncryptingCodec, KeyRing
 from worker.gc_tuning import tune_collector
+from worker.idempotency import identify
 from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
 
@@ -79,9 +80,10 @@ def _handler(
     async def handle(body: bytes) -> None:
         async with slots:
             event = INBOUND_EVENT.validate_json(body)
-            outcome = await processor.apply(event)
+            identity = identify(event)
+            outcome = await processor.apply(event, identity)
             if not outcome.rebuilt_on_replay:
-                await outcomes.record(event.event_id, outcome)
+                await outcomes.record(identity, outcome)
             for published in (*outcome.replies, *outcome.turns, *outcome.notices, *outcome.summarize):
                 outbound(published)
             if not outcome.turns:

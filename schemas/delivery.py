@@ -8,6 +8,17 @@ from schemas.base import WireModel
 
 ChatType = Literal["direct", "group"]
 
+# The complete alias list: gateways spell channels in different ways; dispatchers bind the canonical names.
+CHANNEL_ALIASES = {"tg": "telegram", "wa": "whatsapp", "dc": "discord", "msteams": "teams"}
+
+
+def normalize_channel(channel: str | None) -> str | None:
+    """Trimmed, lower-cased, alias resolved; empty becomes absent."""
+    if channel is None:
+        return None
+    lowered = channel.strip().lower()
+    return CHANNEL_ALIASES.get(lowered, lowered) or None
+
 
 class DeliveryContext(WireModel):
     channel: str | None = None

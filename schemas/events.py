@@ -1,7 +1,9 @@
 """Inbound events: what gateways, agent runtimes, APIs and the scheduler publish to the workers.
 
 Every event is versioned JSON with an `event_id` (the idempotency key), a `type`, `occurred_at`
-and `agent_id`. Ids are restricted to a safe alphabet so no id can ever act as a query operator.
+and `agent_id`. Ids are strings as the platforms send them (Telegram's negative ids, Signal's
+base64, Matrix `@user:server`): trimmed, then bounded in length and free of control characters.
+They are only ever compared as values, so no id can act as a query operator.
 """
 
 from __future__ import annotations
@@ -9,18 +11,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic_core import PydanticCustomError
 
 from schemas.base import WireModel, utc_now
-from schemas.delivery import ChatType
+from schemas.delivery import ChatType, normalize_channel
+from schemas.limits import MAX_COMMAND_CHARS, MAX_ID_CHARS, MAX_INT, MAX_TEXT_CHARS, bounded_json
 from schemas.transcript import Usage
 
 SCHEMA_VERSION: Literal[1] = 1
+# No control characters (C0, DEL, C1): they break logs, terminals and key encodings.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]+$"
 SafeId = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9@+!#][A-Za-z0-9._:@+=\-/#!~|]*$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS, pattern=NO_CONTROL_CHARACTERS)
 ]
+Channel = Annotated[SafeId, AfterValidator(lambda value: normalize_channel(value) or value)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Text = Annotated[str, StringConstraints(max_length=1_000_000)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+Seq = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 
 class EventBase(WireModel):
@@ -33,13 +41,23 @@ class EventBase(WireModel):
 class ChatSource(WireModel):
     """Where an inbound chat event came from, as the gateway knows it."""
 
-    channel: SafeId = Field(description="telegram, discord, slack, whatsapp, ...")
+    channel: Channel = Field(
+        description="telegram, discord, slack, whatsapp, ... (lower-cased; tg, wa, dc, msteams resolved)"
+    )
     peer_id: SafeId | None = Field(default=None, description="the chat: DM peer or group id (where replies go)")
     user_id: SafeId | None = Field(default=None, description="the person who wrote (defaults to peer_id)")
     account_id: SafeId | None = Field(default=None, description="the bot account that received it")
     thread_id: SafeId | None = Field(default=None, description="thread or topic id")
     message_id: SafeId | None = Field(default=None, description="the platform's message id (replies reply to it)")
     chat_type: ChatType = Field(default="direct", description="group chats always get their own session")
+
+    @model_validator(mode="after")
+    def _has_chat(self) -> ChatSource:
+        if self.chat_type == "group" and self.peer_id is None:
+            raise PydanticCustomError("missing_id", "a group message needs peerId (the group id)")
+        if self.peer_id is None and self.user_id is None:
+            raise PydanticCustomError("missing_id", "a direct message needs userId or peerId")
+        return self
 
 
 class InboundMessage(EventBase):
@@ -56,7 +74,7 @@ class CommandEvent(EventBase):
 
     type: Literal["command"] = "command"
     source: ChatSource
-    command: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+    command: Annotated[str, StringConstraints(min_length=1, max_length=MAX_COMMAND_CHARS)]
 
 
 class CheckpointSave(EventBase):
@@ -86,11 +104,17 @@ class AgentMessage(EventBase):
     role: Literal["assistant", "tool", "tool-result", "system"]
     content: Text | None = None
     tool: Name | None = None
-    args: dict[str, Any] | None = None
-    result: Any = None
+    args: Annotated[dict[str, Any], AfterValidator(bounded_json)] | None = None
+    result: Annotated[Any, AfterValidator(bounded_json)] = None
     usage: Usage | None = None
     important: bool = False
-    in_reply_to: SafeId | None = Field(default=None, description="the inbound event this answers")
+    in_reply_to: SafeId | None = Field(
+        default=None, description="the inbound event this answers (the turn's inReplyTo)"
+    )
+    in_reply_to_seq: Seq | None = Field(
+        default=None,
+        description="the answered entry's seq (the turn's seq): exact where chats of one session reuse ids",
+    )
 
 
 class SummaryProduced(EventBase):
@@ -98,16 +122,24 @@ class SummaryProduced(EventBase):
 
     type: Literal["summary"] = "summary"
     session_id: SafeId
-    from_seq: int = Field(ge=1)
-    to_seq: int = Field(ge=1)
+    from_seq: Seq
+    to_seq: Seq
     content: Text
 
 
 class MarkImportant(EventBase):
     type: Literal["entry.important"] = "entry.important"
     session_id: SafeId
-    seq: int = Field(ge=1)
+    seq: Seq
     important: bool = True
+
+
+class ModelChange(EventBase):
+    """From tools and admin consoles: set a session's model override (absent or null: the default)."""
+
+    type: Literal["session.model"] = "session.model"
+    session_id: SafeId
+    model: Name | None = None
 
 
 class SessionResetDue(EventBase):
@@ -137,6 +169,7 @@ InboundEvent = Annotated[
     | AgentMessage
     | SummaryProduced
     | MarkImportant
+    | ModelChange
     | SessionResetDue
     | RetentionDue,
     Field(discriminator="type"),

@@ -11,7 +11,7 @@ from schemas.base import WireModel, utc_now
 from schemas.delivery import DeliveryContext
 
 ReplyKind = Literal["command-result", "assistant", "notice", "error"]
-NoticeKind = Literal["session-reset", "retention-warning", "retention-deleted"]
+NoticeKind = Literal["session-reset", "retention-warning", "retention-deleted", "scope-change"]
 
 
 class ReplyEvent(WireModel):
@@ -42,6 +42,7 @@ class TurnEvent(WireModel):
     text: str
     delivery: DeliveryContext
     ordering_key: str = Field(description="routing key to publish this session's agent messages with")
+    model: str | None = Field(default=None, description="the session's model override; absent: the agent's default")
     occurred_at: datetime = Field(default_factory=utc_now)
 
 

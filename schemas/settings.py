@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from schemas.base import WireModel
+from schemas.delivery import normalize_channel
 
-Scope = Literal["main", "per-peer", "per-channel-peer"]
-SCOPES: tuple[Scope, ...] = ("main", "per-peer", "per-channel-peer")
+Scope = Literal["main", "per-peer", "per-channel-peer", "per-account-channel-peer"]
+SCOPES: tuple[Scope, ...] = ("main", "per-peer", "per-channel-peer", "per-account-channel-peer")
 ResetMode = Literal["off", "daily", "idle", "daily+idle"]
 RetentionMode = Literal["enforce", "warn"]
 ContextStrategy = Literal["recent", "smart", "summarize"]
@@ -20,6 +21,11 @@ ContextStrategy = Literal["recent", "smart", "summarize"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _canonical_account(account: str) -> str:
+    channel, _, user = account.partition(":")
+    return f"{normalize_channel(channel)}:{user.strip()}"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -95,6 +101,31 @@ class AgentSettings(WireModel):
     encrypt_transcripts: bool = False
     context: ContextDefaults = ContextDefaults()
     admins: tuple[str, ...] = ()
+    # Models a session may be switched to (`/session model`); empty: any.
+    allowed_models: tuple[str, ...] = ()
+    # One person's accounts on several channels: {"alice": ("telegram:111", "discord:222")}. Under
+    # per-peer scope the linked accounts share one session.
+    identity_links: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    def identity_of(self, channel: str | None, person: str | None) -> str | None:
+        """The linked identity of a channel's user, if the agent links it."""
+        if not self.identity_links or person is None:
+            return None
+        account = f"{channel}:{person}"
+        return next((name for name, accounts in self.identity_links.items() if account in accounts), None)
+
+    @field_validator("identity_links")
+    @classmethod
+    def _check_links(cls, links: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        seen: dict[str, str] = {}
+        for name, accounts in links.items():
+            for account in accounts:
+                channel, _, user = account.partition(":")
+                if not channel.strip() or not user.strip():
+                    raise ValueError(f"identity {name!r}: {account!r} is not 'channel:user_id'")
+                if seen.setdefault(account, name) != name:
+                    raise ValueError(f"{account!r} is linked to both {seen[account]!r} and {name!r}")
+        return {name: tuple(_canonical_account(a) for a in accounts) for name, accounts in links.items()}
 
     @model_validator(mode="after")
     def _check_agent(self) -> AgentSettings:

@@ -16,6 +16,20 @@ HEADER_DEAD_DETAIL = "x-sessions-dead-detail"
 HEADER_FORWARDED = "x-sessions-forwarded"
 HEADER_ORIGINAL_KEY = "x-sessions-original-key"
 
+# Why bad input was dead-lettered (HEADER_DEAD_REASON), each decided on the event's first delivery.
+BAD_INPUT_REASONS: dict[str, str] = {
+    "oversize": "the body is larger than SESSIONS_MAX_PAYLOAD_BYTES",
+    "invalid-utf8": "the body is not UTF-8",
+    "invalid-json": "the body is not JSON",
+    "too-deep": "JSON nested deeper than the parser reads, or free-form values deeper than 32 levels",
+    "unknown-type": "no or an unknown event type",
+    "unsupported-version": "a contract version this worker does not read",
+    "too-long": "a text over its limit",
+    "out-of-range": "a number outside its bounds",
+    "missing-id": "a required id absent or empty",
+    "schema": "any other contract violation",
+}
+
 
 def reply_routing_key(channel: str | None, kind: str) -> str:
     """Replies are routed "<channel>.<kind>": a Telegram dispatcher binds "telegram.#"."""

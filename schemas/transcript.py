@@ -9,14 +9,15 @@ from pydantic import Field
 
 from schemas.base import WireModel
 from schemas.delivery import DeliveryContext
+from schemas.limits import MAX_INT
 
 Role = Literal["system", "user", "assistant", "tool", "tool-result"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool", "tool-result")
 
 
 class Usage(WireModel):
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
+    input_tokens: int = Field(default=0, ge=0, le=MAX_INT)
+    output_tokens: int = Field(default=0, ge=0, le=MAX_INT)
 
 
 class TranscriptEntry(WireModel):

@@ -60,13 +60,21 @@ class CheckpointBook:
         return checkpoint
 
     async def slot_sessions(self, session: SessionEntry) -> list[SessionEntry]:
-        query = SessionQuery(agent_id=session.agent_id, key=session.key, limit=_SLOT_SESSIONS_LIMIT)
+        return await self.sessions_of_slot(session.agent_id, session.key)
+
+    async def sessions_of_slot(self, agent_id: str, key: str) -> list[SessionEntry]:
+        query = SessionQuery(agent_id=agent_id, key=key, limit=_SLOT_SESSIONS_LIMIT)
         return await self._store.list_sessions(query)
+
+    async def list_of(self, session_ids: list[str]) -> list[Checkpoint]:
+        return [
+            open_checkpoint(self._codec, checkpoint) for checkpoint in await self._store.list_checkpoints(session_ids)
+        ]
 
     async def list_for(self, session_id: str, *, whole_slot: bool) -> list[Checkpoint]:
         session = await self._session(session_id)
         ids = [member.id for member in await self.slot_sessions(session)] if whole_slot else [session.id]
-        return [open_checkpoint(self._codec, checkpoint) for checkpoint in await self._store.list_checkpoints(ids)]
+        return await self.list_of(ids)
 
     async def find(self, checkpoint_id: str, within: SessionEntry | None) -> tuple[Checkpoint, SessionEntry]:
         """The checkpoint and its session; with `within`, only if it belongs to that session's slot."""

@@ -150,17 +150,24 @@ def topology() -> None:
 def send(
     text: Annotated[str, typer.Argument(help="message text; start with / for a chat command")],
     channel: Annotated[str, typer.Option(help="messaging channel, e.g. telegram")] = "cli",
-    peer: Annotated[str, typer.Option(help="chat id (DM peer or group)")] = "local",
+    peer: Annotated[
+        str, typer.Option(help="chat id as the platform sends it (DM peer or group; --peer=-100... works)")
+    ] = "local",
     agent: Annotated[str, typer.Option(help="agent id")] = "main",
     user: Annotated[str | None, typer.Option(help="sender's user id (defaults to the peer)")] = None,
     account: Annotated[str | None, typer.Option(help="bot account id")] = None,
     thread: Annotated[str | None, typer.Option(help="thread id")] = None,
     group: Annotated[bool, typer.Option(help="the chat is a group")] = False,
+    event_id: Annotated[str | None, typer.Option(help="the event's id (default: a new one)")] = None,
+    message_id: Annotated[str | None, typer.Option(help="the platform's message id (default: a new one)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the published event as JSON")] = False,
 ) -> None:
     """Publish an inbound chat message, as a gateway would."""
     import uuid
 
+    from pydantic import ValidationError
+
+    from schemas.base import describe_errors
     from worker.amqp.gateway import connect_gateway
 
     settings = load_settings()
@@ -176,12 +183,16 @@ def send(
                 user_id=user,
                 account_id=account,
                 thread_id=thread,
-                message_id=f"cli-{uuid.uuid4().hex[:8]}",
+                message_id=message_id or f"cli-{uuid.uuid4().hex[:8]}",
                 chat_type="group" if group else "direct",
+                event_id=event_id,
             )
             return event.model_dump_json(by_alias=True, exclude_none=True)
 
-    published = _broker(publish())
+    try:
+        published = _broker(publish())
+    except ValidationError as exc:
+        fail(f"not a valid event: {describe_errors(exc)}", code=2)
     if as_json:
         typer.echo(published)
     else:
@@ -311,9 +322,16 @@ def bench(
 
 
 def _broker(coro: Coroutine[Any, Any, T]) -> T:
+    import logging
+
     import aio_pika
 
+    # The failure is reported below in one line; the client libraries' own error logs would repeat it.
+    for name in ("aiormq", "aio_pika", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return asyncio.run(coro)
     except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
         fail(f"cannot reach RabbitMQ: {exc}. Is it running? (make broker, or set AMQP_URL)", code=2)
+    except aio_pika.exceptions.ChannelNotFoundEntity as exc:
+        fail(f"the broker has no such exchange or queue ({exc}): declare the topology with `sessions topology`", code=2)

@@ -11,7 +11,8 @@ import typer
 from rich.progress import Progress
 
 from worker.cli_support import app, console, fail, load_settings, opened_manager, print_json, table
-from worker.errors import SessionNotFound, SessionsError
+from worker.commands.handlers import model_name, plural
+from worker.errors import NotFound, SessionsError
 
 T = TypeVar("T")
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
@@ -28,7 +29,7 @@ def _with_manager(action: Callable[[Any], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(go())
-    except SessionNotFound as exc:
+    except NotFound as exc:
         fail(str(exc), code=4)
     except SessionsError as exc:
         fail(str(exc), code=1)
@@ -60,7 +61,7 @@ def list_sessions(
         return
     columns = ["id", "key", "status", "messages", "last activity"]
     if verbose:
-        columns += ["agent", "created", "tokens in/out", "route"]
+        columns += ["agent", "created", "tokens in/out", "model", "route"]
     rows = []
     for s in page.items:
         row: list[Any] = [
@@ -76,6 +77,7 @@ def list_sessions(
                 s.agent_id,
                 f"{s.created_at:%Y-%m-%d %H:%M}",
                 f"{s.input_tokens}/{s.output_tokens}",
+                model_name(s) or "",
                 "/".join(str(v) for v in route.values()),
             ]
         rows.append(row)
@@ -92,6 +94,22 @@ def show(session_id: str, as_json: JsonOption = False) -> None:
         print_json(session.to_wire())
         return
     table(f"Session {session.id}", ["field", "value"], [(k, v) for k, v in session.to_wire().items()])
+
+
+@app.command()
+def model(
+    session_id: str,
+    name: Annotated[str | None, typer.Argument(help="the model to use; omit to show it")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="back to the agent's default model")] = False,
+) -> None:
+    """Show or set a session's model override (every turn event of the session carries it)."""
+    if name is not None and clear:
+        fail("give a model name or --clear, not both", code=2)
+    if name is None and not clear:
+        session = _with_manager(lambda m: m.get_session(session_id))
+    else:
+        session = _with_manager(lambda m: m.set_model(session_id, name))
+    console.print(f"session {session.id}: model {model_name(session) or 'the agent default'}")
 
 
 @app.command()
@@ -199,7 +217,7 @@ def checkpoints_restore(checkpoint_id: str, as_json: JsonOption = False) -> None
     if as_json:
         print_json(session.to_wire())
     else:
-        console.print(f"restored {checkpoint_id}: session {session.id} has {session.message_count} messages")
+        console.print(f"restored {checkpoint_id}: session {session.id} has {plural(session.message_count, 'message')}")
 
 
 @checkpoints_app.command("delete")

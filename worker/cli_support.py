@@ -27,7 +27,7 @@ errors = Console(stderr=True, highlight=False)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    errors.print(f"[red]error:[/] {message}")
+    errors.print(f"[red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -69,7 +69,9 @@ class Settings(BaseSettings):
     allow_plaintext_records: bool = Field(
         default=True, description="read records written before encryption was on (turn off after rotate-key)"
     )
-    max_content_bytes: int = Field(default=256 * 1024, description="largest message payload stored")
+    max_content_bytes: int = Field(
+        default=2 * 1024 * 1024, description="largest entry payload stored (above any text the contracts allow)"
+    )
 
     # Worker
     worker_id: str = Field(
@@ -102,7 +104,10 @@ class Settings(BaseSettings):
     )
     delivery_limit: int = Field(default=20, ge=2, description="deliveries before a crashing message is dead-lettered")
     max_payload_bytes: int = Field(
-        default=512 * 1024, ge=1024, description="inbound messages larger than this are dead-lettered"
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="inbound messages larger than this are dead-lettered (the default fits any event within the"
+        " contracts' text limits)",
     )
     heartbeat_seconds: float = Field(default=1.0, gt=0, description="worker membership heartbeat interval")
     shutdown_grace_seconds: float = Field(default=30.0, gt=0, description="how long SIGTERM waits for in-flight events")

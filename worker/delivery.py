@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from schemas import DeliveryContext
-
-# Gateways spell channels in different ways; the canonical names are what dispatchers bind.
-_CHANNEL_ALIASES = {"tg": "telegram", "wa": "whatsapp", "dc": "discord", "msteams": "teams"}
+from schemas.delivery import normalize_channel
 
 
 def clean_id(value: str | None) -> str | None:
@@ -13,14 +11,6 @@ def clean_id(value: str | None) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-def normalize_channel(channel: str | None) -> str | None:
-    text = clean_id(channel)
-    if text is None:
-        return None
-    lowered = text.lower()
-    return _CHANNEL_ALIASES.get(lowered, lowered)
 
 
 def normalize_delivery(context: DeliveryContext | None) -> DeliveryContext:

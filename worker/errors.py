@@ -9,7 +9,13 @@ class SessionsError(Exception):
     code = "error"
 
 
-class InvalidArgument(SessionsError, ValueError):
+class RequestError(SessionsError):
+    """The request cannot be done as asked; the message tells the person who asked what to change."""
+
+    code = "request"
+
+
+class InvalidArgument(RequestError, ValueError):
     code = "invalid-argument"
 
 
@@ -29,15 +35,27 @@ class ContentTooLarge(InvalidArgument):
     code = "content-too-large"
 
 
-class SessionNotFound(SessionsError, LookupError):
+class EventIdConflict(SessionsError):
+    """An event id (within its chat or session) came back carrying something else."""
+
+    code = "event-id-conflict"
+
+
+class NotFound(RequestError, LookupError):
+    """What the request names does not exist (the CLI exits 4)."""
+
+    code = "not-found"
+
+
+class SessionNotFound(NotFound):
     code = "session-not-found"
 
 
-class SessionNotActive(SessionsError):
+class SessionNotActive(RequestError):
     code = "session-not-active"
 
 
-class CheckpointNotFound(SessionsError, LookupError):
+class CheckpointNotFound(NotFound):
     code = "checkpoint-not-found"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, overload
 
@@ -28,13 +29,21 @@ from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
 from worker.maintenance import CleanupReport, cleanup
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
-from worker.scope import ChatAddress
+from worker.scope import ChatAddress, key_fits, slot_key
 from worker.slots import Resolution, SlotResolver
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
 from worker.transcript import Draft, Transcript
 from worker.view import cleared_view
 
 HistoryFormat = Literal["messages", "markdown", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeChange:
+    settings: AgentSettings
+    archived: tuple[SessionEntry, ...]  # the active sessions the new scope has no slot for
+
+
 ExportFormat = Literal["markdown", "json", "jsonl"]
 MAX_PAGE = 500
 
@@ -100,6 +109,38 @@ class SessionManager:
         """Archive the address's slot session and start a new one; idempotent on `event_id`."""
         settings = await self.agents.get(address.agent_id)
         return await self._slots.reset(settings, address, reason, event_id)
+
+    async def find_session(self, address: ChatAddress) -> SessionEntry | None:
+        """The address's active session if it has one; never creates or resets one."""
+        settings = await self.agents.get(address.agent_id)
+        return await self.store.find_active(settings.agent_id, slot_key(settings, address))
+
+    async def slot_members(self, address: ChatAddress) -> list[SessionEntry]:
+        """Every session (active and archived) of the address's slot, newest first; creates none."""
+        settings = await self.agents.get(address.agent_id)
+        return await self._checkpoints.sessions_of_slot(settings.agent_id, slot_key(settings, address))
+
+    async def checkpoints_of(self, sessions: list[SessionEntry]) -> list[Checkpoint]:
+        return await self._checkpoints.list_of([session.id for session in sessions])
+
+    def check_model(self, settings: AgentSettings, model: str) -> None:
+        """Refuses a model outside the agent's allow-list (an empty list allows any)."""
+        if not model.strip() or len(model) > 200:
+            raise InvalidArgument("a model name is 1 to 200 characters")
+        if settings.allowed_models and model not in settings.allowed_models:
+            allowed = ", ".join(settings.allowed_models)
+            raise InvalidArgument(f"model {model!r} is not available here; choose one of: {allowed}")
+
+    async def set_model(self, session_id: str, model: str | None) -> SessionEntry:
+        """Set the session's model override (None: back to the agent's default); every turn event
+        of the session then carries it, so the agent runtime answers with that model."""
+        session = await self.get_session(session_id)
+        if model is not None:
+            self.check_model(await self.agents.get(session.agent_id), model.strip())
+            model = model.strip()
+        if not await self.store.set_model(session.id, model, self._clock()):
+            raise SessionNotFound(f"no session {session_id}")
+        return await self.get_session(session_id)
 
     async def slot_sessions(self, session_id: str) -> list[SessionEntry]:
         """Every session (active and archived) of the session's slot, newest first."""
@@ -307,7 +348,24 @@ class SessionManager:
         return await self.agents.get(agent_id or self._default_agent)
 
     async def set_scope(self, scope: str, *, agent_id: str | None = None) -> AgentSettings:
-        return await self.agents.set_scope(agent_id or self._default_agent, scope)
+        return (await self.change_scope(scope, agent_id=agent_id)).settings
+
+    async def change_scope(self, scope: str, *, agent_id: str | None = None) -> ScopeChange:
+        """Change who shares a session. Each active session whose slot the new scope no longer
+        has is archived (reason scope-change), so none is left active and unreachable; the
+        chat's next message opens its session under the new scope."""
+        settings = await self.agents.set_scope(agent_id or self._default_agent, scope)
+        archived: list[SessionEntry] = []
+        after: tuple[datetime, str] | None = None
+        while page := await self.store.list_sessions(
+            SessionQuery(agent_id=settings.agent_id, status="active", limit=MAX_PAGE, after=after)
+        ):
+            for session in page:
+                misfit = not key_fits(settings.scope, session.key)
+                if misfit and await self.store.archive_session(session.id, "scope-change", self._clock()):
+                    archived.append(session)
+            after = (page[-1].last_activity_at, page[-1].id)
+        return ScopeChange(settings, tuple(archived))
 
     async def set_reset_time(
         self, daily_at: str, *, time_zone: str | None = None, agent_id: str | None = None

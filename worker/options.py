@@ -38,7 +38,7 @@ class ManagerOptions(BaseModel):
     encryption_key_file: str | None = None
     allow_plaintext_records: bool = True
     token_encoding: str = DEFAULT_ENCODING
-    max_content_bytes: int = Field(default=256 * 1024, ge=1)
+    max_content_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> ManagerOptions:

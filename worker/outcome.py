@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.outbound import NoticeEvent, ReplyEvent, SummarizeRequest, TurnEvent
 
@@ -33,11 +33,14 @@ class Outcome(BaseModel):
     turns: tuple[TurnEvent, ...] = ()
     notices: tuple[NoticeEvent, ...] = ()
     summarize: tuple[SummarizeRequest, ...] = ()
+    # The event's entry was stored already: its recorded outcome, if any, is what to re-publish.
+    applied_before: bool = Field(default=False, exclude=True)
 
     @property
     def rebuilt_on_replay(self) -> bool:
-        """Turns only: applying the event again finds its stored entry and yields these same turns."""
-        return not (self.replies or self.notices or self.summarize)
+        """Turns only: applying the event again finds its stored entry and yields these same turns.
+        A turn that names a model is recorded: the session's model may change before a replay."""
+        return not (self.replies or self.notices or self.summarize) and all(t.model is None for t in self.turns)
 
     def __add__(self, other: Outcome) -> Outcome:
         return Outcome(
@@ -45,4 +48,5 @@ class Outcome(BaseModel):
             turns=self.turns + other.turns,
             notices=self.notices + other.notices,
             summarize=self.summarize + other.summarize,
+            applied_before=self.applied_before or other.applied_before,
         )

@@ -1,8 +1,9 @@
 """Applying inbound events through the engine. Pure domain: no broker here.
 
-Each handler is idempotent on the event id (stored entries, session openers and checkpoint ids
-derive from it) and every produced event's id derives from the event id too, so a replay yields
-the same effect and the same outbound ids.
+Each handler is idempotent on the event's scoped key (worker.idempotency: the event id within its
+chat or session): stored entries, session openers and checkpoint ids derive from it, and so does
+every produced event's id, so a replay yields the same effect and the same outbound ids, while the
+same id from another chat is another event.
 """
 
 from __future__ import annotations
@@ -20,30 +21,54 @@ from schemas.events import (
     InboundEvent,
     InboundMessage,
     MarkImportant,
+    ModelChange,
     RetentionDue,
     SessionResetDue,
     SummaryProduced,
 )
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, TurnEvent
 from worker.clock import Clock
-from worker.command_runner import CommandRunner
-from worker.commands import Command, CommandError, is_command, parse_command
-from worker.errors import SessionNotActive, SessionNotFound, SessionsError
+from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
+from worker.commands.handlers import model_name
+from worker.errors import (
+    ContentTooLarge,
+    EventIdConflict,
+    InvalidArgument,
+    RequestError,
+    SessionNotActive,
+    SessionNotFound,
+    SessionsError,
+)
+from worker.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scoped, source_scope
+from worker.inbound import ChatToAnswer
 from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
 from worker.resets import reset_due
-from worker.scope import ChatAddress, session_key
+from worker.scope import ChatAddress, session_key, slot_key
 from worker.sealing import seal_summary
 from worker.slots import Resolution
+from worker.stores.base import StoredEntry
+from worker.transcript import Draft
 
 
 class Rejected(Exception):
-    """The event cannot be applied and has nobody to answer: dead-letter it with this reason."""
+    """The event cannot be applied: dead-letter it with this reason, after publishing `answer`
+    (an error reply to the chat it came from) when there is one."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, answer: Outcome | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.answer = answer
+
+
+def recorded_first(event: InboundEvent) -> bool:
+    """Whether only the outcome record can tell that this event was applied before (commands,
+    checkpoints, summaries, scheduler events): look it up before applying. Chat and agent messages
+    find their stored entry instead, and consult the record only then."""
+    if isinstance(event, InboundMessage):
+        return is_command(event.text)
+    return not isinstance(event, AgentMessage)
 
 
 def address_of(agent_id: str, source: ChatSource) -> ChatAddress:
@@ -78,42 +103,57 @@ class EventProcessor:
             "message.agent": self._agent_message,
             "summary": self._summary,
             "entry.important": self._important,
+            "session.model": self._model,
             "session.reset": self._scheduled_reset,
             "session.retention": self._retention,
         }
 
     async def slot_key(self, event: InboundEvent) -> str:
         """The routing key under which this event must be applied: its session's slot key."""
-        if isinstance(event, InboundMessage | CommandEvent | CheckpointSave | CheckpointRestore | CheckpointDelete):
+        if isinstance(event, CHAT_EVENTS):
             settings = await self._manager.get_settings(event.agent_id)
-            return session_key(settings.scope, address_of(event.agent_id, event.source))
+            return slot_key(settings, address_of(event.agent_id, event.source))
         try:
             return (await self._manager.get_session(event.session_id)).key
         except SessionNotFound:
             return ""  # nothing to order against: apply wherever it landed
 
-    async def apply(self, event: InboundEvent) -> Outcome:
-        return await self._handlers[event.type](event)
+    async def apply(self, event: InboundEvent, identity: Identity | None = None) -> Outcome:
+        """Apply the event once; raises Rejected for what must be dead-lettered."""
+        try:
+            return await self._handlers[event.type](event, identity or identify(event))
+        except EventIdConflict as exc:
+            raise Rejected("event-id-conflict", str(exc)) from exc
+
+    def answer_rejected(self, chat: ChatToAnswer, text: str, fallback_id: str) -> Outcome:
+        """The error reply to the chat a rejected event came from (`fallback_id` when its id is unreadable)."""
+        key = scoped(chat.event_id or fallback_id, source_scope(chat.agent_id, chat.source))
+        return self._reply(Identity(key, ""), chat.agent_id, None, text, chat.source, "error")
 
     # Chat events ------------------------------------------------------------------------------
-    async def _inbound(self, event: InboundMessage) -> Outcome:
+    async def _inbound(self, event: InboundMessage, identity: Identity) -> Outcome:
         if is_command(event.text):
-            return await self._run_text_command(event, event.source, event.text)
+            return await self._run_text_command(event, identity, event.text)
         address = address_of(event.agent_id, event.source)
         delivery = address.delivery()
-        resolution = await self._manager.resolve(address, event.event_id, touch=False)
+        draft = Draft(
+            role="user", content=event.text, event_id=identity.key, delivery=delivery, fingerprint=identity.fingerprint
+        )
         try:
-            entry = await self._manager.add_message(
-                resolution.session.id, "user", event.text, event_id=event.event_id, delivery=delivery
-            )
-        except SessionNotActive:
-            # Archived by another process since this worker last saw it: find the slot's session anew.
-            resolution = await self._manager.resolve(address, event.event_id, touch=False)
-            entry = await self._manager.add_message(
-                resolution.session.id, "user", event.text, event_id=event.event_id, delivery=delivery
-            )
+            resolution = await self._manager.resolve(address, identity.key, touch=False)
+            try:
+                entry, before = await self._manager.transcript.append_once(resolution.session.id, draft)
+            except SessionNotActive:
+                # Archived by another process since this worker last saw it: find the slot's session anew.
+                resolution = await self._manager.resolve(address, identity.key, touch=False)
+                entry, before = await self._manager.transcript.append_once(resolution.session.id, draft)
+        except ContentTooLarge as exc:
+            answer = self._reply(identity, event.agent_id, None, f"message not stored: {exc}", event.source, "error")
+            raise Rejected("too-long", str(exc), answer) from exc
+        written = await self._manager.transcript.current_session(entry.session_id) or resolution.session
         turn = TurnEvent(
-            event_id=derived_id(event.event_id, "turn"),
+            event_id=derived_id(identity.key, "turn"),
+            model=model_name(written),
             in_reply_to=event.event_id,
             agent_id=event.agent_id,
             session_id=entry.session_id,
@@ -123,57 +163,71 @@ class EventProcessor:
             ordering_key=resolution.session.key,
             occurred_at=entry.timestamp,  # the stored entry's: a replay rebuilds this very event
         )
+        turns = Outcome(turns=(turn,), applied_before=before)
         if resolution.archived is None:
-            return Outcome(turns=(turn,))
-        return await self._reset_notice(event.event_id, resolution, delivery) + Outcome(turns=(turn,))
+            return turns
+        return await self._reset_notice(identity, resolution, delivery) + turns
 
-    async def _command_event(self, event: CommandEvent) -> Outcome:
-        return await self._run_text_command(event, event.source, event.command)
+    async def _command_event(self, event: CommandEvent, identity: Identity) -> Outcome:
+        return await self._run_text_command(event, identity, event.command)
 
-    async def _run_text_command(self, event: InboundMessage | CommandEvent, source: ChatSource, text: str) -> Outcome:
+    async def _run_text_command(self, event: InboundMessage | CommandEvent, identity: Identity, text: str) -> Outcome:
         try:
             command = parse_command(text)
         except CommandError as exc:
-            return self._reply(event.event_id, event.agent_id, None, str(exc), source, "error")
-        return await self._run(event.event_id, event.agent_id, source, command)
+            return self._reply(identity, event.agent_id, None, str(exc), event.source, "error")
+        return await self._run(identity, event.agent_id, event.source, command)
 
-    async def _checkpoint_event(self, event: CheckpointSave | CheckpointRestore | CheckpointDelete) -> Outcome:
+    async def _checkpoint_event(
+        self, event: CheckpointSave | CheckpointRestore | CheckpointDelete, identity: Identity
+    ) -> Outcome:
         if isinstance(event, CheckpointSave):
-            command = Command("checkpoint", "save", (event.name, *([event.description] if event.description else [])))
+            command = command_for(
+                "checkpoint", "save", (event.name, *([event.description] if event.description else []))
+            )
         else:
-            command = Command("checkpoint", event.type.split(".")[1], (event.checkpoint_id,))
-        return await self._run(event.event_id, event.agent_id, event.source, command)
+            command = command_for("checkpoint", event.type.split(".")[1], (event.checkpoint_id,))
+        return await self._run(identity, event.agent_id, event.source, command)
 
-    async def _run(self, event_id: str, agent_id: str, source: ChatSource, command: Command) -> Outcome:
+    async def _run(self, identity: Identity, agent_id: str, source: ChatSource, command: Command) -> Outcome:
         address = address_of(agent_id, source)
         try:
-            result = await self._commands.run(command, address, event_id)
-        except SessionsError as exc:
-            if not exc.code.startswith(("invalid", "checkpoint", "session-not", "content")):
-                raise
-            return self._reply(event_id, agent_id, None, f"{exc} (usage: {command.usage})", source, "error")
-        return self._reply(event_id, agent_id, result.session_id, result.text, source, "command-result")
+            result = await self._commands.run(command, address, identity.key)
+        except RequestError as exc:
+            text = f"{exc} (usage: {command.usage})" if isinstance(exc, InvalidArgument) else str(exc)
+            return self._reply(identity, agent_id, None, text, source, "error")
+        answer = self._reply(identity, agent_id, result.session_id, result.text, source, "command-result")
+        for archived in result.archived_elsewhere:
+            text = (
+                f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
+                " changed; your next message starts a new session."
+            )
+            answer += self._notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
+        return answer
 
     # Agent runtime events -----------------------------------------------------------------------
-    async def _agent_message(self, event: AgentMessage) -> Outcome:
+    async def _agent_message(self, event: AgentMessage, identity: Identity) -> Outcome:
         session = await self._session_or_reject(event.session_id, event)
-        entry = await self._manager.add_message(
-            session.id,
-            event.role,
-            event.content,
-            usage=event.usage,
+        draft = Draft(
+            role=event.role,
+            content=event.content,
             tool=event.tool,
             args=event.args,
             result=event.result,
+            usage=event.usage,
             important=event.important,
-            event_id=event.event_id,
-            allow_archived=True,
+            event_id=identity.key,
+            fingerprint=identity.fingerprint,
         )
+        try:
+            entry, before = await self._manager.transcript.append_once(session.id, draft, allow_archived=True)
+        except ContentTooLarge as exc:
+            raise Rejected("too-long", str(exc)) from exc
         if event.role != "assistant" or not entry.content:
-            return Outcome()
-        delivery = await self._route_for(session, event.in_reply_to)
+            return Outcome(applied_before=before)
+        delivery = await self._route_for(session, event)
         reply = ReplyEvent(
-            event_id=derived_id(event.event_id, "reply"),
+            event_id=derived_id(identity.key, "reply"),
             in_reply_to=event.in_reply_to or event.event_id,
             kind="assistant",
             agent_id=event.agent_id,
@@ -182,19 +236,30 @@ class EventProcessor:
             delivery=delivery,
             occurred_at=self._clock(),
         )
-        return Outcome(replies=(reply,))
+        return Outcome(replies=(reply,), applied_before=before)
 
-    async def _route_for(self, session: SessionEntry, in_reply_to: str | None) -> DeliveryContext:
+    async def _route_for(self, session: SessionEntry, event: AgentMessage) -> DeliveryContext:
         """Where the answered message came from; the session's last route only as a fallback."""
-        if in_reply_to is not None:
-            answered = await self._manager.store.find_entry_by_event(in_reply_to)
-            if answered is not None and answered.session_id == session.id and answered.delivery is not None:
-                return answered.delivery
+        answered = await self._answered_entry(session, event)
+        if answered is not None and answered.session_id == session.id and answered.delivery is not None:
+            return answered.delivery
         if session.delivery_context is None:
             raise Rejected("no-route", f"session {session.id} has no delivery context to reply to")
         return session.delivery_context.model_copy(update={"reply_to_id": None})
 
-    async def _summary(self, event: SummaryProduced) -> Outcome:
+    async def _answered_entry(self, session: SessionEntry, event: AgentMessage) -> StoredEntry | None:
+        """The user entry the message answers: by its seq (exact), else by the event id it answers
+        within the chat the session last heard from."""
+        if event.in_reply_to_seq is not None:
+            found = await self._manager.store.read_entries(session.id, event.in_reply_to_seq, event.in_reply_to_seq, 1)
+            return next((entry for entry in found if entry.role == "user"), None)
+        route = session.delivery_context
+        if event.in_reply_to is None or route is None:
+            return None
+        chat = chat_scope(session.agent_id, route.channel, route.account_id, route.to)
+        return await self._manager.store.find_entry_by_event(scoped(event.in_reply_to, chat))
+
+    async def _summary(self, event: SummaryProduced, identity: Identity) -> Outcome:
         session = await self._session_or_reject(event.session_id, event)
         if event.to_seq < event.from_seq or event.to_seq > session.last_seq:
             raise Rejected("invalid-range", f"summary range {event.from_seq}..{event.to_seq} is outside the transcript")
@@ -203,7 +268,7 @@ class EventProcessor:
             seal_summary(
                 self._manager.transcript.codec,
                 Summary(
-                    id=derived_id(event.event_id, "summary"),
+                    id=derived_id(identity.key, "summary"),
                     session_id=session.id,
                     from_seq=event.from_seq,
                     to_seq=event.to_seq,
@@ -215,15 +280,23 @@ class EventProcessor:
         )
         return Outcome()
 
-    async def _important(self, event: MarkImportant) -> Outcome:
+    async def _important(self, event: MarkImportant, identity: Identity) -> Outcome:
         try:
             await self._manager.mark_important(event.session_id, event.seq, event.important)
         except SessionsError as exc:
             raise Rejected("not-found", str(exc)) from exc
         return Outcome()
 
+    async def _model(self, event: ModelChange, identity: Identity) -> Outcome:
+        session = await self._session_or_reject(event.session_id, event)
+        try:
+            await self._manager.set_model(session.id, event.model)
+        except InvalidArgument as exc:
+            raise Rejected("refused", str(exc)) from exc
+        return Outcome()
+
     # Scheduler events -------------------------------------------------------------------------
-    async def _scheduled_reset(self, event: SessionResetDue) -> Outcome:
+    async def _scheduled_reset(self, event: SessionResetDue, identity: Identity) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
         if session is None or session.status != "active" or session.last_activity_at > event.due_at:
             return Outcome()  # already rolled over, deleted, or active again since it fell due
@@ -232,9 +305,9 @@ class EventProcessor:
         if due is None or not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
             return Outcome()
         text = f"session reset: {due.describe(settings.reset)}"
-        return self._notice(event.event_id, session, "session-reset", text, session.delivery_context)
+        return self._notice(identity, session, "session-reset", text, session.delivery_context)
 
-    async def _retention(self, event: RetentionDue) -> Outcome:
+    async def _retention(self, event: RetentionDue, identity: Identity) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
         if session is None:
             return Outcome()  # deleted already: a second scheduler or a replay
@@ -245,10 +318,10 @@ class EventProcessor:
             return Outcome()  # active again since the sweep found it
         if event.mode == "warn":
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
-            return self._notice(event.event_id, session, "retention-warning", text, None)
+            return self._notice(identity, session, "retention-warning", text, None)
         counts = await self._manager.store.delete_sessions([session.id])
         text = f"session {session.id} deleted by retention ({event.rule}): {counts.entries} entries"
-        return self._notice(event.event_id, session, "retention-deleted", text, None)
+        return self._notice(identity, session, "retention-deleted", text, None)
 
     # Helpers -----------------------------------------------------------------------------------
     async def _session_or_reject(self, session_id: str, event: InboundEvent) -> SessionEntry:
@@ -263,12 +336,12 @@ class EventProcessor:
         return session
 
     def _reply(
-        self, event_id: str, agent_id: str, session_id: str | None, text: str, source: ChatSource, kind: ReplyKind
+        self, identity: Identity, agent_id: str, session_id: str | None, text: str, source: ChatSource, kind: ReplyKind
     ) -> Outcome:
         delivery = address_of(agent_id, source).delivery()
         reply = ReplyEvent(
-            event_id=derived_id(event_id, "reply"),
-            in_reply_to=event_id,
+            event_id=derived_id(identity.key, "reply"),
+            in_reply_to=identity.event_id,
             kind=kind,
             agent_id=agent_id,
             session_id=session_id,
@@ -278,19 +351,27 @@ class EventProcessor:
         )
         return Outcome(replies=(reply,))
 
-    async def _reset_notice(self, event_id: str, resolution: Resolution, delivery: DeliveryContext) -> Outcome:
+    async def _reset_notice(self, identity: Identity, resolution: Resolution, delivery: DeliveryContext) -> Outcome:
         if resolution.archived is None or resolution.due is None:
             return Outcome()
         settings = await self._manager.get_settings(resolution.archived.agent_id)
         text = f"session reset: {resolution.due.describe(settings.reset)}"
-        return self._notice(event_id, resolution.archived, "session-reset", text, delivery)
+        return self._notice(identity, resolution.archived, "session-reset", text, delivery)
 
     def _notice(
-        self, event_id: str, session: SessionEntry, kind: NoticeKind, text: str, delivery: DeliveryContext | None
+        self,
+        identity: Identity,
+        session: SessionEntry,
+        kind: NoticeKind,
+        text: str,
+        delivery: DeliveryContext | None,
+        *,
+        each: bool = False,  # one of several notices of this kind: ids per session
     ) -> Outcome:
+        tag = f"{kind}:{session.id}" if each else kind
         notice = NoticeEvent(
-            event_id=derived_id(event_id, f"notice:{kind}"),
-            in_reply_to=event_id,
+            event_id=derived_id(identity.key, f"notice:{tag}"),
+            in_reply_to=identity.event_id,
             kind=kind,
             agent_id=session.agent_id,
             session_id=session.id,
@@ -302,8 +383,8 @@ class EventProcessor:
         if delivery is not None and delivery.channel:
             replies = (
                 ReplyEvent(
-                    event_id=derived_id(event_id, f"reply:{kind}"),
-                    in_reply_to=event_id,
+                    event_id=derived_id(identity.key, f"reply:{tag}"),
+                    in_reply_to=identity.event_id,
                     kind="notice",
                     agent_id=session.agent_id,
                     session_id=session.id,

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from schemas import SCOPES, ChatType, DeliveryContext, Origin, Scope
-from worker.delivery import clean_id, normalize_channel
+from schemas import SCOPES, AgentSettings, ChatType, DeliveryContext, Origin, Scope
+from schemas.delivery import normalize_channel
+from worker.delivery import clean_id
 from worker.errors import InvalidArgument, InvalidScope
 
 # Chat aliases used by `/session scope main|peer|channel`.
@@ -18,6 +19,8 @@ SCOPE_ALIASES: dict[str, Scope] = {
     "per-peer": "per-peer",
     "channel": "per-channel-peer",
     "per-channel-peer": "per-channel-peer",
+    "account": "per-account-channel-peer",
+    "per-account-channel-peer": "per-account-channel-peer",
 }
 
 
@@ -25,7 +28,7 @@ def parse_scope(text: str) -> Scope:
     scope = SCOPE_ALIASES.get(text.strip().lower())
     if scope is None:
         allowed = ", ".join(SCOPES)
-        raise InvalidScope(f"unknown scope {text!r}: use one of {allowed} (or main, peer, channel)")
+        raise InvalidScope(f"unknown scope {text!r}: use one of {allowed} (or main, peer, channel, account)")
     return scope
 
 
@@ -78,7 +81,7 @@ class ChatAddress:
 _UNESCAPED = re.compile(r"[A-Za-z0-9_.~@+=-]*")
 
 
-def _part(value: str) -> str:
+def key_part(value: str) -> str:
     # Ids may contain ':' (Matrix, Slack); escape so keys never collide across parts.
     text = value.strip()
     if _UNESCAPED.fullmatch(text):
@@ -86,28 +89,66 @@ def _part(value: str) -> str:
     return quote(text, safe="@.+-_=")
 
 
-def session_key(scope: Scope, address: ChatAddress) -> str:
+def session_key(scope: Scope, address: ChatAddress, *, identity: str | None = None) -> str:
+    """The slot's key; `identity` (a linked person, under per-peer scope) stands for the user."""
     return _slot_key(
-        scope, address.agent_id, normalize_channel(address.channel), address.chat_type, address.person, address.chat
+        Chat(scope, address.agent_id, normalize_channel(address.channel), address.chat_type, address.person),
+        address.chat,
+        address.account_id,
+        identity if scope == "per-peer" else None,
     )
+
+
+def slot_key(settings: AgentSettings, address: ChatAddress) -> str:
+    """The key of the address's slot under the agent's scope and identity links."""
+    channel = normalize_channel(address.channel)
+    return session_key(settings.scope, address, identity=settings.identity_of(channel, address.person))
+
+
+def key_fits(scope: Scope, key: str) -> bool:
+    """Whether a slot key has the form `scope` gives keys (groups fit every scope but the
+    per-account one, which keys groups per bot account too). Parts are percent-encoded, so
+    splitting on ':' is exact."""
+    parts = key.split(":")[2:]  # after "agent:<agent>"
+    per_account = len(parts) >= 3 and parts[1] == "account"
+    if "group" in parts[-2:-1]:
+        return per_account == (scope == "per-account-channel-peer")
+    form: Scope = "per-channel-peer"
+    if parts == ["main"]:
+        form = "main"
+    elif parts[0] in ("peer", "identity"):
+        form = "per-peer"
+    elif per_account:
+        form = "per-account-channel-peer"
+    return form == scope
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    scope: Scope
+    agent_id: str
+    channel: str | None
+    chat_type: ChatType
+    person: str | None
 
 
 # Every event computes its slot's key (twice): remembered for the chats seen lately.
 @functools.lru_cache(maxsize=16_384)
-def _slot_key(
-    scope: Scope, agent_id: str, channel: str | None, chat_type: ChatType, person: str | None, chat: str | None
-) -> str:
-    agent = _part(agent_id)
-    if chat_type == "group":
-        if not channel or not chat:
+def _slot_key(chat: Chat, group: str | None, account: str | None, identity: str | None) -> str:
+    agent, channel, scope = key_part(chat.agent_id), chat.channel, chat.scope
+    bot = f":account:{key_part(account or '')}" if scope == "per-account-channel-peer" else ""
+    if chat.chat_type == "group":
+        if not channel or not group:
             raise InvalidArgument("a group message needs a channel and a peer_id (the group id)")
-        return f"agent:{agent}:{_part(channel)}:group:{_part(chat)}"
+        return f"agent:{agent}:{key_part(channel)}{bot}:group:{key_part(group)}"
     if scope == "main":
         return f"agent:{agent}:main"
-    if not person:
+    if identity is not None:
+        return f"agent:{agent}:identity:{key_part(identity)}"
+    if not chat.person:
         raise InvalidArgument(f"scope {scope} needs a user_id or peer_id to find the session")
     if scope == "per-peer":
-        return f"agent:{agent}:peer:{_part(person)}"
+        return f"agent:{agent}:peer:{key_part(chat.person)}"
     if not channel:
-        raise InvalidArgument("scope per-channel-peer needs a channel_id to find the session")
-    return f"agent:{agent}:{_part(channel)}:peer:{_part(person)}"
+        raise InvalidArgument(f"scope {scope} needs a channel_id to find the session")
+    return f"agent:{agent}:{key_part(channel)}{bot}:peer:{key_part(chat.person)}"

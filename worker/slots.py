@@ -11,7 +11,7 @@ from worker.delivery import merge_delivery
 from worker.errors import StoreConflict
 from worker.keyed_lock import KeyedLock
 from worker.resets import ResetDue, reset_due
-from worker.scope import ChatAddress, session_key
+from worker.scope import ChatAddress, slot_key
 from worker.stores.base import SessionStore
 
 _RESOLVE_ATTEMPTS = 8
@@ -45,7 +45,7 @@ class SlotResolver:
         A session created here records `event_id` as its opener. With `touch`, a new route is
         merged into the session's delivery context here; without, the caller's append does it.
         """
-        key = session_key(settings.scope, address)
+        key = slot_key(settings, address)
         async with self._locks.hold(f"slot:{settings.agent_id}:{key}"):
             return await self._resolve(settings, key, address, event_id, touch)
 
@@ -82,7 +82,7 @@ class SlotResolver:
 
         Replaying the same `event_id` finds the session it opened and changes nothing.
         """
-        key = session_key(settings.scope, address)
+        key = slot_key(settings, address)
         async with self._locks.hold(f"slot:{settings.agent_id}:{key}"):
             archived = None
             current = await self._store.find_active(settings.agent_id, key)

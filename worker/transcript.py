@@ -12,7 +12,15 @@ from typing import Any
 from schemas import ROLES, DeliveryContext, Role, SessionEntry, TranscriptEntry, Usage
 from worker.clock import Clock
 from worker.delivery import merge_delivery
-from worker.errors import ContentTooLarge, InvalidArgument, SessionNotActive, SessionNotFound, StoreConflict
+from worker.errors import (
+    ContentTooLarge,
+    EventIdConflict,
+    InvalidArgument,
+    SessionNotActive,
+    SessionNotFound,
+    StoreConflict,
+)
+from worker.idempotency import bare_id
 from worker.keyed_lock import KeyedLock
 from worker.payload import PayloadCodec, Sealed, pack_payload, unpack_payload
 from worker.stores.base import DuplicateEvent, SessionStore, SessionUpdate, StoredEntry
@@ -38,6 +46,7 @@ class Draft:
     important: bool = False
     event_id: str | None = None
     delivery: DeliveryContext | None = None
+    fingerprint: str | None = None  # what the event meant: a second event with this id must match
 
 
 def token_text(draft: Draft) -> str:
@@ -74,6 +83,10 @@ class Transcript:
     def codec(self) -> PayloadCodec:
         return self._codec
 
+    async def current_session(self, session_id: str) -> SessionEntry | None:
+        """The session as appends see it (a worker's cached copy, true after its own writes)."""
+        return await self._lookup(session_id)
+
     def count_tokens(self, text: str) -> int:
         return self._counter.count(text)
 
@@ -90,6 +103,17 @@ class Transcript:
         return payload
 
     async def append(self, session_id: str, draft: Draft, *, allow_archived: bool = False) -> TranscriptEntry:
+        entry, _ = await self.append_once(session_id, draft, allow_archived=allow_archived)
+        return entry
+
+    async def append_once(
+        self, session_id: str, draft: Draft, *, allow_archived: bool = False
+    ) -> tuple[TranscriptEntry, bool]:
+        """Append the draft unless its event's entry is stored already: (the entry, whether it was).
+
+        The event id is the key as given (the worker passes scoped keys, worker.idempotency); the
+        same key with another fingerprint raises EventIdConflict.
+        """
         payload = self._check(draft)
         # Counted by the store as it writes (off the event loop where it can be); made once.
         tokens = TokenCount(self._counter, token_text(draft))
@@ -112,18 +136,22 @@ class Transcript:
                 try:
                     await self._store.append_entry(entry, update, tokens)
                 except DuplicateEvent:
-                    return await self._existing(event_id)
+                    return await self._existing(event_id, draft.fingerprint), True
                 except StoreConflict:
                     # Another process appended to this session; re-read and take the next number.
                     await asyncio.sleep(0.005 * (attempt + 1))
                     continue
-                return self._as_written(entry, draft, tokens())
+                return self._as_written(entry, draft, tokens()), False
         raise StoreConflict(f"could not append to session {session_id}: too many concurrent writers")
 
-    async def _existing(self, event_id: str) -> TranscriptEntry:
+    async def _existing(self, event_id: str, fingerprint: str | None) -> TranscriptEntry:
         stored = await self._store.find_entry_by_event(event_id)
         if stored is None:
             raise StoreConflict(f"event {event_id} was reported stored but cannot be read back")
+        if fingerprint is not None and stored.fingerprint is not None and stored.fingerprint != fingerprint:
+            raise EventIdConflict(
+                f"event id {bare_id(event_id)!r} was used before in this chat or session for another event"
+            )
         return self.open(stored)
 
     async def _writable_session(self, session_id: str, allow_archived: bool) -> SessionEntry:
@@ -155,6 +183,7 @@ class Transcript:
             delivery=draft.delivery,
             payload=sealed.blob,
             key_id=sealed.key_id,
+            fingerprint=draft.fingerprint,
         )
 
     def _as_written(self, stored: StoredEntry, draft: Draft, token_count: int) -> TranscriptEntry:
@@ -163,7 +192,7 @@ class Transcript:
         return TranscriptEntry(
             session_id=stored.session_id,
             seq=stored.seq,
-            event_id=stored.event_id,
+            event_id=bare_id(stored.event_id),
             role=stored.role,
             timestamp=stored.timestamp,
             content=draft.content,
@@ -186,7 +215,7 @@ class Transcript:
         return TranscriptEntry(
             session_id=stored.session_id,
             seq=stored.seq,
-            event_id=stored.event_id,
+            event_id=bare_id(stored.event_id),
             role=stored.role,
             timestamp=stored.timestamp,
             content=body["content"],

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from schemas.docgen import contracts_markdown, settings_markdown
+from worker.commands import commands_markdown
 from worker.config import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -19,7 +20,11 @@ def sections() -> dict[str, str]:
     aliases = {"amqp_url": "AMQP_URL", "mongodb_url": "MONGODB_URL"}
     # One heading level deeper than the generated page: it sits under the README's own section.
     contracts = contracts_markdown().split("\n", 1)[1].replace("\n### ", "\n#### ").replace("\n## ", "\n### ")
-    return {"settings": settings_markdown(Settings, "SESSIONS_", aliases), "contracts": contracts.strip()}
+    return {
+        "settings": settings_markdown(Settings, "SESSIONS_", aliases),
+        "contracts": contracts.strip(),
+        "commands": commands_markdown(),
+    }
 
 
 def render(text: str) -> str:

@@ -12,6 +12,7 @@ from worker.clock import ManualClock
 from worker.manager import SessionManager
 from worker.outcome import Outcome
 from worker.processor import EventProcessor
+from worker.stores.base import RecordedOutcome
 
 
 class Pipeline:
@@ -152,9 +153,10 @@ async def test_retention_rules_keep_minimum_and_warn(make_manager: MakeManager, 
 
 async def test_old_outcomes_are_pruned(manager: SessionManager, clock: ManualClock) -> None:
     pipeline = Pipeline(manager, clock)
-    await manager.store.save_outcome("old", "{}", clock())
+    await manager.store.save_outcome("old", "{}", clock(), None)
     clock.advance(timedelta(hours=80))
-    await manager.store.save_outcome("new", "{}", clock())
+    await manager.store.save_outcome("new", "{}", clock(), "f1")
     report = await pipeline.sweeper.prune_outcomes(timedelta(hours=72))
     assert report.emitted == 1
-    assert await manager.store.get_outcome("old") is None and await manager.store.get_outcome("new") == "{}"
+    assert await manager.store.get_outcome("old") is None
+    assert await manager.store.get_outcome("new") == RecordedOutcome("{}", "f1")

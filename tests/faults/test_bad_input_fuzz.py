@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.topology import BAD_INPUT_REASONS
 from tests.support.fakes import Delivery, RecordingPublisher, handler_for
 from tests.support.hostile import CHAT, MAX_PAYLOAD_BYTES, REASONS, Hostile, hostile_bodies, oversize
 from tests.support.mongomock_async import AsyncMongomockClient
@@ -75,6 +76,10 @@ def test_shaped_documents_never_let_an_operator_through(doc: dict[str, Any]) -> 
             assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
 
 
+def test_the_reasons_are_the_documented_ones() -> None:
+    assert set(BAD_INPUT_REASONS) | {"event-id-conflict"} == REASONS
+
+
 def test_known_hostile_inputs() -> None:
     chat = {"channel": "x", "peerId": "p1"}
     cases = {
@@ -84,6 +89,13 @@ def test_known_hostile_inputs() -> None:
         json.dumps({"type": "message.inbound", "eventId": {"$gt": ""}, "source": chat, "text": ""}).encode(): "schema",
         # An operator-like id is a plain string: accepted, and never used as an operator.
         json.dumps({"type": "message.inbound", "eventId": "$where", "source": chat, "text": ""}).encode(): "ok",
+        json.dumps({"type": "message.inbound", "eventId": "$where", "source": {"channel": "x"}, "text": ""}).encode(): (
+            "missing-id"
+        ),
+        json.dumps(
+            {"type": "message.inbound", "eventId": "$where", "source": {**chat, "peerId": "$gt"}, "text": ""}
+        ).encode(): "ok",
+        json.dumps({"type": "message.inbound", "eventId": "a\u0000", "source": chat, "text": ""}).encode(): "schema",
         json.dumps(
             {"type": "message.inbound", "eventId": "e1", "source": {**chat, "peerId": "a.b"}, "text": "", "extra": 1}
         ).encode(): "schema",

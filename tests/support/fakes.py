@@ -76,3 +76,8 @@ def handler_for(
 
 def delivery_of(event: dict[str, Any], routing_key: str = "") -> Delivery:
     return Delivery(json.dumps(event).encode(), routing_key=routing_key, message_id=str(event.get("eventId", "")))
+
+
+async def deliver(handler: EventHandler, delivery: Delivery) -> None:
+    """Hand `delivery` to the worker's handler, as the consumer would."""
+    await handler.handle(cast(Any, delivery))

@@ -16,7 +16,7 @@ from worker.gc_tuning import tune_collector
 from worker.keyed_lock import KeyedLock
 from worker.outcome import derived_id
 from worker.payload import pack_payload, unpack_payload
-from worker.scope import _part
+from worker.scope import key_part
 from worker.tokens import DEFAULT_ENCODING, TiktokenCounter
 
 NAMESPACE = uuid.UUID("5b1f8a3e-9c52-4a57-8d8e-2f0c9e7d4a11")
@@ -100,4 +100,4 @@ def test_a_chat_message_payload_is_the_json_it_always_was(content: str) -> None:
 
 @given(st.text(max_size=40) | st.from_regex(r"[A-Za-z0-9_.~@+=:/ -]{0,30}", fullmatch=True))
 def test_key_parts_escape_exactly_as_quote_does(value: str) -> None:
-    assert _part(value) == quote(value.strip(), safe="@.+-_=")
+    assert key_part(value) == quote(value.strip(), safe="@.+-_=")

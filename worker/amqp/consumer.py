@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
-from pydantic import ValidationError
 
-from schemas.base import describe_errors
-from schemas.events import EVENT_TYPES, INBOUND_EVENT, InboundEvent
+from schemas.events import InboundEvent
 from schemas.topology import HEADER_FORWARDED
 from worker.amqp.acks import ack_now
 from worker.amqp.publisher import Publisher
 from worker.clock import Clock
-from worker.errors import StoreUnavailable
+from worker.errors import EventIdConflict, StoreUnavailable
+from worker.idempotency import Identity, identify
+from worker.inbound import BadInput, decode_body
 from worker.metrics import HandlerStats, WorkerMetrics
-from worker.outcome_log import OutcomeLog
-from worker.processor import EventProcessor, Rejected
+from worker.outcome_log import OutcomeLog, legacy_filter
+from worker.processor import EventProcessor, Rejected, recorded_first
 
 log = logging.getLogger(__name__)
 MAX_FORWARD_HOPS = 3
@@ -33,38 +33,11 @@ _TRANSIENT = (StoreUnavailable, AMQPError, ChannelInvalidStateError, ConnectionE
 Settle = Callable[[AbstractIncomingMessage], Awaitable[None]]  # acks a delivery: at once, or batched
 
 
-class BadInput(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+__all__ = ["BadInput", "EventHandler", "decode"]
 
 
 def decode(message: AbstractIncomingMessage, max_bytes: int) -> InboundEvent:
-    if len(message.body) > max_bytes:
-        raise BadInput("oversize", f"payload of {len(message.body)} bytes is over the {max_bytes}-byte limit")
-    try:
-        return INBOUND_EVENT.validate_json(message.body)  # one pass for the usual, valid event
-    except ValidationError:
-        return _decode_slowly(message.body)  # the authority: it accepts or names what is wrong
-
-
-def _decode_slowly(body: bytes) -> InboundEvent:
-    try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput("invalid-json", f"body is not JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise BadInput("schema", "an event must be a JSON object")
-    if raw.get("type") not in EVENT_TYPES:
-        raise BadInput(
-            "unknown-type", f"unknown event type {str(raw.get('type'))[:80]!r}; known: {', '.join(EVENT_TYPES)}"
-        )
-    try:
-        return INBOUND_EVENT.validate_python(raw)
-    except ValidationError as exc:
-        problems = describe_errors(exc, where="event")
-        raise BadInput("schema", problems) from exc
+    return decode_body(message.body, max_bytes)
 
 
 def _ids(message: AbstractIncomingMessage) -> dict[str, str | None]:
@@ -116,8 +89,7 @@ class EventHandler:
         try:
             event = decode(message, self._max_payload_bytes)
         except BadInput as bad:
-            reason, detail = bad.reason, bad.detail
-            await self._retrying(message, settle, lambda: self._dead_letter(message, settle, reason, detail))
+            await self._retrying(message, settle, functools.partial(self._refuse, message, settle, bad))
             return
         started = time.perf_counter()
         attempts = 0
@@ -134,14 +106,12 @@ class EventHandler:
     async def _apply(
         self, message: AbstractIncomingMessage, event: InboundEvent, settle: Settle, *, check_recorded: bool
     ) -> None:
-        # Only a redelivery (or a retry) can find a recorded outcome worth re-publishing as recorded;
-        # a duplicate publish re-applies idempotently and yields the same ids, without this read.
-        recorded = await self._outcomes.recorded(event.event_id) if check_recorded else None
-        if recorded is not None:
-            # Applied before (a redelivery or a duplicate publish): same replies, same ids.
-            await self._publisher.publish_outcome(recorded)
-            await settle(message)
-            self.metrics.event(event.type, "replayed")
+        identity = identify(event)
+        # Commands and the like are recognised only by their record: look it up first. A chat or
+        # agent message finds its stored entry while applying, and consults the record only then
+        # (or on a redelivery), which keeps this read off the hot path.
+        looks_first = recorded_first(event)
+        if (looks_first or check_recorded) and await self._replayed(message, event, identity, settle):
             return
         slot = await self._processor.slot_key(event)
         hops = forward_hops(message)
@@ -151,18 +121,20 @@ class EventHandler:
             self.metrics.event(event.type, "forwarded")
             return
         try:
-            outcome = await self._processor.apply(event)
+            outcome = await self._processor.apply(event, identity)
         except Rejected as rejected:
+            if rejected.answer is not None:
+                await self._publisher.publish_outcome(rejected.answer)
             await self._dead_letter(message, settle, rejected.reason, rejected.detail, event.type)
+            return
+        if outcome.applied_before and not looks_first and await self._replayed(message, event, identity, settle):
             return
         # Record and publish together; the ack waits for both (the record lets a redelivery
         # re-publish exactly this outcome). A turn-only outcome needs no record: a replay rebuilds it.
         if outcome.rebuilt_on_replay:
             await self._publisher.publish_outcome(outcome)
         else:
-            await asyncio.gather(
-                self._outcomes.record(event.event_id, outcome), self._publisher.publish_outcome(outcome)
-            )
+            await asyncio.gather(self._outcomes.record(identity, outcome), self._publisher.publish_outcome(outcome))
         await settle(message)
         self.metrics.event(event.type, "applied")
         if log.isEnabledFor(logging.DEBUG):
@@ -180,6 +152,31 @@ class EventHandler:
         waited = time.time() - event.occurred_at.timestamp()
         if 0 <= waited < 86_400:  # ignore clocks that disagree wildly
             self.metrics.end_to_end_seconds.observe(waited)
+
+    async def _replayed(
+        self, message: AbstractIncomingMessage, event: InboundEvent, identity: Identity, settle: Settle
+    ) -> bool:
+        """Re-publish the recorded outcome of an event applied before (same ids, same texts); a key
+        recorded for another event is dead-lettered as a conflict. False: nothing recorded."""
+        try:
+            recorded = await self._outcomes.recorded(identity, legacy_filter(event))
+        except EventIdConflict as conflict:
+            await self._dead_letter(message, settle, "event-id-conflict", str(conflict), event.type)
+            return True
+        if recorded is None:
+            return False
+        await self._publisher.publish_outcome(recorded)
+        await settle(message)
+        self.metrics.event(event.type, "replayed")
+        return True
+
+    async def _refuse(self, message: AbstractIncomingMessage, settle: Settle, bad: BadInput) -> None:
+        """Dead-letter bad input; a chat that sent it is told what was wrong first."""
+        if bad.chat is not None:
+            body_id = hashlib.blake2b(message.body, digest_size=16).hexdigest()
+            answer = self._processor.answer_rejected(bad.chat, bad.detail, body_id)
+            await self._publisher.publish_outcome(answer)
+        await self._dead_letter(message, settle, bad.reason, bad.detail)
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, settle: Settle, reason: str, detail: str, event_type: str = "invalid"

@@ -74,6 +74,7 @@ class GatewayClient:
             role="assistant",
             content=text,
             in_reply_to=turn.in_reply_to,
+            in_reply_to_seq=turn.seq,
             **fields,
         )
         await self.publish(message, turn.ordering_key)
@@ -82,4 +83,8 @@ class GatewayClient:
 
 async def connect_gateway(url: str, names: Topology | None = None) -> tuple[AbstractConnection, GatewayClient]:
     connection = await connect(url, wait=False)  # a client reports an unreachable broker at once
-    return connection, await GatewayClient.open(connection, names)
+    try:
+        return connection, await GatewayClient.open(connection, names)
+    except BaseException:
+        await connection.close()  # e.g. no inbound exchange: the topology is not declared
+        raise

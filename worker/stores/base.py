@@ -41,6 +41,16 @@ class StoredEntry:
     delivery: DeliveryContext | None
     payload: bytes
     key_id: str | None
+    # What the event that wrote it meant (worker.idempotency.fingerprint); None for older rows.
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedOutcome:
+    """A processed event's record: its outcome document and what the event meant."""
+
+    doc: str
+    fingerprint: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,9 @@ class SessionStore(Protocol):
         """Archived -> active under a new generation; False if that generation is taken."""
 
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None: ...
+    async def set_model(self, session_id: str, model: str | None, at: datetime) -> bool:
+        """Set (None: clear) the session's model override; False if there is no such session."""
+
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
         """Replace the visible ranges; False if the session changed since `expected_version`."""
 
@@ -181,10 +194,10 @@ class SessionStore(Protocol):
     async def scan_summaries(self, after: str | None, limit: int) -> list[Summary]: ...
     async def replace_summary_content(self, summary_id: str, content: str) -> None: ...
 
-    # Processed events: the outcome (replies to re-publish) of each applied event, by event id
-    async def get_outcome(self, event_id: str) -> str | None: ...
-    async def save_outcome(self, event_id: str, outcome: str, at: datetime) -> None:
-        """Record once; a second save of the same event id keeps the first."""
+    # Processed events: the outcome (replies to re-publish) of each applied event, by its key
+    async def get_outcome(self, key: str) -> RecordedOutcome | None: ...
+    async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
+        """Record once; a second save of the same key keeps the first."""
 
     async def prune_outcomes(self, before: datetime) -> int: ...
 

@@ -93,6 +93,11 @@ class CachedStore:
         await self.inner.update_delivery(session_id, delivery, at)
         self.forget(session_id)  # unguarded write: the version it lands on is not known here
 
+    async def set_model(self, session_id: str, model: str | None, at: datetime) -> bool:
+        changed = await self.inner.set_model(session_id, model, at)
+        self.forget(session_id)
+        return changed
+
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
         changed = await self.inner.change_view(session_id, change)
         cached = self._sessions.get(session_id)

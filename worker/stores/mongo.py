@@ -22,6 +22,7 @@ from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
     DuplicateEvent,
+    RecordedOutcome,
     SessionQuery,
     SessionScan,
     SessionUpdate,
@@ -40,6 +41,7 @@ from worker.stores.mongo_docs import (
     to_doc,
     utc,
 )
+from worker.stores.mongo_migrations import migrate_event_keys
 from worker.stores.mongo_records import MongoRecords
 from worker.tokens import TokenCount
 
@@ -73,6 +75,7 @@ class MongoStore(MongoRecords):
         for collection, keys, unique in indexes:
             await collection.create_index(keys, unique=unique)
         await ensure_one_active_per_slot(self._sessions)
+        await migrate_event_keys(self._meta, self._sessions, self._entries)
 
     async def close(self) -> None:
         await self._appends.drain()  # a batch in its commit window is written first
@@ -154,6 +157,11 @@ class MongoStore(MongoRecords):
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None:
         changes = {**delivery_fields(delivery), "updated_at": at}
         await self._sessions.update_one({"_id": session_id}, {"$set": changes, "$inc": {"version": 1}})
+
+    @unavailable
+    async def set_model(self, session_id: str, model: str | None, at: datetime) -> bool:
+        changes = {"$set": {"model": model, "updated_at": at}, "$inc": {"version": 1}}
+        return (await self._sessions.update_one({"_id": session_id}, changes)).matched_count == 1
 
     @unavailable
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
@@ -313,14 +321,15 @@ class MongoStore(MongoRecords):
     # Processed events ------------------------------------------------------------------------
 
     @unavailable
-    async def get_outcome(self, event_id: str) -> str | None:
-        doc = await self._outcomes.find_one({"_id": event_id})
-        return None if doc is None else str(doc["doc"])
+    async def get_outcome(self, key: str) -> RecordedOutcome | None:
+        doc = await self._outcomes.find_one({"_id": key})
+        return None if doc is None else RecordedOutcome(str(doc["doc"]), doc.get("fp"))
 
     @unavailable
-    async def save_outcome(self, event_id: str, outcome: str, at: datetime) -> None:
+    async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
         # $setOnInsert keeps the first outcome: a replay never overwrites what was published.
-        await self._outcomes.update_one({"_id": event_id}, {"$setOnInsert": {"doc": outcome, "at": at}}, upsert=True)
+        record = {"doc": outcome, "at": at, "fp": fingerprint}
+        await self._outcomes.update_one({"_id": key}, {"$setOnInsert": record}, upsert=True)
 
     @unavailable
     async def prune_outcomes(self, before: datetime) -> int:

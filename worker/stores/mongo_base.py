@@ -107,4 +107,5 @@ class MongoCollections:
         self._summaries: AsyncCollection[Doc] = db["summaries"]
         self._settings: AsyncCollection[Doc] = db["settings"]
         self._outcomes: AsyncCollection[Doc] = db["outcomes"]
+        self._meta: AsyncCollection[Doc] = db["meta"]
         self._appends = AppendBatcher(self._entries, self._sessions, commit_window_ms=commit_window_ms)

@@ -12,6 +12,7 @@ from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
     DuplicateEvent,
+    RecordedOutcome,
     SessionQuery,
     SessionScan,
     SessionUpdate,
@@ -19,6 +20,7 @@ from worker.stores.base import (
     ViewChange,
 )
 from worker.stores.sqlite_db import Connection, SqliteDatabase
+from worker.stores.sqlite_migrations import migrate_event_keys
 from worker.stores.sqlite_records import SqliteRecords
 from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
@@ -65,6 +67,7 @@ class SqliteStore(SqliteRecords):
         await self._db.open()
         await self._db.write(lambda conn: conn.executescript(SCHEMA), alone=True)
         await self._db.write(ensure_one_active_per_slot, alone=True)
+        await self._db.write(migrate_event_keys, alone=True)
 
     async def close(self) -> None:
         await self._db.close()
@@ -142,6 +145,12 @@ class SqliteStore(SqliteRecords):
         await self._update(
             f"UPDATE sessions SET {_DELIVERY_SET}, updated_at = ?, version = version + 1 WHERE id = ?",
             (*_delivery_params(delivery), to_ms(at), session_id),
+        )
+
+    async def set_model(self, session_id: str, model: str | None, at: datetime) -> bool:
+        return await self._update(
+            "UPDATE sessions SET model = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+            (None if model is None else json.dumps(model), to_ms(at), session_id),
         )
 
     async def change_view(self, session_id: str, change: ViewChange) -> bool:
@@ -252,17 +261,18 @@ class SqliteStore(SqliteRecords):
         )
 
     # Processed events ------------------------------------------------------------------------
-    async def get_outcome(self, event_id: str) -> str | None:
-        def run(conn: Connection) -> str | None:
-            row = conn.execute("SELECT doc FROM outcomes WHERE event_id = ?", (event_id,)).fetchone()
-            return None if row is None else str(row[0])
+    async def get_outcome(self, key: str) -> RecordedOutcome | None:
+        def run(conn: Connection) -> RecordedOutcome | None:
+            row = conn.execute("SELECT doc, fingerprint FROM outcomes WHERE event_id = ?", (key,)).fetchone()
+            return None if row is None else RecordedOutcome(str(row[0]), row[1])
 
         return await self._db.read(run)
 
-    async def save_outcome(self, event_id: str, outcome: str, at: datetime) -> None:
+    async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
         await self._update(
-            "INSERT INTO outcomes (event_id, doc, at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-            (event_id, outcome, to_ms(at)),
+            "INSERT INTO outcomes (event_id, doc, at, fingerprint) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            (key, outcome, to_ms(at), fingerprint),
         )
 
     async def prune_outcomes(self, before: datetime) -> int:

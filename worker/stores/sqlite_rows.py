@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS entries (
     delivery TEXT,
     payload BLOB NOT NULL,
     key_id TEXT,
+    fingerprint TEXT,
     PRIMARY KEY (session_id, seq)
 );
 CREATE INDEX IF NOT EXISTS entries_pinned ON entries (session_id, seq) WHERE important = 1 OR role = 'system';
@@ -81,7 +82,8 @@ CREATE INDEX IF NOT EXISTS summaries_session ON summaries (session_id, to_seq);
 CREATE TABLE IF NOT EXISTS outcomes (
     event_id TEXT PRIMARY KEY,
     doc TEXT NOT NULL,
-    at INTEGER NOT NULL
+    at INTEGER NOT NULL,
+    fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS outcomes_at ON outcomes (at);
 CREATE TABLE IF NOT EXISTS settings (
@@ -132,7 +134,7 @@ SESSION_COLUMNS = (
 )
 ENTRY_COLUMNS = (
     "session_id, seq, event_id, role, ts, token_count, important, input_tokens, output_tokens,"
-    " has_usage, delivery, payload, key_id"
+    " has_usage, delivery, payload, key_id, fingerprint"
 )
 
 
@@ -254,6 +256,7 @@ def entry_params(entry: StoredEntry, token_count: int | None = None) -> tuple[An
         None if entry.delivery is None else entry.delivery.model_dump_json(),
         entry.payload,
         entry.key_id,
+        entry.fingerprint,
     )
 
 
@@ -272,6 +275,7 @@ def entry_from_row(row: tuple[Any, ...]) -> StoredEntry:
         delivery,
         payload,
         key_id,
+        fingerprint,
     ) = row
     return StoredEntry(
         session_id=session_id,
@@ -287,6 +291,7 @@ def entry_from_row(row: tuple[Any, ...]) -> StoredEntry:
         delivery=None if delivery is None else DeliveryContext.model_validate_json(delivery),
         payload=bytes(payload),
         key_id=key_id,
+        fingerprint=fingerprint,
     )
 
 

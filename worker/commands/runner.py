@@ -1,0 +1,52 @@
+"""Running chat commands for one user against their own slot."""
+
+from __future__ import annotations
+
+from schemas import AgentSettings, SessionEntry
+from worker.commands.handlers import CommandContext, CommandResult
+from worker.commands.parsing import Command
+from worker.commands.registry import BY_WORDS, ChatCommand
+from worker.errors import RequestError
+from worker.manager import SessionManager
+from worker.scope import ChatAddress
+
+
+class CommandRefused(RequestError):
+    """The command was understood but cannot be done as asked; the message says why."""
+
+    code = "command-refused"
+
+
+def is_admin(settings: AgentSettings, address: ChatAddress) -> bool:
+    """Admins are listed as 'channel:user_id' (user ids are only unique within a channel)."""
+    person = address.person
+    return person is not None and f"{address.channel}:{person}" in settings.admins
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 60].rstrip() + "\n… (truncated; use the export API or CLI for the rest)"
+
+
+class CommandRunner:
+    def __init__(self, manager: SessionManager, *, max_reply_chars: int = 4000) -> None:
+        self._manager = manager
+        self._max_reply_chars = max_reply_chars
+
+    async def run(self, command: Command, address: ChatAddress, key: str) -> CommandResult:
+        """Run the command for `address`'s user; raises SessionsError subclasses for bad input."""
+        chat_command = BY_WORDS[(command.name, command.sub)]
+        settings = await self._manager.get_settings(address.agent_id)
+        if command.syntax.admin and not is_admin(settings, address):
+            raise CommandRefused(f"Only the agent's admins can change {command.usage.split(' ')[1]} settings.")
+        session = await self._session_for(chat_command, address, key)
+        result = await chat_command.handler(CommandContext(self._manager, address, settings, command, key, session))
+        return CommandResult(_clip(result.text, self._max_reply_chars), result.session_id, result.archived_elsewhere)
+
+    async def _session_for(self, command: ChatCommand, address: ChatAddress, key: str) -> SessionEntry | None:
+        if command.session == "none":
+            return None
+        if command.session == "peek":
+            return await self._manager.find_session(address)
+        return (await self._manager.resolve(address, key)).session
