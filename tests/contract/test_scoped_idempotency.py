@@ -121,6 +121,7 @@ async def test_a_fresh_republish_of_a_read_command_returns_the_recorded_outcome(
 CONFLICTS = {
     "other text": (inbound_doc("e1", TG_100, "hello"), inbound_doc("e1", TG_100, "changed")),
     "message then command": (inbound_doc("e1", TG_100, "hello"), command_doc("e1", TG_100, "/new")),
+    "command then message": (inbound_doc("e1", TG_100, '/checkpoint save "a"'), inbound_doc("e1", TG_100, "hello")),
     "other thread": (
         inbound_doc("e1", TG_100, "hello"),
         inbound_doc("e1", {**TG_100, "threadId": "topic-9"}, "hello"),

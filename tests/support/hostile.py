@@ -31,7 +31,8 @@ REASONS = frozenset(
         "event-id-conflict",
     }
 )
-MAX_DEPTH = 32
+MAX_DEPTH = 32  # free-form values (a tool's args and result)
+PARSER_DEPTH = 256  # no JSON parser the worker uses reads deeper than this
 TEXT_LIMIT = 262_144
 COMMAND_LIMIT = 10_000
 MAX_PAYLOAD_BYTES = 1 << 20
@@ -75,7 +76,12 @@ def too_deep(draw: st.DrawFn) -> Hostile:
         doc = inbound_doc("deep-1", CHAT, "x")
         field = '"text": "x"' if where == "text" else '"source": ' + json.dumps(CHAT)
         body = _body(doc).decode().replace(field, f'"{where}": {nested}')
-    return Hostile(f"nested {depth} deep ({kind}, {where})", body.encode(), frozenset({"too-deep"}))
+    # Free-form values (a tool's args) are held to 32 levels; elsewhere nesting is cut where the
+    # parser stops reading (about 200 levels), and anything shallower is a plain schema violation.
+    # A shallower object at the top is an object without a type.
+    shallow = "unknown-type" if (where, kind) == ("top", "object") else "schema"
+    reasons = {"too-deep"} if where == "args" or depth > PARSER_DEPTH else {"too-deep", shallow}
+    return Hostile(f"nested {depth} deep ({kind}, {where})", body.encode(), frozenset(reasons))
 
 
 @st.composite
