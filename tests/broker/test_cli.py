@@ -130,7 +130,7 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
     assert cli.json("checkpoints", "restore", saved["id"])["messageCount"] == 1
     assert "deleted" in cli.run("checkpoints", "delete", saved["id"]).stdout
     missing = cli.run("checkpoints", "delete", saved["id"], ok=False)
-    assert missing.returncode == 1 and "no checkpoint" in missing.stderr
+    assert missing.returncode == 4 and "no checkpoint" in missing.stderr  # not found: exit 4
 
     assert cli.json("cleanup", "--older-than", "1d", "--dry-run")["dryRun"] is True
     assert "would delete 0 sessions" in cli.run("cleanup", "--dry-run").stdout

