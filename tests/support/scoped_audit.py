@@ -3,6 +3,7 @@ against the chat it must belong to (see tests/support/scoped_stress.py for the p
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -138,7 +139,16 @@ class Audit:
 
     def duplicates(self, turns: Outbound, replies: Outbound, duplicates: list[Duplicate]) -> None:
         copies = group_by_id(turns.items + replies.items)
-        self.table.changed_bytes = sum(1 for bodies in copies.values() if len(set(bodies)) > 1)
+        changed = {event_id: bodies for event_id, bodies in copies.items() if len(set(bodies)) > 1}
+        self.table.changed_bytes = len(changed)
+        for event_id, bodies in list(changed.items())[:5]:
+            first, other = (json.loads(body) for body in list(dict.fromkeys(bodies))[:2])
+            differ = {
+                key: (first.get(key), other.get(key))
+                for key in first.keys() | other.keys()
+                if first.get(key) != other.get(key)
+            }
+            self.table.notes.append(f"{first.get('type')} {event_id} re-published with other {str(differ)[:400]}")
         for duplicate in duplicates:
             ident = (duplicate.event.chat, duplicate.event.event_id)
             ids = self.turn_ids[ident] if duplicate.event.is_message else self.reply_ids[(*ident, "command")]
