@@ -148,13 +148,17 @@ class Audit:
                 for key in first.keys() | other.keys()
                 if first.get(key) != other.get(key)
             }
-            self.table.notes.append(f"{first.get('type')} {event_id} re-published with other {str(differ)[:400]}")
+            what = f"{first.get('type')} {first.get('kind', '')} {event_id} (in reply to {first.get('inReplyTo')})"
+            self.table.notes.append(f"{what} re-published with other {str(differ)[:400]}")
         for duplicate in duplicates:
             ident = (duplicate.event.chat, duplicate.event.event_id)
             ids = self.turn_ids[ident] if duplicate.event.is_message else self.reply_ids[(*ident, "command")]
             identical = bool(ids) and all(len(copies[i]) >= 2 and len(set(copies[i])) == 1 for i in ids)
             self.table.duplicates_identical += identical
             if not identical:
+                for i in ids:
+                    texts = {json.loads(body).get("text") for body in copies[i]}
+                    self.table.notes.append(f"  {i}: {len(copies[i])} copies, {len(texts)} distinct texts")
                 self.table.notes.append(
                     f"duplicate ({duplicate.how}) of chat {ident[0]} {ident[1]}: not re-published as is"
                 )
