@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from schemas import AgentSettings, SessionEntry, parse_duration
+from schemas import AgentSettings, ResetPolicy, SessionEntry, parse_duration
 from schemas.events import EventBase, RetentionDue, SessionResetDue
 from worker.agents import AgentDirectory
 from worker.clock import Clock
+from worker.idempotency import scoped, session_scope
 from worker.outcome import derived_id
-from worker.resets import last_daily_boundary, reset_due
+from worker.resets import last_daily_boundary, session_reset_due
 from worker.stores.base import SessionQuery, SessionScan, SessionStore
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,20 @@ def reset_event_id(session_id: str, due_at: datetime) -> str:
     return "reset-" + derived_id(session_id, f"reset@{due_at.isoformat()}")
 
 
-def retention_event_id(session_id: str, rule: str, mode: str) -> str:
-    return f"retention-{mode}-" + derived_id(session_id, f"retention:{rule}")
+def retention_event_id(session: SessionEntry, rule: str, mode: str) -> str:
+    """A warning names the session's state, so it is given once until the session changes."""
+    state = f"@{session.updated_at.isoformat()}" if mode == "warn" else ""
+    return f"retention-{mode}-" + derived_id(session.id, f"retention:{rule}{state}")
 
 
 def reset_cutoff(settings: AgentSettings, now: datetime) -> datetime | None:
-    """Sessions last active before this instant are due (daily, idle, or whichever comes first)."""
-    policy = settings.reset
+    """Sessions last active before this instant may be due: the latest cutoff of the agent's
+    policy and its per-type and per-channel variants (each session is then checked by its own)."""
+    cutoffs = [cutoff for policy in settings.reset.variants() if (cutoff := _cutoff(policy, now)) is not None]
+    return max(cutoffs) if cutoffs else None
+
+
+def _cutoff(policy: ResetPolicy, now: datetime) -> datetime | None:
     cutoffs = []
     if policy.daily:
         cutoffs.append(last_daily_boundary(policy, now))
@@ -97,7 +105,7 @@ class Sweeper:
             scan = SessionScan(before=cutoff, agent_id=settings.agent_id, status="active", limit=PAGE)
             async for session in _scan(self._store, scan):
                 report.examined += 1
-                due = reset_due(settings.reset, session.last_activity_at, now)
+                due = session_reset_due(settings.reset, session, now)
                 if due is None:
                     continue
                 event = SessionResetDue(
@@ -111,6 +119,10 @@ class Sweeper:
                 await self._emit(event, session.key)
                 report.emitted += 1
         return report
+
+    async def _warned(self, event_id: str, session_id: str) -> bool:
+        """Whether a worker applied this warning already (its outcome is recorded)."""
+        return await self._store.get_outcome(scoped(event_id, session_scope(session_id))) is not None
 
     async def prune_outcomes(self, keep: timedelta) -> SweepReport:
         """Forget processed-event outcomes older than `keep` (long past any redelivery)."""
@@ -127,6 +139,8 @@ class Sweeper:
 
     async def _retention_for(self, settings: AgentSettings, now: datetime, report: SweepReport) -> None:
         policy = settings.retention
+        if policy.mode == "off":
+            return
         # The most recently active sessions are never candidates: retention keeps keep_minimum.
         newest = await self._store.list_sessions(
             SessionQuery(agent_id=settings.agent_id, limit=max(policy.keep_minimum, 1))
@@ -145,8 +159,11 @@ class Sweeper:
                 if session.id in protected or session.id in seen:
                     continue
                 seen.add(session.id)
+                event_id = retention_event_id(session, rule, policy.mode)
+                if policy.mode == "warn" and await self._warned(event_id, session.id):
+                    continue
                 event = RetentionDue(
-                    event_id=retention_event_id(session.id, rule, policy.mode),
+                    event_id=event_id,
                     agent_id=session.agent_id,
                     session_id=session.id,
                     rule=rule,

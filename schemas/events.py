@@ -8,10 +8,9 @@ They are only ever compared as values, so no id can act as a query operator.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.base import WireModel, utc_now
@@ -34,7 +33,7 @@ Seq = Annotated[int, Field(ge=1, le=MAX_INT)]
 class EventBase(WireModel):
     version: Literal[1] = Field(default=SCHEMA_VERSION, description="contract version")
     event_id: SafeId = Field(description="idempotency key: the same id is applied once, its replies re-published")
-    occurred_at: datetime = Field(default_factory=utc_now, description="when it happened (ISO 8601)")
+    occurred_at: AwareDatetime = Field(default_factory=utc_now, description="when it happened (ISO 8601, with offset)")
     agent_id: SafeId = Field(default="main", description="the bot identity whose session this is")
 
 
@@ -74,7 +73,7 @@ class CommandEvent(EventBase):
 
     type: Literal["command"] = "command"
     source: ChatSource
-    command: Annotated[str, StringConstraints(min_length=1, max_length=MAX_COMMAND_CHARS)]
+    command: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_COMMAND_CHARS)]
 
 
 class CheckpointSave(EventBase):
@@ -142,13 +141,21 @@ class ModelChange(EventBase):
     model: Name | None = None
 
 
+class SessionResume(EventBase):
+    """From tools and admin consoles: undo a reset by making this archived session active again
+    (the one it replaces is archived, and what arrived since is appended at its end)."""
+
+    type: Literal["session.resume"] = "session.resume"
+    session_id: SafeId
+
+
 class SessionResetDue(EventBase):
     """From the scheduler: the session was due for a daily or idle reset at `due_at`."""
 
     type: Literal["session.reset"] = "session.reset"
     session_id: SafeId
     reason: Literal["daily", "idle"]
-    due_at: datetime
+    due_at: AwareDatetime
 
 
 class RetentionDue(EventBase):
@@ -170,6 +177,7 @@ InboundEvent = Annotated[
     | SummaryProduced
     | MarkImportant
     | ModelChange
+    | SessionResume
     | SessionResetDue
     | RetentionDue,
     Field(discriminator="type"),

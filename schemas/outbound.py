@@ -11,7 +11,7 @@ from schemas.base import WireModel, utc_now
 from schemas.delivery import DeliveryContext
 
 ReplyKind = Literal["command-result", "assistant", "notice", "error"]
-NoticeKind = Literal["session-reset", "retention-warning", "retention-deleted", "scope-change"]
+NoticeKind = Literal["session-reset", "session-resumed", "retention-warning", "retention-deleted", "scope-change"]
 
 
 class ReplyEvent(WireModel):

@@ -23,7 +23,7 @@ QUERY_FORMATS: dict[str, tuple[str, ...]] = {
     "history": ("messages", "markdown", "text"),
     "export": ("markdown", "json", "jsonl"),
 }
-_NEEDS_SESSION = ("history", "context", "export", "show")
+NEEDS_SESSION = ("history", "context", "export", "show")
 
 
 class QueryRequest(WireModel):
@@ -46,7 +46,7 @@ class QueryRequest(WireModel):
 
     @model_validator(mode="after")
     def _check_fields(self) -> QueryRequest:
-        if self.query in _NEEDS_SESSION and self.session_id is None:
+        if self.query in NEEDS_SESSION and self.session_id is None:
             raise ValueError(f"a {self.query} query needs sessionId")
         allowed = QUERY_FORMATS.get(self.query, ())
         if self.format is not None and self.format not in allowed:

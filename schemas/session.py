@@ -11,7 +11,7 @@ from schemas.base import WireModel
 from schemas.delivery import DeliveryContext, Origin
 
 SessionStatus = Literal["active", "archived"]
-ArchiveReason = Literal["new", "reset", "daily", "idle", "superseded", "scope-change"]
+ArchiveReason = Literal["new", "reset", "daily", "idle", "superseded", "scope-change", "resumed-other"]
 
 
 class Segment(WireModel):

@@ -15,7 +15,7 @@ from schemas.delivery import normalize_channel
 Scope = Literal["main", "per-peer", "per-channel-peer", "per-account-channel-peer"]
 SCOPES: tuple[Scope, ...] = ("main", "per-peer", "per-channel-peer", "per-account-channel-peer")
 ResetMode = Literal["off", "daily", "idle", "daily+idle"]
-RetentionMode = Literal["enforce", "warn"]
+RetentionMode = Literal["enforce", "warn", "off"]
 ContextStrategy = Literal["recent", "smart", "summarize"]
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -50,11 +50,58 @@ def check_hhmm(text: str) -> str:
     return text
 
 
+ResetChatType = Literal["direct", "group", "thread"]
+
+
+class ResetOverride(WireModel):
+    """Part of a reset policy that differs for one chat type or channel; unset fields inherit."""
+
+    mode: ResetMode | None = None
+    daily_at: str | None = None
+    time_zone: str | None = None
+    idle_minutes: int | None = Field(default=None, ge=1, le=525_600)
+
+    @field_validator("daily_at")
+    @classmethod
+    def _check_daily(cls, value: str | None) -> str | None:
+        return None if value is None else check_hhmm(value)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_time_zone(value)
+
+
 class ResetPolicy(WireModel):
     mode: ResetMode = "off"
     daily_at: str = "04:00"
     time_zone: str = "UTC"
     idle_minutes: int = Field(default=60, ge=1, le=525_600)
+    # Overrides for a chat type (a thread is a message with a thread id) and for a channel; the
+    # channel's win over the type's, both over the policy above.
+    by_type: dict[ResetChatType, ResetOverride] = Field(default_factory=dict)
+    by_channel: dict[str, ResetOverride] = Field(default_factory=dict)
+
+    def for_chat(self, chat_type: ResetChatType, channel: str | None) -> ResetPolicy:
+        """The policy that applies to one chat."""
+        layers = [self.by_type.get(chat_type), self.by_channel.get(normalize_channel(channel) or "")]
+        changes = {
+            k: v for layer in layers if layer is not None for k, v in layer.model_dump().items() if v is not None
+        }
+        if not changes:
+            return self
+        return self.model_copy(update={**changes, "by_type": {}, "by_channel": {}})
+
+    def variants(self) -> list[ResetPolicy]:
+        """This policy and every override's: the scheduler sweeps for the most eager of them."""
+        keys: list[tuple[ResetChatType, str | None]] = [(t, None) for t in self.by_type]
+        keys += [("direct", c) for c in self.by_channel]
+        return [self, *(self.for_chat(chat_type, channel) for chat_type, channel in keys)]
+
+    @field_validator("by_channel")
+    @classmethod
+    def _canonical_channels(cls, value: dict[str, ResetOverride]) -> dict[str, ResetOverride]:
+        return {normalize_channel(name) or name: policy for name, policy in value.items()}
 
     @field_validator("daily_at")
     @classmethod

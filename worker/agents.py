@@ -1,4 +1,5 @@
-"""Agent settings: stored per agent, defaulting to the manager's options."""
+"""Agent settings by agent, in layers: what chat commands changed (stored per agent) over the
+agent configuration file (its agent's section, then its defaults) over the manager's options."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from schemas import AgentSettings, ResetMode
 from schemas.base import describe_errors
 from schemas.settings import check_hhmm, check_time_zone
+from worker.agent_file import AgentFile, Layer, deep_merge, merged_settings
 from worker.errors import InvalidArgument, InvalidResetTime, InvalidTimeZone
 from worker.scope import parse_scope
 from worker.stores.base import SessionStore
@@ -21,9 +23,12 @@ class AgentDirectory:
     and reset policy, while settings change rarely (an admin command in any worker reaches the
     others within the ttl)."""
 
-    def __init__(self, store: SessionStore, defaults: AgentSettings, *, ttl: float = 2.0) -> None:
+    def __init__(
+        self, store: SessionStore, defaults: AgentSettings, *, file: AgentFile | None = None, ttl: float = 2.0
+    ) -> None:
         self._store = store
         self._defaults = defaults
+        self._file = file
         self._ttl = ttl
         self._cache: dict[str, tuple[float, AgentSettings]] = {}
         self._loading: dict[str, asyncio.Future[AgentSettings]] = {}
@@ -43,30 +48,47 @@ class AgentDirectory:
 
     async def _load(self, agent_id: str) -> AgentSettings:
         changes = self._changes
-        stored = await self._store.get_settings(agent_id)
-        settings = stored if stored is not None else self._defaults.model_copy(update={"agent_id": agent_id})
+        settings = self.effective(agent_id, await self._store.get_settings(agent_id))
         if changes == self._changes:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[agent_id] = (time.monotonic(), settings)
         return settings
 
+    def layers(self, agent_id: str, stored: AgentSettings | None) -> list[tuple[str, Layer]]:
+        """Where an agent's settings come from, weakest first (the environment's are the base)."""
+        named = [] if self._file is None else self._file.layers_for(agent_id)
+        if stored is not None:
+            named.append(("chat commands (stored)", stored.model_dump(exclude_unset=True, exclude={"agent_id"})))
+        return named
+
+    def effective(self, agent_id: str, stored: AgentSettings | None) -> AgentSettings:
+        base = self._defaults.model_copy(update={"agent_id": agent_id})
+        return merged_settings(base, [layer for _, layer in self.layers(agent_id, stored)])
+
+    async def explain(self, agent_id: str) -> list[tuple[str, Any, str]]:
+        """Every effective setting (dotted name, value) and the layer it comes from."""
+        stored = await self._store.get_settings(agent_id)
+        layers = self.layers(agent_id, stored)
+        rows = []
+        for name, value in _leaves(self.effective(agent_id, stored).model_dump(mode="json", exclude_none=True)):
+            source = next((where for where, layer in reversed(layers) if _has(layer, name)), "environment defaults")
+            rows.append((name, value, source))
+        return rows
+
     async def update(self, agent_id: str, **changes: Any) -> AgentSettings:
+        """Change settings as a chat command does: stored per agent, over the file and defaults."""
         self._changes += 1
         self._cache.pop(agent_id, None)
-        current = await self._load(agent_id)  # change what is stored now, not a cached copy
-        merged = current.model_dump()
-        for name, value in changes.items():
-            if isinstance(merged.get(name), dict) and isinstance(value, dict):
-                merged[name] = {**merged[name], **value}
-            else:
-                merged[name] = value
+        stored = await self._store.get_settings(agent_id)  # what is stored now, not a cached copy
+        overrides = deep_merge({} if stored is None else stored.model_dump(exclude_unset=True), changes)
         try:
-            settings = AgentSettings.model_validate(merged)
+            changed = AgentSettings.model_validate({**overrides, "agent_id": agent_id})
         except ValidationError as exc:
             problems = describe_errors(exc)
             raise InvalidArgument(f"invalid settings for agent {agent_id}: {problems}") from exc
-        await self._store.save_settings(settings)
+        settings = self.effective(agent_id, changed)
+        await self._store.save_settings(changed)
         self._changes += 1  # reads that started before the save must not cache what they saw
         self._cache[agent_id] = (time.monotonic(), settings)
         return settings
@@ -103,3 +125,23 @@ def _with(mode: ResetMode, part: str) -> ResetMode:
 def _without(mode: ResetMode, part: str) -> ResetMode:
     parts = {p for p in mode.split("+") if p not in ("off", part)}
     return "daily" if "daily" in parts else ("idle" if "idle" in parts else "off")
+
+
+def _leaves(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in ("identity_links", "by_type", "by_channel"):
+            out.extend(_leaves(value, f"{name}."))
+        else:
+            out.append((name, value))
+    return out
+
+
+def _has(layer: dict[str, Any], dotted: str) -> bool:
+    node: Any = layer
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True

@@ -14,9 +14,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from worker import cli_sessions  # noqa: F401 - registers the inspection commands on `app`
+from worker import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
 from worker.cli_support import app, console, errors, fail, load_settings
 from worker.config import Settings
+from worker.errors import StartupError
 
 T = TypeVar("T")
 
@@ -35,9 +36,11 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with create_session_manager(**settings.manager_options()) as manager:
-        parts = []
         registries: list[CollectorRegistry] = []
         checks: list[Readiness] = []
+        ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
+        await ops.start()  # first: a port that is taken stops the start before anything runs
+        parts = []
         if worker:
             service = WorkerService(settings, manager, system_clock)
             registries.append(service.metrics.registry)
@@ -46,8 +49,6 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
             parts.append(_count_active_sessions(manager, service.metrics, stop))
         if scheduler:
             parts.append(_run_scheduler(settings, manager, stop, checks))
-        ops = OpsServer(registries, checks, settings.metrics_host, settings.metrics_port)
-        await ops.start()
         tune_collector(settings.gc_young_threshold)  # after start-up: what it built is frozen
         try:
             results = await asyncio.gather(
@@ -80,15 +81,17 @@ async def _count_active_sessions(manager: Any, metrics: Any, stop: asyncio.Event
 
 async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, checks: list[Any]) -> None:
     from scheduler.service import SchedulerService
+    from worker.amqp.connection import close_within
     from worker.amqp.gateway import GatewayClient
-    from worker.amqp.service import connect
-    from worker.amqp.topology import declare_topology_once
+    from worker.amqp.service import CLOSE_SECONDS, connect
+    from worker.amqp.topology import declare_topology_if_allowed
     from worker.clock import system_clock
 
     connection = await connect(settings.amqp_url.get_secret_value())
-    async with connection:
-        await declare_topology_once(connection, settings.topology(), delivery_limit=settings.delivery_limit)
-        gateway = await GatewayClient.open(connection, settings.topology())
+    try:
+        await declare_topology_if_allowed(connection, settings.topology(), delivery_limit=settings.delivery_limit)
+        # Control events carry the scheduler's validated broker user: workers accept only those.
+        gateway = await GatewayClient.open(connection, settings.topology(), user_id=settings.broker_user())
         service = SchedulerService(
             manager.store,
             manager.agents,
@@ -104,24 +107,33 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
 
         checks.append(scheduler_ready)
         await service.run_until(stop)
+    finally:
+        await close_within(connection, CLOSE_SECONDS)  # a blocked or lost broker never answers a close
 
 
 @app.command()
 def worker() -> None:
     """Run a worker: consume inbound events, apply them, publish replies (SIGTERM stops it gracefully)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=False))
+    _serving(worker=True, scheduler=False)
 
 
 @app.command("scheduler")
 def scheduler_command() -> None:
     """Run the scheduler: sweep for due resets and retention, publish their events (run one replica)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=False, scheduler=True))
+    _serving(worker=False, scheduler=True)
 
 
 @app.command()
 def run() -> None:
     """Run a worker and the scheduler in one process, for one machine (SQLite store by default)."""
-    asyncio.run(_serve(load_settings(json_logs=True), worker=True, scheduler=True))
+    _serving(worker=True, scheduler=True)
+
+
+def _serving(*, worker: bool, scheduler: bool) -> None:
+    try:
+        asyncio.run(_serve(load_settings(json_logs=True), worker=worker, scheduler=scheduler))
+    except StartupError as exc:
+        fail(str(exc), code=2)
 
 
 @app.command()
@@ -204,10 +216,13 @@ def replies(
     count: Annotated[int | None, typer.Option(help="stop after N replies")] = None,
     timeout: Annotated[float, typer.Option(help="stop after S seconds without a reply")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON reply event per line")] = False,
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="first the backlog of the reply outbox (and take it off)")
+    ] = False,
 ) -> None:
-    """Print reply-routing events from the reply outbox as they arrive (and take them off it)."""
+    """Print reply-routing events published from now on (with --from-start, the outbox's backlog first)."""
     from worker.amqp.connection import connect_once
-    from worker.amqp.taps import messages
+    from worker.amqp.taps import bound_queue, messages
 
     settings = load_settings()
 
@@ -216,7 +231,11 @@ def replies(
         connection = await connect_once(settings.amqp_url.get_secret_value())
         async with connection:
             channel = await connection.channel()
-            queue = await channel.get_queue(settings.topology().reply_outbox_queue, ensure=True)
+            names = settings.topology()
+            if from_start:
+                queue = await channel.get_queue(names.reply_outbox_queue, ensure=True)
+            else:
+                queue = await bound_queue(channel, names.reply_exchange)
             async for message in messages(queue, count=count, idle_seconds=timeout):
                 seen += 1
                 reply = json.loads(message.body)
@@ -242,7 +261,7 @@ def schemas(
 ) -> None:
     """Export the event contracts as JSON Schema (or Markdown references of contracts and settings)."""
     from schemas.docgen import contracts_markdown, settings_markdown
-    from schemas.jsonschema import event_schemas
+    from schemas.jsonschema import event_schemas, render
 
     if markdown:
         typer.echo(contracts_markdown())
@@ -256,7 +275,7 @@ def schemas(
         return
     out.mkdir(parents=True, exist_ok=True)
     for name, doc in docs.items():
-        (out / f"{name}.schema.json").write_text(json.dumps(doc, indent=2) + "\n")
+        (out / f"{name}.schema.json").write_text(render(doc))
     console.print(f"wrote {len(docs)} schemas to {out}")
 
 
@@ -266,21 +285,28 @@ def dead_letters(
     count: Annotated[int, typer.Option(help="at most N messages")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per message")] = False,
 ) -> None:
-    """Show the dead-letter queue with reasons, or replay it after a fix (taking the messages off it)."""
+    """Show the dead-letter queue with reasons, or replay it after a fix (taking the messages off it).
+    A replay run moves each dead letter at most once, even one that is dead-lettered again at once."""
     from worker.amqp.dead_letters import drain_dead_letters
 
     settings = load_settings()
-    found = _broker(
+    report = _broker(
         drain_dead_letters(settings.amqp_url.get_secret_value(), settings.topology(), count=count, replay=replay)
     )
-    for item in found:
+    for item in report.items:
         if as_json:
             typer.echo(json.dumps(item, ensure_ascii=False))
         else:
             console.print(f"{item['messageId']}  {item['reason']}: {item['detail']}", markup=False)
-    if not as_json:
-        verb = "replayed" if replay else "looked at (left on the queue)"
-        console.print(f"{len(found)} dead letters {verb}")
+    if as_json:
+        return
+    if replay:
+        console.print(
+            f"{report.replayed} dead letters replayed, {report.skipped} skipped "
+            "(dead-lettered again after this run replayed them; still on the queue)"
+        )
+    else:
+        console.print(f"{len(report.items)} dead letters looked at (left on the queue)")
 
 
 @app.command()

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from rich.progress import Progress
 
-from worker.cli_support import app, console, fail, load_settings, opened_manager, print_json, table
+from worker.cli_support import app, console, fail, load_settings, opened_manager, print_json, require_database, table
 from worker.commands.handlers import model_name, plural
 from worker.errors import NotFound, SessionsError
 
@@ -20,8 +20,10 @@ checkpoints_app = typer.Typer(help="List, save, restore and delete checkpoints."
 app.add_typer(checkpoints_app, name="checkpoints")
 
 
-def _with_manager(action: Callable[[Any], Awaitable[T]]) -> T:
+def _with_manager(action: Callable[[Any], Awaitable[T]], *, read_only: bool = False) -> T:
     settings = load_settings()
+    if read_only:
+        require_database(settings)
 
     async def go() -> T:
         async with opened_manager(settings) as manager:
@@ -54,7 +56,8 @@ def list_sessions(
     page = _with_manager(
         lambda m: m.list_sessions(
             agent_id=agent_id, status=status, active_within_minutes=active, limit=limit, cursor=cursor
-        )
+        ),
+        read_only=True,
     )
     if as_json:
         print_json({"items": [s.to_wire() for s in page.items], "nextCursor": page.next_cursor})
@@ -89,7 +92,7 @@ def list_sessions(
 @app.command()
 def show(session_id: str, as_json: JsonOption = False) -> None:
     """Show one session's document."""
-    session = _with_manager(lambda m: m.get_session(session_id))
+    session = _with_manager(lambda m: m.get_session(session_id), read_only=True)
     if as_json:
         print_json(session.to_wire())
         return
@@ -106,10 +109,22 @@ def model(
     if name is not None and clear:
         fail("give a model name or --clear, not both", code=2)
     if name is None and not clear:
-        session = _with_manager(lambda m: m.get_session(session_id))
+        session = _with_manager(lambda m: m.get_session(session_id), read_only=True)
     else:
         session = _with_manager(lambda m: m.set_model(session_id, name))
     console.print(f"session {session.id}: model {model_name(session) or 'the agent default'}")
+
+
+@app.command()
+def resume(session_id: str, as_json: JsonOption = False) -> None:
+    """Undo a reset: make an archived session active again in its chat (what arrived since is appended)."""
+    resumed = _with_manager(lambda m: m.resume_session(session_id))
+    if as_json:
+        print_json(resumed.session.to_wire())
+        return
+    replaced = f"; {resumed.replaced.id} archived" if resumed.replaced else ""
+    carried = plural(resumed.carried, "message")
+    console.print(f"resumed {resumed.session.id} ({carried} since the reset added at its end{replaced})")
 
 
 @app.command()
@@ -121,12 +136,12 @@ def history(
 ) -> None:
     """Print a session's recent history."""
     if as_json or fmt == "messages":
-        entries = _with_manager(lambda m: m.get_history(session_id, limit=limit, format="messages"))
+        entries = _with_manager(lambda m: m.get_history(session_id, limit=limit, format="messages"), read_only=True)
         print_json([e.to_wire() for e in entries])
         return
     if fmt not in ("text", "markdown"):
         fail("--format must be text, markdown or messages", code=2)
-    typer.echo(_with_manager(lambda m: m.get_history(session_id, limit=limit, format=fmt)))
+    typer.echo(_with_manager(lambda m: m.get_history(session_id, limit=limit, format=fmt), read_only=True))
 
 
 @app.command()
@@ -140,7 +155,7 @@ def export(
     if fmt not in ("markdown", "json", "jsonl"):
         fail("--format must be markdown, json or jsonl", code=2)
     chosen: Literal["markdown", "json", "jsonl"] = fmt  # type: ignore[assignment]
-    text = _with_manager(lambda m: m.export(session_id, format=chosen, include_metadata=metadata))
+    text = _with_manager(lambda m: m.export(session_id, format=chosen, include_metadata=metadata), read_only=True)
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -151,18 +166,25 @@ def export(
 @app.command()
 def cleanup(
     older_than: Annotated[str, typer.Option(help="inactive longer than, e.g. 30d, 12h")] = "30d",
-    keep_checkpoints: Annotated[bool, typer.Option(help="keep sessions that have checkpoints")] = True,
+    keep_checkpoints: Annotated[
+        bool, typer.Option(help="keep checkpoints and the entries they need (later entries go)")
+    ] = True,
     agent: Annotated[str | None, typer.Option(help="only this agent")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="report, delete nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="report exactly what would go, delete nothing")] = False,
+    include_active: Annotated[bool, typer.Option("--include-active", help="active sessions too")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete sessions inactive for longer than --older-than, with their transcripts."""
+    """Delete archived sessions inactive for longer than --older-than, with their transcripts."""
 
     async def run(manager: Any) -> Any:
         with Progress(transient=True, console=console) as progress:
             progress.add_task("cleaning up" if not dry_run else "finding old sessions", total=None)
             return await manager.cleanup(
-                older_than=older_than, keep_checkpoints=keep_checkpoints, agent_id=agent, dry_run=dry_run
+                older_than=older_than,
+                keep_checkpoints=keep_checkpoints,
+                agent_id=agent,
+                dry_run=dry_run,
+                include_active=include_active,
             )
 
     report = _with_manager(run)
@@ -179,15 +201,15 @@ def cleanup(
         return
     verb = "would delete" if report.dry_run else "deleted"
     console.print(
-        f"{verb} {report.sessions} sessions ({report.entries} entries, {report.checkpoints} checkpoints); "
-        f"kept {report.kept_with_checkpoints} with checkpoints"
+        f"{verb} {plural(report.sessions, 'session')} ({plural(report.entries, 'entry', 'entries')},"
+        f" {plural(report.checkpoints, 'checkpoint')}); kept {report.kept_with_checkpoints} with checkpoints"
     )
 
 
 @checkpoints_app.command("list")
 def checkpoints_list(session_id: str, as_json: JsonOption = False) -> None:
     """Checkpoints of the session's slot (its archived sessions included)."""
-    found = _with_manager(lambda m: m.list_checkpoints(session_id, whole_slot=True))
+    found = _with_manager(lambda m: m.list_checkpoints(session_id, whole_slot=True), read_only=True)
     if as_json:
         print_json([c.to_wire() for c in found])
         return
@@ -207,7 +229,7 @@ def checkpoints_save(
     if as_json:
         print_json(checkpoint.to_wire())
     else:
-        console.print(f"saved {checkpoint.id} ({checkpoint.message_count} messages)")
+        console.print(f"saved {checkpoint.id} ({plural(checkpoint.message_count, 'message')})")
 
 
 @checkpoints_app.command("restore")
@@ -260,6 +282,6 @@ def rotate_key(
         print_json(doc)
     else:
         console.print(
-            f"re-sealed {report.entries} entries, {report.checkpoints} checkpoints and "
-            f"{report.summaries} summaries under key {report.primary}"
+            f"re-sealed {plural(report.entries, 'entry', 'entries')}, {plural(report.checkpoints, 'checkpoint')}"
+            f" and {plural(report.summaries, 'summary', 'summaries')} under key {report.primary}"
         )

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -41,6 +42,13 @@ def load_settings(*, json_logs: bool = False) -> Settings:
         fail(f"invalid settings: {problems}", code=2)
     configure(settings.log_level if json_logs else "WARNING", json_logs=json_logs)
     return settings
+
+
+def require_database(settings: Settings) -> None:
+    """A read-only command opens an existing database only: a mistyped path is an error, never
+    a new empty database (and new directories)."""
+    if settings.storage == "sqlite" and not Path(settings.db_path).exists():
+        fail(f"no database at {settings.db_path}: check SESSIONS_DB_PATH (read-only commands create none)", code=2)
 
 
 @asynccontextmanager

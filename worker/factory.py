@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.base import describe_errors
+from worker.agent_file import load_agent_file
 from worker.agents import AgentDirectory
 from worker.clock import Clock, system_clock
 from worker.errors import InvalidArgument
@@ -55,7 +56,8 @@ def create_session_manager(
     codec: PayloadCodec | None = None,
     **options: Any,
 ) -> SessionManager:
-    """The seed's createSessionManager. Call `await manager.open()` (or `async with`) before use.
+    """The seed's createSessionManager. The manager opens its store on first use; `async with`
+    (or `await manager.open()` / `close()`) also opens it and closes it when done.
 
     `store`, `clock`, `token_counter` and `codec` are injectable; every other keyword is a
     ManagerOptions field (scope, daily_reset_hour, idle_reset_minutes, storage, db_path, ...).
@@ -79,5 +81,6 @@ def create_session_manager(
         max_content_bytes=settings.max_content_bytes,
         lookup=cache.cached_session,
     )
-    agents = AgentDirectory(chosen_store, settings.agent_defaults())
+    agent_file = None if settings.config is None else load_agent_file(settings.config)
+    agents = AgentDirectory(chosen_store, settings.agent_defaults(), file=agent_file)
     return SessionManager(chosen_store, transcript, agents, chosen_clock, locks)

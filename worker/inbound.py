@@ -21,7 +21,11 @@ from schemas.events import EVENT_TYPES, INBOUND_EVENT, ChatSource, InboundEvent,
 # Where the chat is known, these event types are answered with an error reply as well.
 _ANSWERED_TYPES = ("message.inbound", "command")
 _SAFE_ID: TypeAdapter[str] = TypeAdapter(SafeId)
-_ID_FIELDS = {"eventId", "event_id", "agentId", "agent_id", "sessionId", "session_id", "checkpointId", "checkpoint_id"}
+_ID_FIELDS = {
+    *("eventId", "agentId", "sessionId", "checkpointId", "channel", "peerId", "userId"),
+    *("accountId", "threadId", "messageId", "event_id", "agent_id", "session_id", "checkpoint_id"),
+    *("peer_id", "user_id", "account_id", "thread_id", "message_id"),
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import json
+import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, overload
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
+
+from pydantic import ValidationError
 
 from schemas import (
     AgentSettings,
@@ -18,18 +24,22 @@ from schemas import (
     SessionEntry,
     SessionPage,
     SessionStatus,
+    Summary,
     TranscriptEntry,
     Usage,
 )
+from schemas.base import describe_errors
 from worker.agents import AgentDirectory
 from worker.checkpoints import CheckpointBook
 from worker.clock import Clock
 from worker.context import ContextWindow, build_window
 from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
-from worker.maintenance import CleanupReport, cleanup
+from worker.maintenance import CleanupReport, CleanupRequest, cleanup
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
+from worker.resume import Resumed, Resumer
 from worker.scope import ChatAddress, key_fits, slot_key
+from worker.sealing import seal_summary
 from worker.slots import Resolution, SlotResolver
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
 from worker.transcript import Draft, Transcript
@@ -49,7 +59,24 @@ MAX_PAGE = 500
 
 
 def _usage(value: Usage | dict[str, int] | None) -> Usage | None:
-    return value if value is None or isinstance(value, Usage) else Usage.model_validate(value)
+    if value is None or isinstance(value, Usage):
+        return value
+    try:
+        return Usage.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidArgument(f"invalid usage: {describe_errors(exc, where='usage')}") from exc
+
+
+def _check_content(role: Role, content: str | None, tool: str | None, result: Any) -> None:
+    """An entry must say something: text for a message, a name for a tool call, a result."""
+    if role == "tool":
+        if not tool:
+            raise InvalidArgument("a tool entry needs the tool's name")
+    elif role == "tool-result":
+        if result is None and not content:
+            raise InvalidArgument("a tool-result entry needs a result or content")
+    elif not isinstance(content, str) or not content.strip():
+        raise InvalidArgument(f"{role} entries need text (got {'nothing' if not content else type(content).__name__})")
 
 
 def _encode_cursor(session: SessionEntry) -> str:
@@ -63,6 +90,26 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(moment).astimezone(UTC), str(session_id)
     except (ValueError, TypeError) as exc:
         raise InvalidArgument("invalid page cursor: pass the next_cursor of the previous page") from exc
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+Method = Callable[Concatenate["SessionManager", P], Coroutine[Any, Any, T]]
+
+
+def _opening(method: Method[P, T]) -> Method[P, T]:
+    """A manager opens itself (tables, indexes) on first use, as the seed's API is used:
+    `create_session_manager(...)` then calls; `async with` and `open()` still work."""
+
+    @functools.wraps(method)
+    async def opened(self: SessionManager, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if not self._is_open:
+            await self.open()
+        return await method(self, *args, **kwargs)
+
+    return opened
 
 
 class SessionManager:
@@ -80,16 +127,23 @@ class SessionManager:
         self._clock = clock
         self._slots = SlotResolver(store, clock, locks)
         self._checkpoints = CheckpointBook(store, clock, locks, transcript.codec)
+        self._resumer = Resumer(store, transcript, clock, locks)
         self._locks = locks
         self._default_agent = "main"
+        self._is_open = False
+        self._opening = asyncio.Lock()
 
     # Lifecycle ------------------------------------------------------------------------------
     async def open(self) -> SessionManager:
         """Create the store's tables or collections and indexes (idempotent)."""
-        await self.store.ensure_schema()
+        async with self._opening:
+            if not self._is_open:
+                await self.store.ensure_schema()
+                self._is_open = True
         return self
 
     async def close(self) -> None:
+        self._is_open = False
         await self.store.close()
 
     async def __aenter__(self) -> SessionManager:
@@ -99,10 +153,12 @@ class SessionManager:
         await self.close()
 
     # Sessions -------------------------------------------------------------------------------
+    @_opening
     async def resolve(self, address: ChatAddress, event_id: str | None = None, *, touch: bool = True) -> Resolution:
         """Like get_or_create_session, but also says whether a reset happened on the way."""
         return await self._slots.resolve(await self.agents.get(address.agent_id), address, event_id, touch=touch)
 
+    @_opening
     async def reset_address(
         self, address: ChatAddress, reason: Literal["reset", "new"] = "reset", event_id: str | None = None
     ) -> Resolution:
@@ -110,16 +166,32 @@ class SessionManager:
         settings = await self.agents.get(address.agent_id)
         return await self._slots.reset(settings, address, reason, event_id)
 
+    @_opening
+    async def resume(self, address: ChatAddress, session_id: str | None = None, *, key: str | None = None) -> Resumed:
+        """Undo a reset: make the address's previous session (or `session_id`, any archived
+        session of its slot) active again; what arrived since is appended at its end."""
+        settings = await self.agents.get(address.agent_id)
+        return await self._resumer.resume(settings.agent_id, slot_key(settings, address), session_id, key)
+
+    @_opening
+    async def resume_session(self, session_id: str, *, key: str | None = None) -> Resumed:
+        """Resume an archived session by id, in its own slot."""
+        target = await self.get_session(session_id)
+        return await self._resumer.resume(target.agent_id, target.key, target.id, key)
+
+    @_opening
     async def find_session(self, address: ChatAddress) -> SessionEntry | None:
         """The address's active session if it has one; never creates or resets one."""
         settings = await self.agents.get(address.agent_id)
         return await self.store.find_active(settings.agent_id, slot_key(settings, address))
 
+    @_opening
     async def slot_members(self, address: ChatAddress) -> list[SessionEntry]:
         """Every session (active and archived) of the address's slot, newest first; creates none."""
         settings = await self.agents.get(address.agent_id)
         return await self._checkpoints.sessions_of_slot(settings.agent_id, slot_key(settings, address))
 
+    @_opening
     async def checkpoints_of(self, sessions: list[SessionEntry]) -> list[Checkpoint]:
         return await self._checkpoints.list_of([session.id for session in sessions])
 
@@ -131,6 +203,7 @@ class SessionManager:
             allowed = ", ".join(settings.allowed_models)
             raise InvalidArgument(f"model {model!r} is not available here; choose one of: {allowed}")
 
+    @_opening
     async def set_model(self, session_id: str, model: str | None) -> SessionEntry:
         """Set the session's model override (None: back to the agent's default); every turn event
         of the session then carries it, so the agent runtime answers with that model."""
@@ -142,10 +215,12 @@ class SessionManager:
             raise SessionNotFound(f"no session {session_id}")
         return await self.get_session(session_id)
 
+    @_opening
     async def slot_sessions(self, session_id: str) -> list[SessionEntry]:
         """Every session (active and archived) of the session's slot, newest first."""
         return await self._checkpoints.slot_sessions(await self.get_session(session_id))
 
+    @_opening
     async def get_or_create_session(
         self,
         *,
@@ -170,6 +245,7 @@ class SessionManager:
         )
         return (await self.resolve(address)).session
 
+    @_opening
     async def reset(
         self,
         *,
@@ -190,12 +266,14 @@ class SessionManager:
         )
         return (await self.reset_address(address, reason)).session
 
+    @_opening
     async def get_session(self, session_id: str) -> SessionEntry:
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
         return session
 
+    @_opening
     async def restore_session(self, session_id: str) -> SessionEntry:
         """Make an archived session the active one of its slot again (the current one is archived)."""
         target = await self.get_session(session_id)
@@ -211,6 +289,7 @@ class SessionManager:
                 raise InvalidArgument(f"session {session_id} could not be restored; it changed meanwhile")
         return await self.get_session(session_id)
 
+    @_opening
     async def list_sessions(
         self,
         *,
@@ -238,6 +317,7 @@ class SessionManager:
         return SessionPage(items=items, next_cursor=next_cursor)
 
     # Messages and history ---------------------------------------------------------------------
+    @_opening
     async def add_message(
         self,
         session_id: str,
@@ -254,6 +334,7 @@ class SessionManager:
         allow_archived: bool = False,
     ) -> TranscriptEntry:
         """Append one entry. `allow_archived` lets a late agent reply land in a session reset meanwhile."""
+        _check_content(role, content, tool, result)
         draft = Draft(
             role=role,
             content=content,
@@ -277,6 +358,7 @@ class SessionManager:
     async def get_history(
         self, session_id: str, *, limit: int = 50, format: HistoryFormat = "messages"
     ) -> list[TranscriptEntry] | str:
+        await self.open()  # overloaded, so not @_opening: opens itself on first use all the same
         entries = await self.transcript.newest(await self.get_session(session_id), limit)
         if format == "messages":
             return entries
@@ -286,6 +368,7 @@ class SessionManager:
             return as_text(entries)
         raise InvalidArgument(f"unknown history format {format!r}: use messages, markdown or text")
 
+    @_opening
     async def clear_history(self, session_id: str) -> SessionEntry:
         """Hide every entry so far; the session, its counters and checkpoints stay."""
         async with self._locks.hold(session_id):
@@ -300,10 +383,12 @@ class SessionManager:
                 raise InvalidArgument(f"session {session_id} changed during the clear; try again")
             return session.model_copy(update={"view": change.view, "message_count": 0, "updated_at": change.at})
 
+    @_opening
     async def mark_important(self, session_id: str, seq: int, important: bool = True) -> None:
         if not await self.store.set_important(session_id, seq, important):
             raise InvalidArgument(f"session {session_id} has no entry #{seq}")
 
+    @_opening
     async def export(
         self, session_id: str, *, format: ExportFormat = "markdown", include_metadata: bool = False
     ) -> str:
@@ -318,14 +403,17 @@ class SessionManager:
         raise InvalidArgument(f"unknown export format {format!r}: use markdown, json or jsonl")
 
     # Checkpoints ------------------------------------------------------------------------------
+    @_opening
     async def save_checkpoint(
         self, session_id: str, name: str, description: str | None = None, *, checkpoint_id: str | None = None
     ) -> Checkpoint:
         return await self._checkpoints.save(session_id, name, description, checkpoint_id)
 
+    @_opening
     async def list_checkpoints(self, session_id: str, *, whole_slot: bool = False) -> list[Checkpoint]:
         return await self._checkpoints.list_for(session_id, whole_slot=whole_slot)
 
+    @_opening
     async def restore_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> SessionEntry:
         """Bring the checkpoint's session back to its saved history.
 
@@ -338,18 +426,22 @@ class SessionManager:
             owner = await self.restore_session(owner.id)
         return await self._checkpoints.apply(checkpoint, owner.id)
 
+    @_opening
     async def delete_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> None:
         within = None if session_id is None else await self.get_session(session_id)
         await self._checkpoints.find(checkpoint_id, within)
         await self._checkpoints.delete(checkpoint_id)
 
     # Settings and maintenance -----------------------------------------------------------------
+    @_opening
     async def get_settings(self, agent_id: str | None = None) -> AgentSettings:
         return await self.agents.get(agent_id or self._default_agent)
 
+    @_opening
     async def set_scope(self, scope: str, *, agent_id: str | None = None) -> AgentSettings:
         return (await self.change_scope(scope, agent_id=agent_id)).settings
 
+    @_opening
     async def change_scope(self, scope: str, *, agent_id: str | None = None) -> ScopeChange:
         """Change who shares a session. Each active session whose slot the new scope no longer
         has is archived (reason scope-change), so none is left active and unreachable; the
@@ -367,14 +459,17 @@ class SessionManager:
             after = (page[-1].last_activity_at, page[-1].id)
         return ScopeChange(settings, tuple(archived))
 
+    @_opening
     async def set_reset_time(
         self, daily_at: str, *, time_zone: str | None = None, agent_id: str | None = None
     ) -> AgentSettings:
         return await self.agents.set_reset_time(agent_id or self._default_agent, daily_at, time_zone)
 
+    @_opening
     async def set_idle_reset(self, minutes: int, *, agent_id: str | None = None) -> AgentSettings:
         return await self.agents.set_idle_reset(agent_id or self._default_agent, minutes)
 
+    @_opening
     async def cleanup(
         self,
         *,
@@ -382,17 +477,39 @@ class SessionManager:
         keep_checkpoints: bool = True,
         agent_id: str | None = None,
         dry_run: bool = False,
+        include_active: bool = False,
     ) -> CleanupReport:
-        return await cleanup(
-            self.store,
-            self._clock,
-            older_than=older_than,
-            keep_checkpoints=keep_checkpoints,
-            agent_id=agent_id,
-            dry_run=dry_run,
-        )
+        """Delete sessions inactive for longer than `older_than` (archived ones unless
+        `include_active`); `keep_checkpoints` keeps checkpoints and the entries they need."""
+        request = CleanupRequest(older_than, keep_checkpoints, agent_id, dry_run, include_active)
+        return await cleanup(self.store, self._clock, request)
 
     # Context windows --------------------------------------------------------------------------
+    @_opening
+    async def add_summary(
+        self, session_id: str, from_seq: int, to_seq: int, content: str, *, summary_id: str | None = None
+    ) -> Summary:
+        """Store a summary of entries from_seq..to_seq (the `summarize` context strategy uses it)."""
+        session = await self.get_session(session_id)
+        if not 1 <= from_seq <= to_seq <= session.last_seq:
+            raise InvalidArgument(
+                f"summary range {from_seq}..{to_seq} is outside the transcript (entries 1..{session.last_seq})"
+            )
+        if not content.strip():
+            raise InvalidArgument("a summary needs text")
+        summary = Summary(
+            id=summary_id or f"sum_{uuid.uuid4().hex[:16]}",
+            session_id=session.id,
+            from_seq=from_seq,
+            to_seq=to_seq,
+            content=content,
+            token_count=self.transcript.count_tokens(content),
+            created_at=self._clock(),
+        )
+        await self.store.insert_summary(seal_summary(self.transcript.codec, summary))
+        return summary
+
+    @_opening
     async def get_context_history(
         self, session_id: str, *, max_tokens: int | None = None, strategy: ContextStrategy | None = None
     ) -> ContextWindow:

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from worker.errors import StartupError
+
 log = logging.getLogger(__name__)
 Readiness = Callable[[], Awaitable[tuple[bool, str]]]
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
@@ -32,7 +34,13 @@ class OpsServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        try:
+            self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve /metrics on {self._host}:{self._port} ({exc.strerror or exc}):"
+                " set SESSIONS_METRICS_PORT to a free port (0 picks one)"
+            ) from exc
         log.info("metrics and health on http://%s:%d/", self._host, self.port)
 
     async def stop(self) -> None:

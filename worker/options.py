@@ -39,6 +39,8 @@ class ManagerOptions(BaseModel):
     allow_plaintext_records: bool = True
     token_encoding: str = DEFAULT_ENCODING
     max_content_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    # The agent configuration file (worker/agent_file.py): defaults and a section per agent.
+    config: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ManagerOptions:

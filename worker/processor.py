@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from schemas import DeliveryContext, SessionEntry, Summary, parse_duration
+from schemas import DeliveryContext, SessionEntry
 from schemas.events import (
     AgentMessage,
     ChatSource,
@@ -24,12 +24,14 @@ from schemas.events import (
     ModelChange,
     RetentionDue,
     SessionResetDue,
+    SessionResume,
     SummaryProduced,
 )
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, TurnEvent
 from worker.clock import Clock
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
-from worker.commands.handlers import model_name
+from worker.commands.handlers import UNDO, model_name, plural
+from worker.control import ignored, kept_minimum, past_rule, rule_limit
 from worker.errors import (
     ContentTooLarge,
     EventIdConflict,
@@ -43,9 +45,8 @@ from worker.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scop
 from worker.inbound import ChatToAnswer
 from worker.manager import SessionManager
 from worker.outcome import Outcome, derived_id
-from worker.resets import reset_due
+from worker.resets import session_policy, session_reset_due
 from worker.scope import ChatAddress, session_key, slot_key
-from worker.sealing import seal_summary
 from worker.slots import Resolution
 from worker.stores.base import StoredEntry
 from worker.transcript import Draft
@@ -104,6 +105,7 @@ class EventProcessor:
             "summary": self._summary,
             "entry.important": self._important,
             "session.model": self._model,
+            "session.resume": self._resume,
             "session.reset": self._scheduled_reset,
             "session.retention": self._retention,
         }
@@ -200,7 +202,8 @@ class EventProcessor:
         for archived in result.archived_elsewhere:
             text = (
                 f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
-                " changed; your next message starts a new session."
+                " changed; your next message starts a new session. To undo, an admin sets the scope back,"
+                " then /session resume brings it back."
             )
             answer += self._notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
         return answer
@@ -261,23 +264,13 @@ class EventProcessor:
 
     async def _summary(self, event: SummaryProduced, identity: Identity) -> Outcome:
         session = await self._session_or_reject(event.session_id, event)
-        if event.to_seq < event.from_seq or event.to_seq > session.last_seq:
-            raise Rejected("invalid-range", f"summary range {event.from_seq}..{event.to_seq} is outside the transcript")
-        tokens = self._manager.transcript.count_tokens(event.content)
-        await self._manager.store.insert_summary(
-            seal_summary(
-                self._manager.transcript.codec,
-                Summary(
-                    id=derived_id(identity.key, "summary"),
-                    session_id=session.id,
-                    from_seq=event.from_seq,
-                    to_seq=event.to_seq,
-                    content=event.content,
-                    token_count=tokens,
-                    created_at=self._clock(),
-                ),
+        summary_id = derived_id(identity.key, "summary")
+        try:
+            await self._manager.add_summary(
+                session.id, event.from_seq, event.to_seq, event.content, summary_id=summary_id
             )
-        )
+        except InvalidArgument as exc:
+            raise Rejected("invalid-range", str(exc)) from exc
         return Outcome()
 
     async def _important(self, event: MarkImportant, identity: Identity) -> Outcome:
@@ -295,32 +288,51 @@ class EventProcessor:
             raise Rejected("refused", str(exc)) from exc
         return Outcome()
 
+    async def _resume(self, event: SessionResume, identity: Identity) -> Outcome:
+        session = await self._session_or_reject(event.session_id, event)
+        try:
+            resumed = await self._manager.resume_session(session.id, key=identity.key)
+        except RequestError as exc:
+            raise Rejected("refused", str(exc)) from exc
+        text = f"Session {resumed.session.id} resumed ({plural(resumed.carried, 'message')} since the reset added)."
+        return self._notice(identity, resumed.session, "session-resumed", text, resumed.session.delivery_context)
+
     # Scheduler events -------------------------------------------------------------------------
+    # Authenticated (worker/amqp/trust.py) and re-checked here against the store: an event that
+    # the session's current state does not justify changes nothing, and says so in one log line.
     async def _scheduled_reset(self, event: SessionResetDue, identity: Identity) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
         if session is None or session.status != "active" or session.last_activity_at > event.due_at:
             return Outcome()  # already rolled over, deleted, or active again since it fell due
+        if session.agent_id != event.agent_id:
+            return ignored(event, f"the session belongs to agent {session.agent_id!r}")
         settings = await self._manager.get_settings(session.agent_id)
-        due = reset_due(settings.reset, session.last_activity_at, self._clock())
-        if due is None or not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
+        due = session_reset_due(settings.reset, session, self._clock())
+        if due is None:
+            return ignored(event, "the session is not due for a reset under its agent's policy")
+        if not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
             return Outcome()
-        text = f"session reset: {due.describe(settings.reset)}"
+        text = f"session reset: {due.describe(session_policy(settings.reset, session))}. {UNDO}."
         return self._notice(identity, session, "session-reset", text, session.delivery_context)
 
     async def _retention(self, event: RetentionDue, identity: Identity) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
         if session is None:
             return Outcome()  # deleted already: a second scheduler or a replay
+        if session.agent_id != event.agent_id:
+            return ignored(event, f"the session belongs to agent {session.agent_id!r}")
         retention = (await self._manager.get_settings(session.agent_id)).retention
-        if event.rule == "max_inactive" and session.last_activity_at >= self._clock() - parse_duration(
-            retention.max_inactive
-        ):
-            return Outcome()  # active again since the sweep found it
-        if event.mode == "warn":
+        if retention.mode == "off":
+            return ignored(event, "retention is off for the agent")
+        if not past_rule(session, event.rule, retention, self._clock()):
+            return ignored(event, f"the session is not past {event.rule} ({rule_limit(event.rule, retention)})")
+        if await kept_minimum(self._manager.store, session, retention.keep_minimum):
+            return ignored(event, f"keep_minimum ({retention.keep_minimum}) protects the session")
+        if event.mode == "warn" or retention.mode == "warn":
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
             return self._notice(identity, session, "retention-warning", text, None)
         counts = await self._manager.store.delete_sessions([session.id])
-        text = f"session {session.id} deleted by retention ({event.rule}): {counts.entries} entries"
+        text = f"session {session.id} deleted by retention ({event.rule}): {plural(counts.entries, 'entry', 'entries')}"
         return self._notice(identity, session, "retention-deleted", text, None)
 
     # Helpers -----------------------------------------------------------------------------------
@@ -355,7 +367,8 @@ class EventProcessor:
         if resolution.archived is None or resolution.due is None:
             return Outcome()
         settings = await self._manager.get_settings(resolution.archived.agent_id)
-        text = f"session reset: {resolution.due.describe(settings.reset)}"
+        policy = session_policy(settings.reset, resolution.archived)
+        text = f"session reset: {resolution.due.describe(policy)}. {UNDO}."
         return self._notice(identity, resolution.archived, "session-reset", text, delivery)
 
     def _notice(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from schemas import ResetPolicy
+from schemas import ResetPolicy, SessionEntry
 
 ResetReason = Literal["daily", "idle"]
 
@@ -53,6 +53,20 @@ def next_daily_boundary(policy: ResetPolicy, now: datetime) -> datetime:
         if boundary > now:
             return boundary
     raise AssertionError("a daily boundary always exists within three days")
+
+
+def session_policy(policy: ResetPolicy, session: SessionEntry) -> ResetPolicy:
+    """The agent's policy as it applies to this session's chat: its type (a thread when it has a
+    thread id) and its channel, from where the session started."""
+    origin = session.origin
+    if origin is None or not (policy.by_type or policy.by_channel):
+        return policy
+    kind = "thread" if origin.thread_id else origin.chat_type
+    return policy.for_chat(kind, origin.channel)
+
+
+def session_reset_due(policy: ResetPolicy, session: SessionEntry, now: datetime) -> ResetDue | None:
+    return reset_due(session_policy(policy, session), session.last_activity_at, now)
 
 
 def reset_due(policy: ResetPolicy, last_activity_at: datetime, now: datetime) -> ResetDue | None:

@@ -10,7 +10,7 @@ from worker.clock import Clock
 from worker.delivery import merge_delivery
 from worker.errors import StoreConflict
 from worker.keyed_lock import KeyedLock
-from worker.resets import ResetDue, reset_due
+from worker.resets import ResetDue, session_reset_due
 from worker.scope import ChatAddress, slot_key
 from worker.stores.base import SessionStore
 
@@ -58,7 +58,7 @@ class SlotResolver:
             now = self._clock()
             current = await self._store.find_active(settings.agent_id, key)
             if current is not None:
-                current_due = reset_due(settings.reset, current.last_activity_at, now)
+                current_due = session_reset_due(settings.reset, current, now)
                 if current_due is None:
                     return Resolution(
                         await self._touch_delivery(current, address) if touch else current,

@@ -1,4 +1,4 @@
-"""Regenerate the README's settings and contracts sections from the models.
+"""Regenerate the README's settings and contracts sections and the JSON Schemas in schemas/json from the models.
 
 .venv/bin/python ops/scripts/update-docs.py [--check]
 """
@@ -10,10 +10,14 @@ import sys
 from pathlib import Path
 
 from schemas.docgen import contracts_markdown, settings_markdown
+from schemas.jsonschema import event_schemas
+from schemas.jsonschema import render as render_schema
 from worker.commands import commands_markdown
 from worker.config import Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+SCHEMAS = ROOT / "schemas/json"
 
 
 def sections() -> dict[str, str]:
@@ -34,12 +38,23 @@ def render(text: str) -> str:
     return text
 
 
+def schema_files() -> dict[str, str]:
+    return {f"{name}.schema.json": render_schema(schema) for name, schema in event_schemas().items()}
+
+
 def main() -> int:
     current = README.read_text()
     fresh = render(current)
+    files = schema_files()
     if "--check" in sys.argv:
-        return 0 if fresh == current else 1
+        committed = {path.name: path.read_text() for path in SCHEMAS.glob("*.json")}
+        return 0 if fresh == current and committed == files else 1
     README.write_text(fresh)
+    SCHEMAS.mkdir(exist_ok=True)
+    for stale in {path.name for path in SCHEMAS.glob("*.json")} - set(files):
+        (SCHEMAS / stale).unlink()
+    for name, text in files.items():
+        (SCHEMAS / name).write_text(text)
     return 0
 
 

@@ -42,7 +42,8 @@ class Chat:
 
     async def command(self, text: str, kind: str = "command-result") -> str:
         event_id, message_id = await self.send(text)
-        [reply] = await self.harness.replies.wait_for(event_id)
+        # A scope change also tells the chats whose sessions it archived (notices, elsewhere).
+        [reply] = [r for r in await self.harness.replies.wait_for(event_id) if r["kind"] != "notice"]
         self.check_route(reply, message_id)
         assert reply["kind"] == kind, reply
         return str(reply["text"])
@@ -104,7 +105,7 @@ async def test_every_command_and_agent_reply(harness: BrokerHarness) -> None:
     # Bad input gets a helpful reply, never silence.
     assert "unknown command /bogus" in await telegram.command("/bogus", kind="error")
     assert "usage: /checkpoint save" in await telegram.command("/checkpoint save", kind="error")
-    assert "Only the agent's admins" in await telegram.command("/session scope peer")
+    assert "Only the agent's admins" in await telegram.command("/session scope peer", kind="error")
 
     admin = Chat(harness, "telegram", "admin", "admin")
     assert "per-peer" in await admin.command("/session scope peer")

@@ -102,12 +102,17 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
         cli.run("send", "--channel", "telegram", "--peer", "42", "--thread", "t9", "/session", "--json").stdout
     )
     [reply] = [
-        json.loads(line) for line in cli.run("replies", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
+        json.loads(line)
+        for line in cli.run("replies", "--from-start", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
     ]
     assert reply["inReplyTo"] == sent["eventId"] and reply["delivery"]["threadId"] == "t9"
     cli.run("send", "--channel", "telegram", "--peer", "42", '/checkpoint save "cli cp"')
-    human = cli.run("replies", "--count", "1", "--timeout", "20").stdout
+    human = cli.run("replies", "--from-start", "--count", "1", "--timeout", "20").stdout
     assert "command-result → telegram/42" in human and "cli cp" in human
+    cli.run("send", "--channel", "telegram", "--peer", "42", "/help")
+    assert "Session commands" in cli.run("replies", "--from-start", "--count", "1", "--timeout", "20").stdout
+    later = cli.run("replies", "--count", "1", "--timeout", "3", ok=False)  # only what is published from now
+    assert later.returncode == 3 and "only 0 of 1 replies" in later.stderr
 
     page = cli.json("list")
     assert isinstance(page, dict)
@@ -130,7 +135,7 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
     assert cli.json("checkpoints", "restore", saved["id"])["messageCount"] == 1
     assert "deleted" in cli.run("checkpoints", "delete", saved["id"]).stdout
     missing = cli.run("checkpoints", "delete", saved["id"], ok=False)
-    assert missing.returncode == 4 and "no checkpoint" in missing.stderr  # not found: exit 4
+    assert missing.returncode == 4 and "no checkpoint" in missing.stderr  # 4: not found, as everywhere
 
     assert cli.json("cleanup", "--older-than", "1d", "--dry-run")["dryRun"] is True
     assert "would delete 0 sessions" in cli.run("cleanup", "--dry-run").stdout

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from scheduler.service import SchedulerService
-from schemas.events import ChatSource, InboundMessage, SessionResetDue
+from schemas.events import ChatSource, InboundMessage, RetentionDue, SessionResetDue
 from tests.support.broker import BrokerHarness
 from worker.clock import ManualClock
 from worker.processor import ordering_key
@@ -29,7 +29,7 @@ async def test_reset_event_and_message_published_together_apply_in_order(
 ) -> None:
     harness = clocked_harness
     await harness.start_worker(reset_mode="idle", idle_minutes=30)
-    assert harness.gateway is not None
+    assert harness.gateway is not None and harness.scheduler is not None
     old = await _stored_session(harness)
     clock.advance(timedelta(minutes=45))
     session = await harness.manager.get_session(old)
@@ -37,12 +37,13 @@ async def test_reset_event_and_message_published_together_apply_in_order(
         event_id="reset-1", session_id=old, reason="idle", due_at=session.last_activity_at + timedelta(minutes=30)
     )
     message = InboundMessage(event_id="after-reset", source=SOURCE, text="second")
-    await asyncio.gather(
-        harness.gateway.publish(reset, session.key), harness.gateway.publish(message, ordering_key("main", SOURCE))
-    )
+    # One after the other (the scheduler and the gateway publish on channels of their own): the
+    # reset is confirmed, so it is queued before the message on the slot's shard.
+    await harness.scheduler.publish(reset, session.key)
+    await harness.gateway.publish(message, ordering_key("main", SOURCE))
     [turn] = await harness.turns.wait_for("after-reset")
     [notice] = await harness.notices.wait_for("reset-1")
-    assert notice["text"] == "session reset: idle for 30 min"
+    assert notice["text"] == "session reset: idle for 30 min. Send /session resume to go back to the previous session."
     assert turn["sessionId"] != old and harness.notices.by_reply.get("after-reset") is None
     assert (await harness.manager.get_session(old)).archived_reason == "idle"
 
@@ -50,7 +51,7 @@ async def test_reset_event_and_message_published_together_apply_in_order(
 async def test_two_schedulers_reset_each_session_once(clocked_harness: BrokerHarness, clock: ManualClock) -> None:
     harness = clocked_harness
     await harness.start_worker(reset_mode="idle", idle_minutes=30)
-    assert harness.gateway is not None
+    assert harness.gateway is not None and harness.scheduler is not None
     sent = [await harness.gateway.send_message(channel="slack", peer_id=f"u{n}", text="hi") for n in range(20)]
     turns = [(await harness.turns.wait_for(s.event_id))[0] for s in sent]
     clock.advance(timedelta(hours=1))
@@ -60,7 +61,7 @@ async def test_two_schedulers_reset_each_session_once(clocked_harness: BrokerHar
             manager.store,
             manager.agents,
             clock,
-            harness.gateway.publish,
+            harness.scheduler.publish,
             reset_every_seconds=0.2,
             retention_every_seconds=0.2,
         )
@@ -97,5 +98,27 @@ async def test_without_a_scheduler_the_next_message_resets_lazily(
     [turn] = await harness.turns.wait_for(sent.event_id)
     [reply] = await harness.replies.wait_for(sent.event_id)
     assert turn["sessionId"] != old
-    assert reply["kind"] == "notice" and reply["text"] == "session reset: daily at 04:00 Europe/Berlin"
+    assert (
+        reply["kind"] == "notice"
+        and reply["text"]
+        == "session reset: daily at 04:00 Europe/Berlin. Send /session resume to go back to the previous session."
+    )
     assert reply["delivery"]["channel"] == "telegram" and reply["delivery"]["replyToId"] == "m9"
+
+
+async def test_a_gateways_control_event_is_dead_lettered_unauthorized(
+    clocked_harness: BrokerHarness, clock: ManualClock
+) -> None:
+    harness = clocked_harness
+    worker = await harness.start_worker(retention_keep_minimum=0)
+    assert harness.gateway is not None
+    victim = await _stored_session(harness)
+    clock.advance(timedelta(days=365))  # past every retention rule: only the sender's identity stops it
+    key = (await harness.manager.get_session(victim)).key
+    await harness.gateway.publish(RetentionDue(event_id="forged", session_id=victim, rule="max_age"), key)
+    await harness.dead.wait_count(1)
+    assert [item["eventId"] for item in harness.dead.items] == ["forged"]
+    await worker.stop()  # finishes the delivery: it is counted once settled, a moment after the publish
+    assert worker.metrics.registry.get_sample_value("sessions_dead_letters_total", {"reason": "unauthorized"}) == 1
+    assert (await harness.manager.get_session(victim)).status == "active"
+    assert harness.notices.by_reply.get("forged") is None

@@ -94,21 +94,33 @@ async def test_cleanup_with_and_without_keeping_checkpoints(manager: SessionMana
     old_plain = await _conversation(manager, 2, {"user_id": "a", "channel_id": "slack"})
     old_saved = await _conversation(manager, 2, {"user_id": "b", "channel_id": "slack"})
     await manager.save_checkpoint(old_saved, "keep me")
+    await manager.add_message(old_saved, "user", "after the checkpoint")
     clock.advance(timedelta(days=40))
     fresh = await _conversation(manager, 1, {"user_id": "c", "channel_id": "slack"})
 
-    preview = await manager.cleanup(older_than="30d", dry_run=True)
-    assert (preview.sessions, preview.kept_with_checkpoints, preview.dry_run) == (1, 1, True)
+    untouched = await manager.cleanup(older_than="30d")  # active sessions only when asked for
+    assert (untouched.sessions, untouched.entries, untouched.kept_with_checkpoints) == (0, 0, 0)
+
+    preview = await manager.cleanup(older_than="30d", include_active=True, dry_run=True)
     assert (await manager.get_session(old_plain)).message_count == 2
-
-    report = await manager.cleanup(older_than="30d", keep_checkpoints=True)
-    assert (report.sessions, report.entries, report.kept_with_checkpoints) == (1, 2, 1)
+    report = await manager.cleanup(older_than="30d", include_active=True, keep_checkpoints=True)
+    # The dry run counted exactly what the real run deleted: old_plain whole, old_saved's later entry.
+    assert (preview.sessions, preview.entries, preview.kept_with_checkpoints, preview.dry_run) == (1, 3, 1, True)
+    assert (report.sessions, report.entries, report.checkpoints, report.kept_with_checkpoints) == (1, 3, 0, 1)
     assert {s.id for s in (await manager.list_sessions()).items} == {old_saved, fresh}
+    restored = await manager.restore_checkpoint((await manager.list_checkpoints(old_saved))[0].id)
+    assert [e.content for e in await manager.get_history(restored.id)] == ["m0", "m1"]
 
-    report = await manager.cleanup(older_than="30d", keep_checkpoints=False)
-    assert (report.sessions, report.entries, report.checkpoints) == (1, 2, 1)
-    assert [s.id for s in (await manager.list_sessions()).items] == [fresh]
-    assert [e.content for e in await manager.get_history(fresh)] == ["m0"]
+    clock.advance(timedelta(days=40))
+    preview = await manager.cleanup(older_than="30d", include_active=True, keep_checkpoints=False, dry_run=True)
+    report = await manager.cleanup(older_than="30d", include_active=True, keep_checkpoints=False)
+    assert (report.sessions, report.entries, report.checkpoints) == (
+        preview.sessions,
+        preview.entries,
+        preview.checkpoints,
+    )
+    assert (report.sessions, report.checkpoints) == (2, 1)
+    assert not (await manager.list_sessions()).items
     with pytest.raises(InvalidArgument, match="invalid duration"):
         await manager.cleanup(older_than="soon")
 

@@ -65,7 +65,7 @@ async def test_chat_commands_set_show_and_clear_the_model_and_turns_carry_it(man
     assert said[1] == "Model set to gpt-4o for this session."
     assert said[3] == "Model: gpt-4o."
     assert said[4] == "Model back to the agent default."
-    assert said[6] is not None and said[6].endswith(", model claude-sonnet.")
+    assert said[6] is not None and ", model claude-sonnet. Send /session resume" in said[6]
     assert [(t.text, t.model) for t in turns] == [
         ("hello", "gpt-4o"),
         ("hello again", None),

@@ -8,6 +8,7 @@ from scheduler.sweeps import Sweeper
 from schemas import ResetPolicy, RetentionPolicy
 from schemas.events import EventBase, RetentionDue, SessionResetDue
 from tests.conftest import MakeManager
+from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, deliver, handler_for
 from worker.clock import ManualClock
 from worker.manager import SessionManager
 from worker.outcome import Outcome
@@ -61,7 +62,10 @@ async def test_daily_reset_in_the_agents_zone_across_dst(make_manager: MakeManag
         isinstance(event, SessionResetDue) and event.reason == "daily" and key == (await manager.get_session(sid)).key
     )
     [outcome] = await pipeline.apply_all()
-    assert outcome.notices[0].text == "session reset: daily at 02:30 Europe/Berlin"
+    assert (
+        outcome.notices[0].text
+        == "session reset: daily at 02:30 Europe/Berlin. Send /session resume to go back to the previous session."
+    )
     assert outcome.replies[0].kind == "notice" and outcome.replies[0].delivery.channel == "telegram"
     assert (await manager.get_session(sid)).archived_reason == "daily"
     assert (await pipeline.sweeper.reset_sweep()).emitted == 0  # archived sessions are not swept again
@@ -160,3 +164,28 @@ async def test_old_outcomes_are_pruned(manager: SessionManager, clock: ManualClo
     assert report.emitted == 1
     assert await manager.store.get_outcome("old") is None
     assert await manager.store.get_outcome("new") == RecordedOutcome("{}", "f1")
+
+
+async def test_a_retention_warning_is_given_once_until_the_session_changes(
+    make_manager: MakeManager, clock: ManualClock
+) -> None:
+    manager = make_manager()
+    await manager.agents.update("main", retention={"mode": "warn", "keep_minimum": 0})
+    session = await manager.get_or_create_session(user_id="u", channel_id="telegram")
+    await manager.add_message(session.id, "user", "hello")
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+
+    async def apply(event: EventBase, key: str) -> None:
+        body = event.model_dump_json(by_alias=True).encode()
+        await deliver(handler, Delivery(body, routing_key=key, user_id=SCHEDULER_USER))
+
+    sweeper = Sweeper(manager.store, manager.agents, clock, apply)
+    clock.advance(timedelta(days=31))
+    first = await sweeper.retention_sweep()
+    second = await sweeper.retention_sweep()
+    warnings = [n for o in publisher.outcomes for n in o.notices if n.kind == "retention-warning"]
+    assert (first.emitted, second.emitted, len(warnings)) == (1, 0, 1)
+    await manager.add_message(session.id, "user", "back again")  # the session changed: warned anew
+    clock.advance(timedelta(days=31))
+    assert (await sweeper.retention_sweep()).emitted == 1

@@ -150,6 +150,7 @@ class BrokerHarness:
         self.dead = Tap()
         self._connection: AbstractRobustConnection | None = None
         self.gateway: GatewayClient | None = None
+        self.scheduler: GatewayClient | None = None  # publishes as the scheduler: validated user-id
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -194,6 +195,7 @@ class BrokerHarness:
                 queue = await bound_queue(channel, exchange)
                 await queue.consume(tap.on_message, no_ack=True)
         self.gateway = await GatewayClient.open(self._connection, self.names)
+        self.scheduler = await GatewayClient.open(self._connection, self.names, user_id=self.settings().broker_user())
         return self
 
     async def close(self) -> None:

@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from worker.amqp.consumer import EventHandler
-from worker.clock import system_clock
+from worker.amqp.trust import ControlTrust
+from worker.clock import Clock, system_clock
 from worker.manager import SessionManager
 from worker.metrics import WorkerMetrics
 from worker.outcome import Outcome
 from worker.outcome_log import OutcomeLog
 from worker.processor import EventProcessor
+
+SCHEDULER_USER = "scheduler"  # the broker user whose control events handler_for's handler accepts
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Delivery:
     message_id: str | None = None
     type: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    user_id: str | None = None
     delivery_tag: int = 1
     acks: int = 0
 
@@ -60,17 +64,22 @@ class RecordingPublisher:
 
 
 def handler_for(
-    manager: SessionManager, publisher: RecordingPublisher, *, max_payload_bytes: int = 65536
+    manager: SessionManager,
+    publisher: RecordingPublisher,
+    *,
+    max_payload_bytes: int = 65536,
+    clock: Clock = system_clock,
 ) -> EventHandler:
     """The worker's EventHandler over `manager`, publishing into `publisher`."""
     return EventHandler(
-        EventProcessor(manager, system_clock),
-        OutcomeLog(manager.store, manager.transcript.codec, system_clock),
+        EventProcessor(manager, clock),
+        OutcomeLog(manager.store, manager.transcript.codec, clock),
         cast(Any, publisher),
-        system_clock,
+        clock,
         asyncio.Event(),
         WorkerMetrics(),
         max_payload_bytes=max_payload_bytes,
+        trust=ControlTrust(scheduler_user=SCHEDULER_USER, worker_user="worker"),
     )
 
 

@@ -40,9 +40,17 @@ class WorkerProcesses:
     and fails over in list order. With `log_dir`, each worker's log goes to worker-<i>.log there."""
 
     def __init__(
-        self, url: str, names: Topology, db_path: Path, *, log_dir: Path | None = None, **settings: str
+        self,
+        url: str,
+        names: Topology,
+        db_path: Path,
+        *,
+        log_dir: Path | None = None,
+        command: str = "worker",
+        **settings: str,
     ) -> None:
         self.url = url
+        self.command = command  # `worker`, or `run` (a worker and the scheduler in one process)
         self.names = names
         self.db_path = db_path
         self.log_dir = log_dir
@@ -75,7 +83,7 @@ class WorkerProcesses:
             log = (self.log_dir / f"worker-{index}.log").open("ab")
         try:
             self.procs[index] = subprocess.Popen(
-                [sys.executable, "-m", "worker", "worker"], env=self.env(index), stdout=log, stderr=log
+                [sys.executable, "-m", "worker", self.command], env=self.env(index), stdout=log, stderr=log
             )
         finally:
             if not isinstance(log, int):

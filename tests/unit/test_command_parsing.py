@@ -13,6 +13,7 @@ EXAMPLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/reset": ("/reset", ()),
     "/session": ("/session", ()),
     "/session list": ("/session LIST", ()),
+    "/session resume [id]": ("/session resume s_1", ("s_1",)),
     "/session model [name|default]": ("/session model default", ("default",)),
     '/checkpoint save "name" [description]': (
         '/checkpoint save "before refactor" the big one',

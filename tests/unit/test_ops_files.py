@@ -85,7 +85,10 @@ def test_compose_workers_scale_and_start_in_order() -> None:
     env = worker["environment"]
     assert env["SESSIONS_STORAGE"] == "mongodb"
     assert env["MONGODB_URL"] == "mongodb://mongodb:27017/?replicaSet=rs0"
-    assert env["AMQP_URL"] == "amqp://guest:guest@rabbitmq:5672/"
+    assert env["AMQP_URL"] == "amqp://sessions-worker:dev-worker@rabbitmq:5672/"
+    assert env["SESSIONS_SCHEDULER_USER"] == "sessions-scheduler"
+    assert services["scheduler"]["environment"]["AMQP_URL"].startswith("amqp://sessions-scheduler:")
+    assert services["topology"]["environment"]["AMQP_URL"].startswith("amqp://sessions-admin:")
     assert worker["depends_on"] == {
         "rabbitmq": {"condition": "service_healthy"},
         "mongodb": {"condition": "service_healthy"},
@@ -110,6 +113,7 @@ def test_compose_broker_and_database() -> None:
     mounts = " ".join(rabbitmq["volumes"])
     assert "./ops/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins" in mounts
     assert "./ops/rabbitmq/rabbitmq.conf:/etc/rabbitmq/rabbitmq.conf" in mounts
+    assert "./ops/rabbitmq/definitions.json:/etc/rabbitmq/definitions.json" in mounts
     assert "rabbitmq-diagnostics -q ping" in " ".join(rabbitmq["healthcheck"]["test"])
     mongodb = services["mongodb"]
     assert mongodb["image"] == "mongo:7"
@@ -140,6 +144,7 @@ def test_rabbitmq_plugins_and_config() -> None:
     )
     keys = {key.strip() for key in settings}
     assert {"consumer_timeout", "vm_memory_high_watermark.relative", "disk_free_limit.absolute"} <= keys
+    assert settings["load_definitions "].strip() == "/etc/rabbitmq/definitions.json"
 
 
 # --- docker-compose config ------------------------------------------------------------------------------
@@ -216,6 +221,26 @@ def test_k8s_topology_job_and_metrics_service() -> None:
     service = objects[("Service", "sessions-metrics")]
     assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     assert [port["port"] for port in service["spec"]["ports"]] == [9464]
+
+
+def test_k8s_loads_the_broker_users_and_gives_each_process_its_own() -> None:
+    objects = _k8s_objects()
+    job = objects[("Job", "sessions-rabbitmq-users")]
+    pod = _pod_spec(job)
+    assert "/api/definitions" in " ".join(pod["containers"][0]["args"])
+    assert pod["volumes"][0]["secret"]["secretName"] == "sessions-rabbitmq-definitions"
+    assert objects[("ConfigMap", "sessions-config")]["data"]["SESSIONS_SCHEDULER_USER"] == "sessions-scheduler"
+
+    def amqp_key(name: tuple[str, str]) -> str:
+        (container,) = _pod_spec(objects[name])["containers"]
+        (env,) = [item for item in container["env"] if item["name"] == "AMQP_URL"]
+        return str(env["valueFrom"]["secretKeyRef"]["key"])
+
+    assert amqp_key(("Deployment", "sessions-worker")) == "AMQP_URL"
+    assert amqp_key(("Deployment", "sessions-scheduler")) == "SCHEDULER_AMQP_URL"
+    assert amqp_key(("Job", "sessions-topology")) == "ADMIN_AMQP_URL"
+    template = _load(K8S / "secret.template.yaml")["stringData"]
+    assert {"AMQP_URL", "SCHEDULER_AMQP_URL", "ADMIN_AMQP_URL", "RABBITMQ_MANAGEMENT_URL"} <= template.keys()
 
 
 def test_k8s_kustomization_applies_everything_but_the_secret_template() -> None:

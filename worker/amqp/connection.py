@@ -106,3 +106,13 @@ async def connect_once(url: str) -> AbstractConnection:
         except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
             log.info("broker %s unreachable (%s); trying the next one", candidate.with_password(None), exc)
     return await aio_pika.connect(urls[-1])
+
+
+async def close_within(connection: AbstractConnection, seconds: float) -> None:
+    """Close the connection, waiting at most `seconds` for the broker's answer: one that blocks
+    publishers (a memory or disk alarm) or is gone never answers, and a stop must end."""
+    try:
+        async with asyncio.timeout(seconds):
+            await connection.close()
+    except TimeoutError:
+        log.warning("the broker did not answer closing the connection within %.1fs; dropping it", seconds)

@@ -16,6 +16,7 @@ from schemas.events import InboundEvent
 from schemas.topology import HEADER_FORWARDED
 from worker.amqp.acks import ack_now
 from worker.amqp.publisher import Publisher
+from worker.amqp.trust import ControlTrust
 from worker.clock import Clock
 from worker.errors import EventIdConflict, StoreUnavailable
 from worker.idempotency import Identity, identify
@@ -69,8 +70,10 @@ class EventHandler:
         metrics: WorkerMetrics,
         *,
         max_payload_bytes: int,
+        trust: ControlTrust,
     ) -> None:
         self._processor = processor
+        self._trust = trust
         self._outcomes = outcomes
         self._publisher = publisher
         self._clock = clock
@@ -90,6 +93,11 @@ class EventHandler:
             event = decode(message, self._max_payload_bytes)
         except BadInput as bad:
             await self._retrying(message, settle, functools.partial(self._refuse, message, settle, bad))
+            return
+        refusal = self._trust.refusal(message, event.type)
+        if refusal is not None:  # a forged control event: never applied, decided on first delivery
+            unauthorized = functools.partial(self._dead_letter, message, settle, "unauthorized", refusal, event.type)
+            await self._retrying(message, settle, unauthorized)
             return
         started = time.perf_counter()
         attempts = 0

@@ -17,24 +17,29 @@ from worker.processor import ordering_key
 
 
 class GatewayClient:
-    """Publishes inbound events with the routing key that keeps each chat in order."""
+    """Publishes inbound events with the routing key that keeps each chat in order. With `user_id`
+    (the connection's broker user) every event carries it as its validated `user-id`: the
+    scheduler's control events are accepted only so."""
 
-    def __init__(self, channel: AbstractChannel, exchange: AbstractExchange) -> None:
+    def __init__(self, channel: AbstractChannel, exchange: AbstractExchange, *, user_id: str | None = None) -> None:
         self._channel = channel
         self._exchange = exchange
+        self._user_id = user_id
 
     @classmethod
-    async def open(cls, connection: AbstractConnection, names: Topology | None = None) -> GatewayClient:
+    async def open(
+        cls, connection: AbstractConnection, names: Topology | None = None, *, user_id: str | None = None
+    ) -> GatewayClient:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange((names or Topology()).inbound_exchange, ensure=True)
-        return cls(channel, exchange)
+        return cls(channel, exchange, user_id=user_id)
 
     async def close(self) -> None:
         await self._channel.close()
 
     async def publish(self, event: EventBase, routing_key: str) -> None:
         """Publish any inbound event; returns once the broker has confirmed it."""
-        await self._exchange.publish(json_message(event), routing_key=routing_key)
+        await self._exchange.publish(json_message(event, user_id=self._user_id), routing_key=routing_key)
 
     async def send_message(
         self,

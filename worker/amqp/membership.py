@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from aio_pika import DeliveryMode, Message
@@ -39,7 +40,10 @@ class Membership:
 
     async def start(self) -> None:
         self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=True)
-        queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
+        # Named inside the topology's prefix (the worker's broker user may declare only there), and
+        # unique per start: a restarted worker must not wait for its predecessor's queue to go.
+        name = f"{self._exchange_name}.{self.worker_id}.{uuid.uuid4().hex[:8]}"
+        queue = await self._channel.declare_queue(name, exclusive=True, auto_delete=True)
         await queue.bind(self._exchange)
         await queue.consume(self._on_heartbeat, no_ack=True)
         await self._beat(leaving=False)
@@ -81,11 +85,14 @@ class Membership:
                 failing = False
 
     async def _beat(self, *, leaving: bool) -> None:
+        """One heartbeat, confirmed. Bounded: a broker that blocks publishers (a memory or disk
+        alarm) never confirms, and a beat that hangs would stall the loop, or a stop."""
         assert self._exchange is not None
         body = json.dumps({"worker": self.worker_id, "leaving": leaving}).encode()
-        await self._exchange.publish(
-            Message(body, delivery_mode=DeliveryMode.NOT_PERSISTENT, expiration=10), routing_key=""
-        )
+        async with asyncio.timeout(max(self._interval * 2, 1.0)):
+            await self._exchange.publish(
+                Message(body, delivery_mode=DeliveryMode.NOT_PERSISTENT, expiration=10), routing_key=""
+            )
 
     async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
         try:

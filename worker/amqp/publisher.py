@@ -33,8 +33,11 @@ def _wire(event: WireModel) -> tuple[bytes, str | None, str | None]:
     return body, str(getattr(event, "event_id", "")) or None, str(getattr(event, "type", "")) or None
 
 
-def json_message(event: WireModel, headers: Mapping[str, str | int] | None = None) -> Message:
-    """An aio-pika Message of the event, for publishers outside the worker's hot path."""
+def json_message(
+    event: WireModel, headers: Mapping[str, str | int] | None = None, *, user_id: str | None = None
+) -> Message:
+    """An aio-pika Message of the event, for publishers outside the worker's hot path; `user_id`
+    (the connection's own user, or the broker refuses it) lets consumers trust the sender."""
     body, message_id, event_type = _wire(event)
     return Message(
         body,
@@ -43,6 +46,7 @@ def json_message(event: WireModel, headers: Mapping[str, str | int] | None = Non
         message_id=message_id,
         type=event_type,
         headers=dict(headers or {}),
+        user_id=user_id,
     )
 
 
@@ -72,8 +76,9 @@ def outbound(event: WireModel) -> Outbound:
     )
 
 
-def _copy(message: AbstractIncomingMessage, extra: dict[str, str | int]) -> Outbound:
-    """The same event, persistent, with its original routing key and `extra` added to the headers."""
+def _copy(message: AbstractIncomingMessage, extra: dict[str, str | int], user_id: str | None = None) -> Outbound:
+    """The same event, persistent, with its original routing key and `extra` added to the headers,
+    published as `user_id` (validated by the broker) when given."""
     headers = {**(message.headers or {}), **extra, HEADER_ORIGINAL_KEY: message.routing_key or ""}
     return Outbound(
         message.body,
@@ -83,6 +88,7 @@ def _copy(message: AbstractIncomingMessage, extra: dict[str, str | int]) -> Outb
             message_id=message.message_id,
             message_type=message.type,
             headers=headers,
+            user_id=user_id,
         ),
     )
 
@@ -90,9 +96,10 @@ def _copy(message: AbstractIncomingMessage, extra: dict[str, str | int]) -> Outb
 class Publisher:
     """Every publish here returns only after the broker confirmed it."""
 
-    def __init__(self, channel: AbstractChannel, names: Topology) -> None:
+    def __init__(self, channel: AbstractChannel, names: Topology, *, user_id: str | None = None) -> None:
         self._channel = channel
         self._names = names
+        self._user_id = user_id  # the connection's broker user: forwards carry it as their user-id
         self._exchanges: set[str] = set()
 
     async def open(self) -> Publisher:
@@ -139,7 +146,7 @@ class Publisher:
 
     async def forward(self, message: AbstractIncomingMessage, routing_key: str, hops: int) -> None:
         """Re-publish an event under its slot's key so it is applied on the slot's shard."""
-        copy = _copy(message, {HEADER_FORWARDED: hops})
+        copy = _copy(message, {HEADER_FORWARDED: hops}, self._user_id)
         await self.publish(self._names.inbound_exchange, routing_key, copy)
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str) -> None:

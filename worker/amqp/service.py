@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from aio_pika.abc import AbstractRobustConnection
 
 from schemas.topology import Topology
-from worker.amqp.connection import connect, use_write_buffer
+from worker.amqp.connection import close_within, connect, use_write_buffer
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
 from worker.amqp.publisher import Publisher
 from worker.amqp.queries import QueryResponder
 from worker.amqp.subscription import ShardSubscription, lanes_for
 from worker.amqp.topology import declare_topology_once
+from worker.amqp.trust import ControlTrust
 from worker.clock import Clock
 from worker.config import Settings
 from worker.manager import SessionManager
@@ -25,6 +27,19 @@ from worker.shards import owned_shards
 
 log = logging.getLogger(__name__)
 __all__ = ["WorkerService", "connect"]
+# The goodbye heartbeat waits at most this long (peers time a silent worker out anyway), and the
+# channels and connections get this long to close after the drain: what a stop takes past the grace.
+LEAVE_SECONDS = 2.0
+CLOSE_SECONDS = 2.0
+
+
+async def _bounded(what: str, seconds: float, step: Awaitable[object]) -> None:
+    """Wait for `step` at most `seconds`, then go on without it (a stop must end)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+    except TimeoutError:
+        log.warning("stopping: %s did not finish within %.1fs; going on without it", what, seconds)
 
 
 class WorkerService:
@@ -54,7 +69,8 @@ class WorkerService:
         use_write_buffer(settings.amqp_write_buffer_frames)  # before the connections open
         self._connection = await connect(settings.amqp_url.get_secret_value())
         await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
-        publisher = await Publisher(await self._connection.channel(publisher_confirms=True), self.topology).open()
+        channel = await self._connection.channel(publisher_confirms=True)
+        publisher = await Publisher(channel, self.topology, user_id=settings.broker_user()).open()
         processor = EventProcessor(self._manager, self._clock, max_reply_chars=settings.max_reply_chars)
         self.handler = EventHandler(
             processor,
@@ -64,6 +80,7 @@ class WorkerService:
             self._stopping,
             self.metrics,
             max_payload_bytes=settings.max_payload_bytes,
+            trust=ControlTrust(scheduler_user=settings.control_user(), worker_user=settings.broker_user()),
         )
         self._lanes = lanes_for(self.handler)
         # Every worker answers queries (competing consumers): they only read. On a connection of
@@ -103,25 +120,47 @@ class WorkerService:
             log.info("worker %s owns %d shards: %s", self.worker_id, len(wanted), sorted(wanted))
 
     async def stop(self) -> None:
-        """SIGTERM: stop taking work, finish and ack what is in flight, then leave."""
+        """SIGTERM: stop taking work, finish and ack what is in flight, then leave, all within
+        `shutdown_grace_seconds` plus CLOSE_SECONDS. Every step that waits for the broker is
+        bounded: a broker that blocks publishers (memory or disk alarm) or is gone never answers,
+        and whatever is not acked by then is redelivered to the next owner of its shard."""
         if self._stopping.is_set():
             return
         self._stopping.set()
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.settings.shutdown_grace_seconds
+
+        def left() -> float:
+            return max(ends - loop.time(), 0.0)
+
         if self._membership is not None:
-            await self._membership.leave()
+            await _bounded("the goodbye heartbeat", min(LEAVE_SECONDS, left()), self._membership.leave())
         if self._queries is not None:
-            await self._queries.stop(self.settings.shutdown_grace_seconds)
-        async with self._rebalance_lock:
-            subscriptions = list(self._subscriptions.values())
-            self._subscriptions.clear()
-            await asyncio.gather(*(s.release(self.settings.shutdown_grace_seconds) for s in subscriptions))
-        await self._close_connections()
+            await _bounded("stopping the query consumer", left(), self._queries.stop(left()))
+        subscriptions = await self._take_subscriptions(left())
+        releases = asyncio.gather(*(s.release(left()) for s in subscriptions))
+        await _bounded("releasing the shards", left() + CLOSE_SECONDS / 2, releases)
+        await self._close_connections(CLOSE_SECONDS / 2)
         log.info("worker %s stopped", self.worker_id)
 
-    async def _close_connections(self) -> None:
+    async def _take_subscriptions(self, within: float) -> list[ShardSubscription]:
+        """Every shard subscription, once no rebalance is changing them (a rebalance stuck on an
+        unanswering broker is not waited for past `within`)."""
+        try:
+            async with asyncio.timeout(within):
+                await self._rebalance_lock.acquire()
+        except TimeoutError:
+            log.warning("stopping: a rebalance still runs after %.1fs; releasing the shards anyway", within)
+        else:
+            self._rebalance_lock.release()  # _rebalance sees _stopping and changes nothing from now on
+        subscriptions = list(self._subscriptions.values())
+        self._subscriptions.clear()
+        return subscriptions
+
+    async def _close_connections(self, within: float = CLOSE_SECONDS) -> None:
         for connection in (self._query_connection, self._connection):
             if connection is not None:
-                await connection.close()
+                await close_within(connection, within / 2)
 
     async def abort(self) -> None:
         """Die as a crash would: drop the connection and abandon in-flight work (for fault tests)."""

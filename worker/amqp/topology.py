@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import AMQPError
 from aiormq.abc import FieldTable
+from aiormq.exceptions import ChannelAccessRefused
 
 from schemas.topology import Topology
+
+log = logging.getLogger(__name__)
 
 # x-modulus-hash (the rabbitmq_sharding plugin): queue = phash2(routing key) mod shards, over the
 # shard queues in name order. Unlike x-consistent-hash, whose ring RabbitMQ rebuilds on boot in
@@ -91,3 +96,12 @@ async def declare_topology_once(connection: AbstractConnection, names: Topology,
         await declare_topology(channel, names, delivery_limit=delivery_limit)
     finally:
         await channel.close()
+
+
+async def declare_topology_if_allowed(connection: AbstractConnection, names: Topology, *, delivery_limit: int) -> None:
+    """Declare the topology unless this broker user may not (the scheduler's least-privilege user
+    only publishes): then `sessions topology` or the workers declare it, and this only logs so."""
+    try:
+        await declare_topology_once(connection, names, delivery_limit=delivery_limit)
+    except ChannelAccessRefused as exc:
+        log.info("not declaring the topology (%s); `sessions topology` and the workers declare it", exc)

@@ -15,6 +15,7 @@ from worker.scope import ChatAddress
 DEFAULT_HISTORY = 10
 MAX_HISTORY = 100
 NO_SESSION = "No session yet: send a message to start one."
+UNDO = "Send /session resume to go back to the previous session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,9 @@ def checkpoint_id_for(key: str) -> str:
     return "cp_" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """'1 message', '2 messages'; `words` for plurals that are not word + 's' (entries)."""
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {words or word + 's'}"
 
 
 def describe_session(session: SessionEntry, settings: AgentSettings) -> str:
@@ -81,12 +83,27 @@ async def start_new(ctx: CommandContext) -> CommandResult:
     if model is not None:
         ctx.manager.check_model(ctx.settings, model)
     reason: Literal["new", "reset"] = "new" if ctx.command.name == "new" else "reset"
-    session = (await ctx.manager.reset_address(ctx.address, reason, ctx.key)).session
+    resolution = await ctx.manager.reset_address(ctx.address, reason, ctx.key)
+    session = resolution.session
     verb = "New session started" if reason == "new" else "Session reset; new session"
+    undo = f" {UNDO} ({resolution.archived.id})." if resolution.archived is not None else ""
     if model is None:
-        return CommandResult(f"{verb}: {session.id}.", session.id)
+        return CommandResult(f"{verb}: {session.id}.{undo}", session.id)
     await ctx.manager.set_model(session.id, model)
-    return CommandResult(f"{verb}: {session.id}, model {model}.", session.id)
+    return CommandResult(f"{verb}: {session.id}, model {model}.{undo}", session.id)
+
+
+async def resume_session(ctx: CommandContext) -> CommandResult:
+    wanted = ctx.command.args[0] if ctx.command.args else None
+    resumed = await ctx.manager.resume(ctx.address, wanted, key=ctx.key)
+    session, replaced = resumed.session, resumed.replaced
+    text = f"Resumed session {session.id} ({plural(session.message_count, 'message')})."
+    if replaced is not None:
+        text += (
+            f" {plural(resumed.carried, 'message')} since the reset added at its end; session {replaced.id}"
+            f" is kept: /session resume {replaced.id} switches back."
+        )
+    return CommandResult(text, session.id)
 
 
 async def show_session(ctx: CommandContext) -> CommandResult:

@@ -41,6 +41,13 @@ COMMANDS: tuple[ChatCommand, ...] = (
     _command("/reset", "reset the current session", do.start_new, "none"),
     _command("/session", "show this session", do.show_session, "peek"),
     _command("/session list", "list your sessions", do.list_sessions, "peek"),
+    _command(
+        "/session resume [id]",
+        "undo a reset: back to the previous session (or one from /session list)",
+        do.resume_session,
+        "none",
+        (0, 1),
+    ),
     _command("/session model [name|default]", "show or set this session's model", do.session_model, "peek", (0, 1)),
     _command(
         '/checkpoint save "name" [description]',

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from schemas import AgentSettings, SessionEntry
+from schemas.delivery import normalize_channel
 from worker.commands.handlers import CommandContext, CommandResult
 from worker.commands.parsing import Command
 from worker.commands.registry import BY_WORDS, ChatCommand
+from worker.delivery import clean_id
 from worker.errors import RequestError
 from worker.manager import SessionManager
 from worker.scope import ChatAddress
@@ -17,10 +19,18 @@ class CommandRefused(RequestError):
     code = "command-refused"
 
 
+def admin_key(channel: str | None, person: str | None) -> str | None:
+    """'channel:user_id' with the channel normalized as on every other path ('TG ' is 'telegram')."""
+    channel, person = normalize_channel(channel), clean_id(person)
+    return f"{channel}:{person}" if channel and person else None
+
+
 def is_admin(settings: AgentSettings, address: ChatAddress) -> bool:
     """Admins are listed as 'channel:user_id' (user ids are only unique within a channel)."""
-    person = address.person
-    return person is not None and f"{address.channel}:{person}" in settings.admins
+    key = admin_key(address.channel, address.person)
+    if key is None:
+        return False
+    return any(admin_key(*listed.partition(":")[::2]) == key for listed in settings.admins)
 
 
 def _clip(text: str, limit: int) -> str:

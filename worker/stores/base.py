@@ -130,8 +130,11 @@ class SessionStore(Protocol):
     async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
         """Active -> archived; False if it was not active."""
 
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
-        """Archived -> active under a new generation; False if that generation is taken."""
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
+        """Archived -> active under a new generation (`opened_by`: the event that did it, if one
+        did); False if that generation is taken."""
 
     async def update_delivery(self, session_id: str, delivery: DeliveryContext, at: datetime) -> None: ...
     async def set_model(self, session_id: str, model: str | None, at: datetime) -> bool:
@@ -210,3 +213,8 @@ class SessionStore(Protocol):
 
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]: ...
     async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts: ...
+    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
+        """What delete_sessions would delete, deleting nothing."""
+
+    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
+        """Count (and with `delete`, delete) the session's entries numbered above `seq`."""

@@ -84,8 +84,10 @@ class CachedStore:
         self.forget(session_id)  # archived by us or by someone else: either way re-read next time
         return archived
 
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
-        reactivated = await self.inner.reactivate_session(session_id, generation, at)
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
+        reactivated = await self.inner.reactivate_session(session_id, generation, at, opened_by)
         self.forget(session_id)
         return reactivated
 

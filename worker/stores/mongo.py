@@ -93,7 +93,7 @@ class MongoStore(MongoRecords):
 
     @unavailable
     async def save_settings(self, settings: AgentSettings) -> None:
-        doc: Doc = plain(settings.model_dump(mode="python"))
+        doc: Doc = plain(settings.model_dump(mode="python", exclude_unset=True))  # only what was set
         await self._settings.replace_one({"_id": settings.agent_id}, doc, upsert=True)
 
     # Sessions
@@ -134,7 +134,10 @@ class MongoStore(MongoRecords):
         return result.modified_count == 1
 
     @unavailable
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
+        opener = {} if opened_by is None else {"opened_by": opened_by}
         try:
             result = await self._sessions.update_one(
                 {"_id": session_id, "status": "archived"},
@@ -145,6 +148,7 @@ class MongoStore(MongoRecords):
                         "archived_reason": None,
                         "archived_at": None,
                         "updated_at": at,
+                        **opener,
                     },
                     "$inc": {"version": 1},
                 },
@@ -353,6 +357,23 @@ class MongoStore(MongoRecords):
             checkpoints=checkpoints.deleted_count,
             summaries=summaries.deleted_count,
         )
+
+    @unavailable
+    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
+        owned: Doc = {"session_id": {"$in": list(session_ids)}}
+        return DeletedCounts(
+            sessions=await self._sessions.count_documents({"_id": {"$in": list(session_ids)}}),
+            entries=await self._entries.count_documents(owned),
+            checkpoints=await self._checkpoints.count_documents(owned),
+            summaries=await self._summaries.count_documents(owned),
+        )
+
+    @unavailable
+    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
+        later: Doc = {"session_id": session_id, "seq": {"$gt": seq}}
+        if delete:
+            return int((await self._entries.delete_many(later)).deleted_count)
+        return int(await self._entries.count_documents(later))
 
 
 def _guarded_update(session_id: str, update: SessionUpdate, *, check_version: bool = True) -> tuple[Doc, Doc]:

@@ -81,7 +81,7 @@ class SqliteStore(SqliteRecords):
         return await self._db.read(run)
 
     async def save_settings(self, settings: AgentSettings) -> None:
-        doc = settings.model_dump_json()
+        doc = settings.model_dump_json(exclude_unset=True)  # only what was set: other layers fill the rest
         await self._db.write(
             lambda conn: conn.execute(
                 "INSERT INTO settings (agent_id, doc) VALUES (?, ?)"
@@ -131,12 +131,15 @@ class SqliteStore(SqliteRecords):
             (reason, to_ms(at), to_ms(at), session_id),
         )
 
-    async def reactivate_session(self, session_id: str, generation: int, at: datetime) -> bool:
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
         try:
             return await self._update(
                 "UPDATE sessions SET status = 'active', archived_reason = NULL, archived_at = NULL,"
-                " version = version + 1, generation = ?, updated_at = ? WHERE id = ? AND status = 'archived'",
-                (generation, to_ms(at), session_id),
+                " version = version + 1, generation = ?, updated_at = ?, opened_by = coalesce(?, opened_by)"
+                " WHERE id = ? AND status = 'archived'",
+                (generation, to_ms(at), opened_by, session_id),
             )
         except sqlite3.IntegrityError:
             return False
@@ -331,6 +334,37 @@ class SqliteStore(SqliteRecords):
             return DeletedCounts(**counts)
 
         return await self._db.write(run) if session_ids else DeletedCounts()
+
+    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
+        marks = _placeholders(len(session_ids))
+
+        def run(conn: Connection) -> DeletedCounts:
+            tables = (
+                ("entries", "session_id"),
+                ("checkpoints", "session_id"),
+                ("summaries", "session_id"),
+                ("sessions", "id"),
+            )
+            return DeletedCounts(
+                **{
+                    table: conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})", session_ids
+                    ).fetchone()[0]
+                    for table, column in tables
+                }
+            )
+
+        return await self._db.read(run) if session_ids else DeletedCounts()
+
+    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
+        verb = "DELETE" if delete else "SELECT count(*)"
+        sql = f"{verb} FROM entries WHERE session_id = ? AND seq > ?"
+
+        def run(conn: Connection) -> int:
+            cursor = conn.execute(sql, (session_id, seq))
+            return int(cursor.rowcount if delete else cursor.fetchone()[0])
+
+        return await (self._db.write(run) if delete else self._db.read(run))
 
     # Helpers ---------------------------------------------------------------------------------
     async def _one_session(self, sql: str, params: tuple[Any, ...]) -> SessionEntry | None:
