@@ -177,7 +177,8 @@ def test_send_takes_platform_ids_and_the_gateways_own_event_and_message_ids(cli:
     assert (sent["source"]["peerId"], sent["source"]["userId"]) == ("-1001234567890", "-42")
     assert sent["source"]["messageId"] == "4711"
     [reply] = [
-        json.loads(line) for line in cli.run("replies", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
+        json.loads(line)
+        for line in cli.run("replies", "--from-start", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
     ]
     assert reply["inReplyTo"] == "tg-4711" and reply["kind"] == "command-result"
     assert reply["delivery"] == {"channel": "telegram", "to": "-1001234567890", "replyToId": "4711"}

@@ -79,7 +79,8 @@ def too_deep(draw: st.DrawFn) -> Hostile:
     # Free-form values (a tool's args) are held to 32 levels; elsewhere nesting is cut where the
     # parser stops reading (about 200 levels), and anything shallower is a plain schema violation.
     # A shallower object at the top is an object without a type.
-    shallow = "unknown-type" if (where, kind) == ("top", "object") else "schema"
+    # A source that is only a nest lacks its ids.
+    shallow = {("top", "object"): "unknown-type", ("source", "object"): "missing-id"}.get((where, kind), "schema")
     reasons = {"too-deep"} if where == "args" or depth > PARSER_DEPTH else {"too-deep", shallow}
     return Hostile(f"nested {depth} deep ({kind}, {where})", body.encode(), frozenset(reasons))
 
