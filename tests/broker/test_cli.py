@@ -1,4 +1,4 @@
-"""The `sessions` CLI end to end: a real worker process, the local broker and a SQLite file."""
+"""The `sessions` CLI end to end: a real worker process, the local broker, and each store."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from schemas.topology import Topology
+from tests.support.backends import BACKENDS, WorkerStore
 from tests.support.broker import AMQP_URL, require_broker
 from tests.support.processes import wait_ready
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 KEY = "k1:" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
 
 
@@ -31,7 +32,7 @@ def _free_port() -> int:
 
 
 class Cli:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, store: WorkerStore) -> None:
         self.names = Topology(f"cli{uuid.uuid4().hex[:8]}", 2)
         self.port = _free_port()
         self.env = {
@@ -39,7 +40,7 @@ class Cli:
             "AMQP_URL": AMQP_URL,
             "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
             "SESSIONS_SHARDS": "2",
-            "SESSIONS_DB_PATH": str(tmp / "cli.db"),
+            **store.env(),
             "SESSIONS_METRICS_PORT": str(self.port),
             "SESSIONS_HEARTBEAT_SECONDS": "0.2",
             "SESSIONS_ENCRYPT_TRANSCRIPTS": "true",
@@ -85,9 +86,9 @@ async def _delete(names: Topology) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
+def cli(worker_store: WorkerStore) -> Iterator[Cli]:
     require_broker()
-    tool = Cli(tmp_path)
+    tool = Cli(worker_store)
     try:
         yield tool
     finally:
@@ -151,7 +152,7 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
     unknown = cli.run("show", "s_nope", ok=False)
     assert unknown.returncode == 4 and "no session s_nope" in unknown.stderr
     metrics = cli.scrape()
-    assert 'sessions_events_total{outcome="applied",type="message.inbound"} 3.0' in metrics
+    assert 'sessions_events_total{outcome="applied",type="message.inbound"} 4.0' in metrics
     assert "sessions_owned_shards 2.0" in metrics
 
 
@@ -198,17 +199,17 @@ CLIENT_COMMANDS = {
 
 
 @pytest.mark.parametrize("args", CLIENT_COMMANDS.values(), ids=CLIENT_COMMANDS.keys())
-def test_an_unreachable_broker_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
-    tool = Cli(tmp_path)
+def test_an_unreachable_broker_is_one_line_and_exit_2(worker_store: WorkerStore, args: tuple[str, ...]) -> None:
+    tool = Cli(worker_store)
     tool.env["AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:{_free_port()}/"
     tool.env.pop("COLUMNS", None)  # as piped: no terminal width to hide a wrapped line behind
     _one_line_failure(tool.run(*args, ok=False), "rabbitmq")
 
 
 @pytest.mark.parametrize("args", CLIENT_COMMANDS.values(), ids=CLIENT_COMMANDS.keys())
-def test_a_missing_topology_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
+def test_a_missing_topology_is_one_line_and_exit_2(worker_store: WorkerStore, args: tuple[str, ...]) -> None:
     require_broker()
-    tool = Cli(tmp_path)  # a fresh prefix nobody declared
+    tool = Cli(worker_store)  # a fresh prefix nobody declared
     tool.env.pop("COLUMNS", None)
     try:
         _one_line_failure(tool.run(*args, ok=False), "topology")
