@@ -27,13 +27,14 @@ import asyncio
 import dataclasses
 import statistics
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 
-from benchmarks import cpu
+from benchmarks import cpu, mongodb
 from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain, publish_many
 from benchmarks.latency import curve, live_maximum
 from benchmarks.pipeline import engine_cpu
@@ -77,6 +78,8 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
         "rounds": config.rounds,
     }
     codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
+    if config.store == "mongodb":
+        return await _run_on_mongodb(config, codec, results, progress)
     connection = await aio_pika.connect_robust(config.url)
     try:
         await _throughput(connection, config, codec, results, progress)
@@ -90,6 +93,32 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
     in_flight = config.prefetch * config.shards
     results["engine_cpu_us_per_msg"] = await engine_cpu(
         config.workdir, events=config.messages, slots=config.slots, in_flight=in_flight
+    )
+    return results
+
+
+async def _run_on_mongodb(
+    config: BenchConfig, codec: EncryptingCodec, results: dict[str, Any], progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """The worker case with its store in MongoDB (what runs there: benchmarks/mongodb.py)."""
+    url = config.mongodb_url
+    if url is None:
+        raise ValueError("a MongoDB bench run needs config.mongodb_url")
+    results.update(mongodb.server(url))
+    single_pair = 1 if config.processes > 1 and config.single_process_pair else 0
+    drained_by_workers = config.messages * (config.rounds + single_pair)
+    before = mongodb.server_requests(url)
+    connection = await aio_pika.connect_robust(config.url)
+    try:
+        await _throughput(connection, config, codec, results, progress)
+    finally:
+        await connection.close()
+    results["server_requests_per_worker_msg"] = round((mongodb.server_requests(url) - before) / drained_by_workers, 3)
+    progress("the append path's round trips per message, counted on the wire")
+    in_flight = config.prefetch * config.shards
+    database = f"bench_rtt_{uuid.uuid4().hex[:8]}"
+    results.update(
+        await mongodb.append_round_trips(url, database, events=config.messages, slots=config.slots, in_flight=in_flight)
     )
     return results
 
@@ -158,6 +187,8 @@ async def _close(connection: Any, case: Case) -> None:
         await case.close_tap()
     finally:
         await delete_topology(connection, case.names)
+        if case.config.mongodb_url is not None:  # a bare case never made its database: a no-op
+            mongodb.drop(case.config.mongodb_url, case.mongodb_database)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -206,7 +237,9 @@ async def _throughput(
 ) -> None:
     """Bare loop and worker, `rounds` times, alternating which goes first. First, if the sides run
     several processes (and the config asks for it), one bare / worker pair of a single process each."""
-    bare_side, worker_side = _Side("bare", bare=True), _Side("worker", _stored(codec))
+    # MongoDB's worker case starts from an empty database: the pre-fill writes SQLite files.
+    prepare = None if config.store == "mongodb" else _stored(codec)
+    bare_side, worker_side = _Side("bare", bare=True), _Side("worker", prepare)
     if config.processes > 1 and config.single_process_pair:
         single = dataclasses.replace(config, processes=1)
         bare, worker = await _pair(connection, single, progress, bare_side, worker_side, 1, "single")

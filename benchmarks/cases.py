@@ -60,6 +60,10 @@ class BenchConfig:
     # Where the cases' SQLite stores go (a full run writes about 2 GB); None: a temporary
     # directory that run() removes at the end.
     workdir: Path | None = None
+    # The worker's store: "sqlite", or "mongodb" on the server at mongodb_url (a database per
+    # case, dropped afterwards; benchmarks/mongodb.py says which phases run there).
+    store: str = "sqlite"
+    mongodb_url: str | None = None
 
     @classmethod
     def quick(cls, url: str) -> BenchConfig:
@@ -170,6 +174,7 @@ class Case:
         if config.workdir is None:
             raise ValueError("a case needs config.workdir: run() provides a temporary one")
         self.db_path = str(config.workdir / f"{name}.db")
+        self.mongodb_database = f"bench_{self.names.prefix}"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.arrivals = Arrivals()
         self.wire: WireClient | None = None  # the tap and the latency phase's publisher
@@ -198,8 +203,10 @@ class Case:
                 "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
                 "SESSIONS_SHARDS": str(self.config.shards),
                 "SESSIONS_PREFETCH": str(self.config.prefetch),
-                "SESSIONS_STORAGE": "sqlite",
+                "SESSIONS_STORAGE": self.config.store,
                 "SESSIONS_DB_PATH": self.db_path,
+                "SESSIONS_MONGODB_DATABASE": self.mongodb_database,
+                **({"MONGODB_URL": self.config.mongodb_url} if self.config.mongodb_url else {}),
                 "SESSIONS_ENCRYPT_TRANSCRIPTS": "true",
                 "SESSIONS_ENCRYPTION_KEYS": f"bench:{KEY}",
                 "SESSIONS_METRICS_PORT": "0",

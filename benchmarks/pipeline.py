@@ -55,7 +55,7 @@ async def engine_cpu(workdir: Path, *, events: int = EVENTS, slots: int = SLOTS,
     async with manager:
         processor = EventProcessor(manager, system_clock, max_reply_chars=settings.max_reply_chars)
         outcomes = OutcomeLog(manager.store, manager.transcript.codec, system_clock)
-        handle = _handler(processor, outcomes, asyncio.Semaphore(in_flight))
+        handle = engine_handler(processor, outcomes, asyncio.Semaphore(in_flight))
         await asyncio.gather(*(handle(body) for body in bodies("warm", WARM_UP, slots)))
         measured = bodies("engine", events, slots)
         tune_collector(settings.gc_young_threshold)  # the worker's collector settings
@@ -74,7 +74,7 @@ async def engine_cpu(workdir: Path, *, events: int = EVENTS, slots: int = SLOTS,
     }
 
 
-def _handler(
+def engine_handler(
     processor: EventProcessor, outcomes: OutcomeLog, slots: asyncio.Semaphore
 ) -> Callable[[bytes], Awaitable[None]]:
     async def handle(body: bytes) -> None:

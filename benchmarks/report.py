@@ -52,6 +52,9 @@ ROWS = (
     ("growth_ratio_transcript", "growth ratio, transcript"),
     ("rss_mb", "worker RSS at the end (MB)"),
     ("rss_growth_after_warmup", "RSS last / RSS after warm-up"),
+    ("server_requests_per_worker_msg", "MongoDB server requests per worker message (drains, server's count)"),
+    ("append_round_trips_per_msg", "append path: round trips per message (entries insert + sessions update)"),
+    ("store_round_trips_per_msg", "engine alone: store round trips per message, all commands"),
 )
 
 
@@ -68,7 +71,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _number(value: float) -> str:
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    # Small figures (round trips per message of a batched path) keep three significant digits.
+    return f"{value:,.2f}" if value == 0 or abs(value) >= 0.1 else f"{value:.3g}"
 
 
 def rounds_line(results: dict[str, Any]) -> str:
@@ -88,8 +94,19 @@ def growth_line(results: dict[str, Any]) -> str:
     return f"growth, per round (msgs/s; 100 vs many sessions stored, empty vs long transcripts): {each}"
 
 
+def server_line(results: dict[str, Any]) -> str:
+    """Where the worker kept its sessions; a test server's figures are not MongoDB's."""
+    if "mongodb_server" not in results:
+        return "store: SQLite (embedded)"
+    line = f"store: MongoDB store on {results['mongodb_server']}"
+    if not results.get("mongodb_server_is_mongodb"):
+        line += "; the figures are this test server's, NOT MongoDB's"
+    return line
+
+
 def captions(results: dict[str, Any]) -> list[str]:
-    return [rounds_line(results), *([growth_line(results)] if results.get("growth_rounds") else [])]
+    growth = [growth_line(results)] if results.get("growth_rounds") else []
+    return [server_line(results), rounds_line(results), *growth]
 
 
 CPU_PARTIES = (

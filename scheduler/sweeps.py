@@ -13,18 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from schemas import AgentSettings, ResetPolicy, SessionEntry, parse_duration
+from schemas import AgentSettings, ResetPolicy, RetentionPolicy, SessionEntry, parse_duration
 from schemas.events import EventBase, RetentionDue, SessionResetDue
 from worker.agents import AgentDirectory
 from worker.clock import Clock
 from worker.idempotency import scoped, session_scope
+from worker.maintenance import over_budget_sessions
 from worker.outcome import derived_id
 from worker.resets import last_daily_boundary, session_reset_due
 from worker.stores.base import SessionQuery, SessionScan, SessionStore
 
 log = logging.getLogger(__name__)
 Emit = Callable[[EventBase, str], Awaitable[None]]
-RetentionRule = Literal["max_inactive", "max_age"]
+RetentionRule = Literal["max_inactive", "max_age", "max_store_bytes"]
 ScanField = Literal["last_activity_at", "created_at"]
 PAGE = 500
 
@@ -120,6 +121,22 @@ class Sweeper:
                 report.emitted += 1
         return report
 
+    async def _retire(
+        self, session: SessionEntry, rule: RetentionRule, policy: RetentionPolicy, now: datetime, report: SweepReport
+    ) -> None:
+        """Emit the retention event of one session (a warning only once until the session changes)."""
+        event_id = retention_event_id(session, rule, policy.mode)
+        if policy.mode == "warn" and await self._warned(event_id, session.id):
+            return
+        mode: Literal["enforce", "warn"] = "warn" if policy.mode == "warn" else "enforce"
+        event = RetentionDue(
+            event_id=event_id, agent_id=session.agent_id, session_id=session.id, rule=rule, mode=mode, occurred_at=now
+        )
+        await self._emit(event, session.key)
+        report.emitted += 1
+        if policy.mode == "warn":
+            report.warned += 1
+
     async def _warned(self, event_id: str, session_id: str) -> bool:
         """Whether a worker applied this warning already (its outcome is recorded)."""
         return await self._store.get_outcome(scoped(event_id, session_scope(session_id))) is not None
@@ -152,6 +169,7 @@ class Sweeper:
             ("max_inactive", "last_activity_at", now - parse_duration(policy.max_inactive)),
             ("max_age", "created_at", now - parse_duration(policy.max_age)),
         )
+        freed = 0
         for rule, field, before in rules:
             scan = SessionScan(before=before, field=field, agent_id=settings.agent_id, limit=PAGE)
             async for session in _scan(self._store, scan):
@@ -159,21 +177,15 @@ class Sweeper:
                 if session.id in protected or session.id in seen:
                     continue
                 seen.add(session.id)
-                event_id = retention_event_id(session, rule, policy.mode)
-                if policy.mode == "warn" and await self._warned(event_id, session.id):
-                    continue
-                event = RetentionDue(
-                    event_id=event_id,
-                    agent_id=session.agent_id,
-                    session_id=session.id,
-                    rule=rule,
-                    mode=policy.mode,
-                    occurred_at=now,
-                )
-                await self._emit(event, session.key)
-                report.emitted += 1
-                if policy.mode == "warn":
-                    report.warned += 1
+                freed += session.stored_bytes
+                await self._retire(session, rule, policy, now, report)
+        # The store budget: past the age rules, the longest-inactive sessions go until under its mark.
+        for session in await over_budget_sessions(
+            self._store, settings.agent_id, policy, now, skip=frozenset(seen), freed=freed
+        ):
+            report.examined += 1
+            seen.add(session.id)
+            await self._retire(session, "max_store_bytes", policy, now, report)
         if policy.mode == "warn" and seen:
             log.warning(
                 "retention (warn mode) for agent %s: %d sessions past retention, none deleted",

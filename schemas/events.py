@@ -163,7 +163,7 @@ class RetentionDue(EventBase):
 
     type: Literal["session.retention"] = "session.retention"
     session_id: SafeId
-    rule: Literal["max_age", "max_inactive"]
+    rule: Literal["max_age", "max_inactive", "max_store_bytes"]
     mode: Literal["enforce", "warn"] = "enforce"
 
 

@@ -48,6 +48,8 @@ class SessionEntry(WireModel):
     last_seq: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    # Transcript bytes as stored (sealed payloads): what a store budget (retention) counts.
+    stored_bytes: int = 0
     model: str | ModelConfig | None = None
     origin: Origin | None = None
     # The event that opened this session (a /new, a reset, or the message that found the old

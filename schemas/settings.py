@@ -127,6 +127,14 @@ class RetentionPolicy(WireModel):
     max_inactive: str = "30d"
     keep_minimum: int = Field(default=10, ge=0)
     mode: RetentionMode = "enforce"
+    # A store budget: over `max_store_bytes` of transcript (as stored), the longest-inactive
+    # sessions go until the agent is under `store_high_water` of it.
+    max_store_bytes: int | None = Field(default=None, ge=1)
+    store_high_water: float = Field(default=0.9, gt=0, le=1)
+
+    @property
+    def budget_target(self) -> int | None:
+        return None if self.max_store_bytes is None else int(self.max_store_bytes * self.store_high_water)
 
     @field_validator("max_age", "max_inactive")
     @classmethod

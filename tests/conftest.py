@@ -7,12 +7,32 @@ from typing import Any
 
 import pytest
 
-from tests.support.backends import BACKENDS, open_store, real_mongodb_url
+from tests.support.backends import (
+    BACKENDS,
+    WorkerStore,
+    drop_database,
+    fresh_database_name,
+    open_store,
+    opened_worker_store,
+    real_mongodb_url,
+)
 from worker import create_session_manager
 from worker.clock import ManualClock
 from worker.manager import SessionManager
 from worker.stores.base import SessionStore
 from worker.tokens import TiktokenCounter
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that asks for the MongoDB server by name carries the realmongo marker (the
+    MongoDB parameters of `store` and `worker_store` carry it through BACKENDS)."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "mongodb_url" in getattr(item, "fixturenames", ()) and item.get_closest_marker("realmongo") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"needs the MongoDB server but is not marked realmongo: {', '.join(unmarked)}")
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +42,19 @@ def token_counter() -> TiktokenCounter:
 
 @pytest.fixture(scope="session")
 def mongodb_url() -> Iterator[str]:
+    """One MongoDB server for the whole run (started on first use); each test has its own database."""
     with real_mongodb_url() as url:
         yield url
+
+
+@pytest.fixture
+async def mongodb_database(mongodb_url: str) -> AsyncIterator[str]:
+    """A fresh database name on the run's MongoDB server, dropped at teardown."""
+    name = fresh_database_name()
+    try:
+        yield name
+    finally:
+        await drop_database(mongodb_url, name)
 
 
 @pytest.fixture
@@ -36,6 +67,15 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     url = request.getfixturevalue("mongodb_url") if request.param == "mongodb" else None
     async with open_store(request.param, tmp_path, url) as opened:
         yield opened
+
+
+@pytest.fixture
+def worker_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerStore]:
+    """SQLite unless a test parametrizes it (indirectly) with `BACKENDS`."""
+    backend = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("mongodb_url") if backend == "mongodb" else None
+    with opened_worker_store(backend, tmp_path, url) as chosen:
+        yield chosen
 
 
 MakeManager = Callable[..., SessionManager]

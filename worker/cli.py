@@ -319,11 +319,22 @@ def bench(
     processes: Annotated[
         int | None, typer.Option(min=1, help="consumer processes per side (default: one per core)")
     ] = None,
+    store: Annotated[
+        str, typer.Option(help="the worker's store: sqlite, or mongodb (then the throughput cases only)")
+    ] = "sqlite",
+    mongodb_url: Annotated[
+        str | None, typer.Option(help="MongoDB server for --store mongodb (default: MONGODB_URL)")
+    ] = None,
 ) -> None:
     """Benchmark the worker against a bare aio-pika loop on the real broker, side by side."""
-    from benchmarks.broker import run_sync
-    from benchmarks.cases import BenchConfig
-    from benchmarks.report import print_table, write_report
+    try:
+        from benchmarks.broker import run_sync
+        from benchmarks.cases import BenchConfig
+        from benchmarks.report import print_table, write_report
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("benchmarks"):
+            raise
+        fail("`sessions bench` runs in a source checkout (benchmarks/ is not installed): `make bench` there", code=2)
 
     settings = load_settings()
     url = settings.amqp_url.get_secret_value()
@@ -334,10 +345,19 @@ def bench(
         config.rounds = rounds
     if processes is not None:
         config.processes = processes
+    if store not in ("sqlite", "mongodb"):
+        fail(f"--store is sqlite or mongodb, not {store!r}", code=2)
+    if store == "mongodb":
+        config.store = store
+        from_settings = settings.mongodb_url.get_secret_value() if settings.mongodb_url is not None else None
+        config.mongodb_url = mongodb_url or from_settings
+        if not config.mongodb_url:
+            fail("--store mongodb needs --mongodb-url or MONGODB_URL", code=2)
     results = run_sync(config, progress=lambda step: errors.print(f"[dim]… {step}[/]"))
     command = "sessions bench" + (" --quick" if quick else "") + (f" --messages {messages}" if messages else "")
     command += f" --rounds {rounds}" if rounds is not None else ""
     command += f" --processes {processes}" if processes is not None else ""
+    command += " --store mongodb" if store == "mongodb" else ""
     command += f" --out {out}" if out is not None else ""
     if out is not None:
         write_report(results, out, command)

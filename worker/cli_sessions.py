@@ -172,6 +172,10 @@ def cleanup(
     agent: Annotated[str | None, typer.Option(help="only this agent")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report exactly what would go, delete nothing")] = False,
     include_active: Annotated[bool, typer.Option("--include-active", help="active sessions too")] = False,
+    budget: Annotated[
+        bool,
+        typer.Option("--budget", help="instead: bring the agent under its store budget (max_store_bytes)"),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Delete archived sessions inactive for longer than --older-than, with their transcripts."""
@@ -179,6 +183,8 @@ def cleanup(
     async def run(manager: Any) -> Any:
         with Progress(transient=True, console=console) as progress:
             progress.add_task("cleaning up" if not dry_run else "finding old sessions", total=None)
+            if budget:
+                return await manager.cleanup_budget(agent_id=agent, dry_run=dry_run)
             return await manager.cleanup(
                 older_than=older_than,
                 keep_checkpoints=keep_checkpoints,

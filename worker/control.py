@@ -19,11 +19,16 @@ log = logging.getLogger(__name__)
 
 
 def rule_limit(rule: str, retention: RetentionPolicy) -> str:
+    if rule == "max_store_bytes":
+        return f"{retention.max_store_bytes} bytes, down to {retention.budget_target}"
     return retention.max_age if rule == "max_age" else retention.max_inactive
 
 
 def past_rule(session: SessionEntry, rule: str, retention: RetentionPolicy, now: datetime) -> bool:
-    """As the sweep decides it: created (max_age) or last active (max_inactive) before the limit."""
+    """As the sweep decides it: created (max_age) or last active (max_inactive) before the limit.
+    The store budget is checked against the agent's total (over_budget)."""
+    if rule == "max_store_bytes":
+        return retention.max_store_bytes is not None
     moment = session.created_at if rule == "max_age" else session.last_activity_at
     return moment < now - parse_duration(rule_limit(rule, retention))
 
@@ -47,3 +52,9 @@ def ignored(event: SessionResetDue | RetentionDue, why: str) -> Outcome:
         extra={"event_id": event.event_id, "event_type": event.type, "session_id": event.session_id},
     )
     return Outcome()
+
+
+async def over_budget(store: SessionStore, session: SessionEntry, retention: RetentionPolicy) -> bool:
+    """Whether the session's agent still holds more than its budget's high-water mark."""
+    target = retention.budget_target
+    return target is not None and await store.agent_stored_bytes(session.agent_id) > target

@@ -17,11 +17,15 @@ class Lanes(Generic[T]):
         self._handle = handle
         self._queues: dict[str, deque[T]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # the tasks draining a lane, for cancel()
+        self._cancelled = False
 
     async def run(self, key: str, item: T) -> None:
         """Queue an item behind the key's earlier items; the first caller of an idle key drains the
         lane in its own task (no task per item), later callers return at once. Everything before
-        the first await runs synchronously, so call order is run order."""
+        the first await runs synchronously, so call order is run order. After cancel() nothing
+        runs: the item stays unacknowledged and returns to its queue when the channel closes."""
+        if self._cancelled:
+            return
         queue = self._queues.get(key)
         if queue is not None:
             queue.append(item)
@@ -43,6 +47,10 @@ class Lanes(Generic[T]):
             self._tasks.discard(task)
 
     async def cancel(self) -> None:
+        """Abandon every lane, and take nothing new: a delivery arriving while the cancelled ones
+        wind down must not start a lane of its own, or it would run before the earlier items of its
+        key that were just abandoned (and come back from the broker later)."""
+        self._cancelled = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from schemas import SessionEntry, parse_duration
+from schemas import RetentionPolicy, SessionEntry, SessionStatus, parse_duration
 from worker.clock import Clock
 from worker.errors import InvalidArgument
-from worker.stores.base import DeletedCounts, SessionScan, SessionStore
+from worker.stores.base import DeletedCounts, SessionQuery, SessionScan, SessionStore
 
 _PAGE = 500
 
@@ -63,14 +64,16 @@ async def cleanup(store: SessionStore, clock: Clock, request: CleanupRequest) ->
     )
 
 
-async def _candidates(store: SessionStore, cutoff: object, request: CleanupRequest) -> tuple[list[str], dict[str, int]]:
+async def _candidates(
+    store: SessionStore, cutoff: datetime, request: CleanupRequest
+) -> tuple[list[str], dict[str, int]]:
     """The sessions to delete, and those kept for their checkpoints with the last entry they need."""
     doomed: list[str] = []
     kept: dict[str, int] = {}
     after = None
-    status = None if request.include_active else "archived"
+    status: SessionStatus | None = None if request.include_active else "archived"
     while True:
-        scan = SessionScan(before=cutoff, agent_id=request.agent_id, status=status, limit=_PAGE, after=after)  # type: ignore[arg-type]
+        scan = SessionScan(before=cutoff, agent_id=request.agent_id, status=status, limit=_PAGE, after=after)
         page: list[SessionEntry] = await store.scan_sessions(scan)
         if not page:
             return doomed, kept
@@ -88,4 +91,58 @@ def _add(a: DeletedCounts, b: DeletedCounts) -> DeletedCounts:
         entries=a.entries + b.entries,
         checkpoints=a.checkpoints + b.checkpoints,
         summaries=a.summaries + b.summaries,
+    )
+
+
+async def over_budget_sessions(
+    store: SessionStore,
+    agent_id: str,
+    retention: RetentionPolicy,
+    now: datetime,
+    *,
+    skip: frozenset[str] = frozenset(),
+    freed: int = 0,
+) -> list[SessionEntry]:
+    """The longest-inactive sessions that must go to bring an agent over its store budget back
+    under the high-water mark, never one of its `keep_minimum` most recently active. Reads only
+    those sessions (oldest activity first) and the agent's total."""
+    budget, target = retention.max_store_bytes, retention.budget_target
+    if budget is None or target is None:
+        return []
+    total = await store.agent_stored_bytes(agent_id) - freed  # `skip`'s sessions are going already
+    if total <= budget:
+        return []
+    newest = await store.list_sessions(SessionQuery(agent_id=agent_id, limit=max(retention.keep_minimum, 1)))
+    protected = {session.id for session in newest[: retention.keep_minimum]} | skip
+    chosen: list[SessionEntry] = []
+    after = None
+    while total > target:
+        scan = SessionScan(before=now + timedelta(days=1), agent_id=agent_id, limit=_PAGE, after=after)
+        page = await store.scan_sessions(scan)
+        if not page:
+            break
+        after = (page[-1].last_activity_at, page[-1].id)
+        for session in page:
+            if session.id in protected:
+                continue
+            chosen.append(session)
+            total -= session.stored_bytes
+            if total <= target:
+                break
+    return chosen
+
+
+async def cleanup_budget(
+    store: SessionStore, clock: Clock, agent_id: str, retention: RetentionPolicy, *, dry_run: bool
+) -> CleanupReport:
+    """`sessions cleanup --budget`: what the scheduler's budget sweep does, at once."""
+    doomed = [session.id for session in await over_budget_sessions(store, agent_id, retention, clock())]
+    counts = await (store.count_records(doomed) if dry_run else store.delete_sessions(doomed))
+    return CleanupReport(
+        dry_run=dry_run,
+        sessions=counts.sessions,
+        entries=counts.entries,
+        checkpoints=counts.checkpoints,
+        summaries=counts.summaries,
+        session_ids=tuple(doomed),
     )

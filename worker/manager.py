@@ -35,7 +35,7 @@ from worker.clock import Clock
 from worker.context import ContextWindow, build_window
 from worker.errors import InvalidArgument, SessionNotFound
 from worker.keyed_lock import KeyedLock
-from worker.maintenance import CleanupReport, CleanupRequest, cleanup
+from worker.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
 from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
 from worker.resume import Resumed, Resumer
 from worker.scope import ChatAddress, key_fits, slot_key
@@ -483,6 +483,13 @@ class SessionManager:
         `include_active`); `keep_checkpoints` keeps checkpoints and the entries they need."""
         request = CleanupRequest(older_than, keep_checkpoints, agent_id, dry_run, include_active)
         return await cleanup(self.store, self._clock, request)
+
+    @_opening
+    async def cleanup_budget(self, *, agent_id: str | None = None, dry_run: bool = False) -> CleanupReport:
+        """Bring an agent over its store budget (retention.max_store_bytes) back under its
+        high-water mark now: the longest-inactive sessions go, never below keep_minimum."""
+        settings = await self.get_settings(agent_id)
+        return await cleanup_budget(self.store, self._clock, settings.agent_id, settings.retention, dry_run=dry_run)
 
     # Context windows --------------------------------------------------------------------------
     @_opening

@@ -31,7 +31,7 @@ from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, Tur
 from worker.clock import Clock
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
 from worker.commands.handlers import UNDO, model_name, plural
-from worker.control import ignored, kept_minimum, past_rule, rule_limit
+from worker.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
 from worker.errors import (
     ContentTooLarge,
     EventIdConflict,
@@ -326,6 +326,8 @@ class EventProcessor:
             return ignored(event, "retention is off for the agent")
         if not past_rule(session, event.rule, retention, self._clock()):
             return ignored(event, f"the session is not past {event.rule} ({rule_limit(event.rule, retention)})")
+        if event.rule == "max_store_bytes" and not await over_budget(self._manager.store, session, retention):
+            return ignored(event, "the agent is within its store budget")
         if await kept_minimum(self._manager.store, session, retention.keep_minimum):
             return ignored(event, f"keep_minimum ({retention.keep_minimum}) protects the session")
         if event.mode == "warn" or retention.mode == "warn":

@@ -128,6 +128,7 @@ class Transcript:
                     version=session.version,
                     input_tokens=entry.input_tokens,
                     output_tokens=entry.output_tokens,
+                    stored_bytes=len(entry.payload),
                     delivery=None
                     if draft.delivery is None
                     else merge_delivery(session.delivery_context, draft.delivery),

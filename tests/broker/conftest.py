@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness, isolated_topology, require_broker
 from worker.clock import ManualClock
 from worker.tokens import TiktokenCounter
@@ -16,9 +16,11 @@ def amqp_url() -> str:
 
 
 @pytest.fixture
-async def harness(amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter) -> AsyncIterator[BrokerHarness]:
+async def harness(
+    amqp_url: str, worker_store: WorkerStore, token_counter: TiktokenCounter
+) -> AsyncIterator[BrokerHarness]:
     async with isolated_topology(amqp_url) as names:
-        opened = await BrokerHarness(amqp_url, names, tmp_path, token_counter).open()
+        opened = await BrokerHarness(amqp_url, names, worker_store, token_counter).open()
         try:
             yield opened
         finally:
@@ -27,11 +29,11 @@ async def harness(amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter)
 
 @pytest.fixture
 async def clocked_harness(
-    amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter, clock: ManualClock
+    amqp_url: str, worker_store: WorkerStore, token_counter: TiktokenCounter, clock: ManualClock
 ) -> AsyncIterator[BrokerHarness]:
     """A harness whose workers (and schedulers) read the test's ManualClock."""
     async with isolated_topology(amqp_url) as names:
-        opened = await BrokerHarness(amqp_url, names, tmp_path, token_counter, clock=clock).open()
+        opened = await BrokerHarness(amqp_url, names, worker_store, token_counter, clock=clock).open()
         try:
             yield opened
         finally:

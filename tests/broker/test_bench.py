@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
 from benchmarks.broker import run
 from benchmarks.cases import BenchConfig
@@ -112,3 +113,30 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert "bare loop at the same rate: p99 (ms)" in report
     assert "| 0.25 |" in report and within_target(results) in report
     assert (tmp_path / "report" / "latency.png").stat().st_size > 0
+
+
+@pytest.mark.realmongo
+async def test_bench_runs_the_worker_case_on_mongodb_and_names_the_server(
+    amqp_url: str, mongodb_url: str, tmp_path: Path
+) -> None:
+    config = BenchConfig(
+        amqp_url, messages=300, slots=50, shards=4, rounds=1, processes=2, workdir=tmp_path, store="mongodb"
+    )
+    config.mongodb_url = mongodb_url
+    results = await run(config, progress=lambda _: None)
+    assert results["worker_msgs_per_s"] > 0 and results["bare_loop_msgs_per_s"] > 0
+    assert results["server_requests_per_worker_msg"] > 0
+    # Batched: a batch of appends is one entries insert and one sessions update, so well under the
+    # two round trips a message that unbatched appends would take.
+    assert 0 < results["append_round_trips_per_msg"] < 1, results["append_round_trips"]
+    assert results["store_round_trips_per_msg"] >= results["append_round_trips_per_msg"]
+    assert "p99_ms" not in results and "growth_rounds" not in results  # SQLite-only phases
+    client: MongoClient[dict[str, object]]
+    with MongoClient(mongodb_url) as client:
+        assert not [name for name in client.list_database_names() if name.startswith("bench_")]
+    server = results["mongodb_server"]
+    write_report(results, tmp_path / "report", "sessions bench --store mongodb (test)")
+    report = (tmp_path / "report" / "README.md").read_text()
+    assert server in report and "append path: round trips per message" in report
+    if not results["mongodb_server_is_mongodb"]:
+        assert "SecantusDB" in server and "NOT MongoDB's" in report

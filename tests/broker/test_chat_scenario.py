@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from schemas.outbound import TurnEvent
+from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 _ids = itertools.count()
 
 
@@ -98,7 +99,7 @@ async def test_every_command_and_agent_reply(harness: BrokerHarness) -> None:
     assert "Your sessions" in await telegram.command("/session list")
 
     new = await telegram.command("/new")
-    assert "New session started" in new and first.session_id not in new
+    assert new.startswith("New session started") and f"go back to the previous session ({first.session_id})" in new
     assert "Session reset" in await telegram.command("/reset")
     assert first.session_id in await telegram.command("/session list")
 

@@ -7,27 +7,31 @@ import random
 import signal
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from schemas.events import ChatSource, InboundMessage
+from tests.support.backends import BACKENDS, WorkerStore
 from tests.support.broker import BrokerHarness, isolated_topology
 from tests.support.processes import WorkerProcesses
 from worker import create_session_manager
 from worker.processor import ordering_key
 from worker.tokens import TiktokenCounter
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.slow,
+    pytest.mark.parametrize("worker_store", BACKENDS, indirect=True),
+]
 
 
 @pytest.fixture
 async def rig(
-    amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter
+    amqp_url: str, worker_store: WorkerStore, token_counter: TiktokenCounter
 ) -> AsyncIterator[tuple[BrokerHarness, WorkerProcesses]]:
     async with isolated_topology(amqp_url, shards=6) as names:
-        harness = await BrokerHarness(amqp_url, names, tmp_path, token_counter).open()
-        workers = WorkerProcesses(amqp_url, names, tmp_path / "sessions.db")
+        harness = await BrokerHarness(amqp_url, names, worker_store, token_counter).open()
+        workers = WorkerProcesses(amqp_url, names, worker_store)
         try:
             yield harness, workers
         finally:
@@ -47,9 +51,7 @@ async def _stream(harness: BrokerHarness, slots: int, rounds: int, pace: float) 
         await asyncio.sleep(pace)
 
 
-async def _check(
-    harness: BrokerHarness, slots: int, rounds: int, tmp_path: Path, token_counter: TiktokenCounter
-) -> None:
+async def _check(harness: BrokerHarness, slots: int, rounds: int, token_counter: TiktokenCounter) -> None:
     await harness.turns.wait_count(slots * rounds, timeout=180)
     answered = {turn["inReplyTo"] for turn in harness.turns.items}
     deadline = time.monotonic() + 120
@@ -61,7 +63,7 @@ async def _check(
     for turn in harness.turns.items:
         ids_per_event.setdefault(turn["inReplyTo"], set()).add(turn["eventId"])
     assert all(len(ids) == 1 for ids in ids_per_event.values()), "a re-published turn changed its id"
-    async with create_session_manager(db_path=str(tmp_path / "sessions.db"), token_counter=token_counter) as manager:
+    async with create_session_manager(token_counter=token_counter, **harness.store.options()) as manager:
         for slot in range(slots):
             session = await manager.get_or_create_session(user_id=f"p{slot}", channel_id="slack", peer_id=f"p{slot}")
             history = await manager.get_history(session.id, limit=rounds + 5)
@@ -70,7 +72,7 @@ async def _check(
 
 
 async def test_sigkill_a_random_worker_ten_times(
-    rig: tuple[BrokerHarness, WorkerProcesses], tmp_path: Path, token_counter: TiktokenCounter
+    rig: tuple[BrokerHarness, WorkerProcesses], token_counter: TiktokenCounter
 ) -> None:
     harness, workers = rig
     for index in range(3):
@@ -87,11 +89,11 @@ async def test_sigkill_a_random_worker_ten_times(
     await stream
     for index in range(3):
         workers.wait_ready(index)
-    await _check(harness, slots, rounds, tmp_path, token_counter)
+    await _check(harness, slots, rounds, token_counter)
 
 
 async def test_sigterm_under_load_finishes_in_flight_work(
-    rig: tuple[BrokerHarness, WorkerProcesses], tmp_path: Path, token_counter: TiktokenCounter
+    rig: tuple[BrokerHarness, WorkerProcesses], token_counter: TiktokenCounter
 ) -> None:
     harness, workers = rig
     workers.start(0)
@@ -104,5 +106,5 @@ async def test_sigterm_under_load_finishes_in_flight_work(
     assert time.monotonic() - began < 30
     stopped_at = len(harness.turns.items)
     workers.start(1)
-    await _check(harness, slots, rounds, tmp_path, token_counter)
+    await _check(harness, slots, rounds, token_counter)
     assert stopped_at < slots * rounds  # the stop really happened mid-stream

@@ -11,11 +11,12 @@ import pytest
 
 from schemas.events import ChatSource, InboundMessage
 from schemas.topology import HEADER_DEAD_REASON
+from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
 from worker.amqp.publisher import json_message
 from worker.processor import ordering_key
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 
 
 async def _balanced(harness: BrokerHarness, timeout: float = 20) -> None:

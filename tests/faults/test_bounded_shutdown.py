@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from schemas.topology import Topology
+from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness
 from tests.support.processes import WorkerProcesses
 from tests.support.rabbit_nodes import RabbitNode, private_nodes
@@ -40,7 +41,7 @@ def _workers(node: RabbitNode, tmp_path: Path, command: str = "worker") -> Worke
     return WorkerProcesses(
         node.url,
         NAMES,
-        tmp_path / "sessions.db",
+        WorkerStore.sqlite_in(tmp_path),
         log_dir=tmp_path,
         command=command,
         SESSIONS_SHUTDOWN_GRACE_SECONDS=str(GRACE),
@@ -68,7 +69,7 @@ async def _recover_and_audit(
     await wait_answered(harness, LOAD, within=120)
     recovered = time.monotonic() - began
     workers.stop_all()
-    found = await audit(harness, LOAD, tmp_path / "sessions.db", counter)
+    found = await audit(harness, LOAD, counter)
     fault = f"SIGTERM to exit {took:.1f}s (grace {GRACE:g}s)"
     print(
         f"\n{found.summary(label, LOAD, 1, fault, StreamStats())}; the next worker drained the rest in {recovered:.1f}s"
@@ -88,7 +89,9 @@ async def _stream_in_flight(harness: BrokerHarness) -> None:
 async def test_sigterm_under_a_memory_alarm_exits_in_time(
     node: RabbitNode, tmp_path: Path, token_counter: TiktokenCounter, command: str
 ) -> None:
-    harness = await BrokerHarness(node.url, NAMES, tmp_path, token_counter, durable_taps=True).open()
+    harness = await BrokerHarness(
+        node.url, NAMES, WorkerStore.sqlite_in(tmp_path), token_counter, durable_taps=True
+    ).open()
     workers = _workers(node, tmp_path, command)
     try:
         workers.start(0)
@@ -106,7 +109,9 @@ async def test_sigterm_under_a_memory_alarm_exits_in_time(
 async def test_sigterm_while_the_store_refuses_writes_exits_in_time(
     node: RabbitNode, tmp_path: Path, token_counter: TiktokenCounter
 ) -> None:
-    harness = await BrokerHarness(node.url, NAMES, tmp_path, token_counter, durable_taps=True).open()
+    harness = await BrokerHarness(
+        node.url, NAMES, WorkerStore.sqlite_in(tmp_path), token_counter, durable_taps=True
+    ).open()
     workers = _workers(node, tmp_path)
     try:
         workers.start(0)
@@ -128,7 +133,9 @@ async def test_sigterm_while_the_store_refuses_writes_exits_in_time(
 async def test_sigterm_after_the_broker_is_gone_exits_in_time(
     node: RabbitNode, tmp_path: Path, token_counter: TiktokenCounter
 ) -> None:
-    harness = await BrokerHarness(node.url, NAMES, tmp_path, token_counter, durable_taps=True).open()
+    harness = await BrokerHarness(
+        node.url, NAMES, WorkerStore.sqlite_in(tmp_path), token_counter, durable_taps=True
+    ).open()
     workers = _workers(node, tmp_path)
     try:
         workers.start(0)

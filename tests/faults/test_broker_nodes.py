@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from schemas.topology import Topology
+from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness
 from tests.support.processes import WorkerProcesses
 from tests.support.rabbit_nodes import RabbitNode, private_nodes
@@ -50,8 +51,9 @@ async def rig(
     harness_url: str, worker_url: str, tmp_path: Path, counter: TiktokenCounter
 ) -> AsyncIterator[tuple[BrokerHarness, WorkerProcesses]]:
     """A harness with durable taps and three worker processes (logs in tmp_path), all started."""
-    harness = await BrokerHarness(harness_url, NAMES, tmp_path, counter, durable_taps=True).open()
-    workers = WorkerProcesses(worker_url, NAMES, tmp_path / "sessions.db", log_dir=tmp_path)
+    store = WorkerStore.sqlite_in(tmp_path)
+    harness = await BrokerHarness(harness_url, NAMES, store, counter, durable_taps=True).open()
+    workers = WorkerProcesses(worker_url, NAMES, store, log_dir=tmp_path)
     try:
         for index in range(WORKERS):
             workers.start(index)
@@ -71,7 +73,7 @@ async def finish_and_audit(
         assert workers.procs[index].poll() is None, f"worker {index} died; see {tmp_path}/worker-{index}.log"
         workers.wait_ready(index, within=60)
         await wait_owning_shards(workers, index, within=60)
-    return await audit(harness, load, tmp_path / "sessions.db", counter)
+    return await audit(harness, load, counter)
 
 
 async def wait_owning_shards(workers: WorkerProcesses, index: int, within: float) -> None:

@@ -27,6 +27,7 @@ from aiormq.exceptions import AMQPError
 
 from schemas.events import AgentMessage, RetentionDue
 from schemas.topology import Topology
+from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness
 from tests.support.rabbit_nodes import RabbitNode, private_nodes
 from worker.amqp.connection import connect_once
@@ -98,7 +99,7 @@ def test_the_shipped_definitions_name_every_role() -> None:
 async def test_a_gateway_cannot_forge_control_events_read_replies_or_touch_queues(
     node: RabbitNode, url: Callable[[str], str], tmp_path: Path, token_counter: TiktokenCounter
 ) -> None:
-    harness = await BrokerHarness(url("admin"), NAMES, tmp_path, token_counter).open()
+    harness = await BrokerHarness(url("admin"), NAMES, WorkerStore.sqlite_in(tmp_path), token_counter).open()
     try:
         await harness.start_worker(
             AMQP_URL=url("worker"),
@@ -153,7 +154,7 @@ async def test_a_gateway_cannot_forge_control_events_read_replies_or_touch_queue
 async def test_the_other_roles_do_their_jobs_and_no_more(
     node: RabbitNode, url: Callable[[str], str], tmp_path: Path, token_counter: TiktokenCounter
 ) -> None:
-    harness = await BrokerHarness(url("admin"), NAMES, tmp_path, token_counter).open()
+    harness = await BrokerHarness(url("admin"), NAMES, WorkerStore.sqlite_in(tmp_path), token_counter).open()
     try:
         await harness.start_worker(AMQP_URL=url("worker"), scheduler_user="sessions-scheduler")
         assert harness.gateway is not None

@@ -1,4 +1,6 @@
-"""Store and publish failures: retried with back-off, nothing acknowledged before it is stored."""
+"""Store and publish failures: retried with back-off, nothing acknowledged before it is stored.
+
+MongoDB's own faults are injected over the wire: tests/faults/test_mongo_fail_points.py."""
 
 from __future__ import annotations
 
@@ -9,15 +11,11 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from pymongo.errors import AutoReconnect
-
 from schemas.events import ChatSource, CommandEvent, InboundMessage
 from tests.support.fakes import Delivery, RecordingPublisher, delivery_of, handler_for
-from tests.support.mongomock_async import AsyncMongomockClient
 from worker import create_session_manager
 from worker.manager import SessionManager
 from worker.processor import ordering_key
-from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore
 from worker.tokens import CharRatioCounter
 
@@ -32,19 +30,6 @@ def _delivery(event_id: str, text: str = "hello") -> Delivery:
 async def _history(manager: SessionManager) -> list[str | None]:
     session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     return [entry.content for entry in await manager.get_history(session.id)]
-
-
-async def test_mongodb_network_errors_are_retried_and_acked_once() -> None:
-    client = AsyncMongomockClient()
-    manager = create_session_manager(store=MongoStore(client, "faults"), token_counter=CharRatioCounter())
-    await manager.open()
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher)
-    client.fail_next(4, lambda: AutoReconnect("injected: primary stepped down"))
-    delivery = _delivery("m1")
-    await asyncio.wait_for(handler.handle(cast(Any, delivery)), 10)
-    assert delivery.acks == 1 and len(publisher.outcomes) == 1
-    assert await _history(manager) == ["hello"]
 
 
 async def test_sqlite_busy_is_retried_until_the_lock_is_released(tmp_path: Path) -> None:

@@ -1,4 +1,10 @@
-"""Store backends for the contract suite: SQLite, MongoDB over the mongomock shim, real MongoDB."""
+"""Store backends for the tests: SQLite, and MongoDB through the real driver on a real server.
+
+The MongoDB server is, in this order: MONGODB_URL; the wire server `make test` installs
+(tests/support/wire_server.py); a throwaway MongoDB container when a Docker engine is reachable.
+Without any, MongoDB tests skip, or fail under CI=true. Each test gets a database of its own,
+dropped at teardown.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,23 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, MongoClient
 
-from tests.support.mongomock_async import AsyncMongomockClient
+from tests.support.wire_server import running_wire_server, wire_server_binary
 from worker.stores.base import SessionStore
 from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore
 
-BACKENDS = ("sqlite", "mongomock", "mongodb")
+# Every MongoDB-backed parameter carries the realmongo marker (`-m "not realmongo"` leaves them out).
+MONGODB = pytest.param("mongodb", marks=pytest.mark.realmongo)
+# The contract suite's `store` runs on each; broker tests whose workers should run on each say
+# `pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)` (else they run on SQLite).
+BACKENDS = ("sqlite", MONGODB)
 
 
 def docker_engine_available() -> bool:
@@ -30,33 +43,106 @@ def docker_engine_available() -> bool:
     return probe.returncode == 0
 
 
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"real MongoDB: {reason}; the MongoDB tests must run in CI (`make test` installs the server)")
+    pytest.skip(f"real MongoDB: {reason}")
+
+
 @contextmanager
 def real_mongodb_url() -> Iterator[str]:
-    """MONGODB_URL if set, else a throwaway MongoDB container, else skip with the reason."""
+    """MONGODB_URL if set, else a fresh wire server, else a throwaway MongoDB container."""
     url = os.environ.get("MONGODB_URL")
     if url:
         yield url
         return
+    binary = wire_server_binary()
+    if binary is not None:
+        with running_wire_server(binary) as started:
+            yield started
+        return
     if not docker_engine_available():
-        pytest.skip("real MongoDB: MONGODB_URL is not set and no Docker engine is reachable for testcontainers")
+        _unavailable("MONGODB_URL is not set, the wire server is not installed (`make test` does) and no Docker engine")
     from testcontainers.mongodb import MongoDbContainer
 
     with MongoDbContainer("mongo:7") as container:
         yield container.get_connection_url()
 
 
+def fresh_database_name() -> str:
+    return f"sessions_test_{uuid.uuid4().hex[:12]}"
+
+
+async def drop_database(url: str, name: str) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    try:
+        await client.drop_database(name)
+    finally:
+        await client.close()
+
+
 @asynccontextmanager
 async def open_store(backend: str, tmp_path: Path, mongodb_url: str | None) -> AsyncIterator[SessionStore]:
     store: SessionStore
+    database = None
     if backend == "sqlite":
         store = SqliteStore.at_path(str(tmp_path / "sessions.db"))
-    elif backend == "mongomock":
-        store = MongoStore(AsyncMongomockClient(), "sessions")
     else:
         assert mongodb_url is not None
-        store = MongoStore.from_url(mongodb_url, f"sessions_test_{uuid.uuid4().hex[:12]}")
-    await store.ensure_schema()
+        database = fresh_database_name()
+        store = MongoStore.from_url(mongodb_url, database)
     try:
+        await store.ensure_schema()
         yield store
     finally:
         await store.close()
+        if database is not None:
+            assert mongodb_url is not None
+            await drop_database(mongodb_url, database)
+
+
+@dataclass(frozen=True)
+class WorkerStore:
+    """Where workers (in-process or processes) and the test's own managers keep sessions."""
+
+    storage: str
+    db_path: str
+    mongodb_url: str | None = None
+    mongodb_database: str = "sessions"
+
+    @classmethod
+    def sqlite_in(cls, folder: Path) -> WorkerStore:
+        """A SQLite file in `folder` (a test's tmp_path)."""
+        return cls("sqlite", str(folder / "sessions.db"))
+
+    def options(self) -> dict[str, Any]:
+        """Settings / manager options naming this store."""
+        values: dict[str, Any] = {"storage": self.storage, "db_path": self.db_path}
+        if self.mongodb_url is not None:
+            values |= {"mongodb_url": self.mongodb_url, "mongodb_database": self.mongodb_database}
+        return values
+
+    def env(self) -> dict[str, str]:
+        """The same as environment variables, for worker and CLI processes."""
+        values = {"SESSIONS_STORAGE": self.storage, "SESSIONS_DB_PATH": self.db_path}
+        if self.mongodb_url is not None:
+            values |= {"MONGODB_URL": self.mongodb_url, "SESSIONS_MONGODB_DATABASE": self.mongodb_database}
+        return values
+
+
+@contextmanager
+def opened_worker_store(backend: str, tmp_path: Path, mongodb_url: str | None) -> Iterator[WorkerStore]:
+    db_path = str(tmp_path / "sessions.db")
+    if backend == "sqlite":
+        yield WorkerStore("sqlite", db_path)
+        return
+    assert mongodb_url is not None
+    chosen = WorkerStore("mongodb", db_path, mongodb_url, fresh_database_name())
+    try:
+        yield chosen
+    finally:
+        client: MongoClient[dict[str, Any]] = MongoClient(mongodb_url)
+        try:
+            client.drop_database(chosen.mongodb_database)
+        finally:
+            client.close()

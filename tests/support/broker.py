@@ -12,7 +12,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,6 +20,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from schemas.topology import Topology
+from tests.support.backends import WorkerStore
 from worker import create_session_manager
 from worker.amqp.connection import connect
 from worker.amqp.gateway import GatewayClient
@@ -120,7 +120,7 @@ async def _consume_durably(queue: AbstractQueue, tap: Tap) -> None:
 
 
 class BrokerHarness:
-    """Workers, a gateway and taps on one isolated topology, sharing one SQLite file.
+    """Workers, a gateway and taps on one isolated topology, sharing one store (SQLite or MongoDB).
 
     `url` may list several broker nodes, comma-separated (the harness fails over like a worker);
     `durable_taps` makes the taps quorum queues that outlive broker restarts (private nodes only).
@@ -130,7 +130,7 @@ class BrokerHarness:
         self,
         url: str,
         names: Topology,
-        tmp: Path,
+        store: WorkerStore,
         counter: TokenCounter,
         clock: Clock = system_clock,
         *,
@@ -139,7 +139,7 @@ class BrokerHarness:
         self.url = url
         self.durable_taps = durable_taps
         self.names = names
-        self.db_path = str(tmp / "sessions.db")
+        self.store = store
         self.counter = counter
         self.clock = clock
         self.workers: list[WorkerService] = []
@@ -157,7 +157,7 @@ class BrokerHarness:
             "AMQP_URL": self.url,
             "topology_prefix": self.names.prefix,
             "shards": self.names.shards,
-            "db_path": self.db_path,
+            **self.store.options(),
             "heartbeat_seconds": 0.2,
             "worker_id": f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}",
             "shutdown_grace_seconds": 10,

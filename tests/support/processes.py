@@ -11,9 +11,12 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from schemas.topology import Topology
+
+if TYPE_CHECKING:  # backends starts the wire server, which takes its port from here
+    from tests.support.backends import WorkerStore
 
 
 def free_port() -> int:
@@ -43,7 +46,7 @@ class WorkerProcesses:
         self,
         url: str,
         names: Topology,
-        db_path: Path,
+        store: WorkerStore,
         *,
         log_dir: Path | None = None,
         command: str = "worker",
@@ -52,7 +55,7 @@ class WorkerProcesses:
         self.url = url
         self.command = command  # `worker`, or `run` (a worker and the scheduler in one process)
         self.names = names
-        self.db_path = db_path
+        self.store = store
         self.log_dir = log_dir
         self.settings = settings
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -64,7 +67,7 @@ class WorkerProcesses:
             "AMQP_URL": self.url_for(index),
             "SESSIONS_TOPOLOGY_PREFIX": self.names.prefix,
             "SESSIONS_SHARDS": str(self.names.shards),
-            "SESSIONS_DB_PATH": str(self.db_path),
+            **self.store.env(),
             "SESSIONS_HEARTBEAT_SECONDS": "0.25",
             "SESSIONS_METRICS_PORT": str(self.ports[index]),
             "SESSIONS_WORKER_ID": f"w{index}-{uuid.uuid4().hex[:4]}",

@@ -8,7 +8,6 @@ import itertools
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from schemas.events import ChatSource, InboundMessage
 from tests.support.broker import BrokerHarness
@@ -145,10 +144,10 @@ class Audit:
         )
 
 
-async def audit(harness: BrokerHarness, load: StreamLoad, db_path: Path, counter: TokenCounter) -> Audit:
+async def audit(harness: BrokerHarness, load: StreamLoad, counter: TokenCounter) -> Audit:
     found = Audit()
     _audit_turns(harness, load, found)
-    async with create_session_manager(db_path=str(db_path), token_counter=counter) as manager:
+    async with create_session_manager(token_counter=counter, **harness.store.options()) as manager:
         for slot in range(load.slots):
             source = load.source(slot)
             session = await manager.get_or_create_session(

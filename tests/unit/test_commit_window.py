@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from schemas import SessionEntry
-from tests.support.mongomock_async import AsyncMongomockClient
 from tests.support.rows_db import insert_row, open_rows_db
 from worker import create_session_manager
 from worker.manager import SessionManager
@@ -94,9 +93,9 @@ async def test_a_group_in_its_window_is_committed_before_the_close(tmp_path: Pat
     await reopened.close()
 
 
-async def _mongo_chats(count: int) -> tuple[MongoStore, SessionManager, list[SessionEntry]]:
-    """A MongoDB store (on the mongomock shim) with the window, its manager, and `count` sessions."""
-    store = MongoStore(AsyncMongomockClient(), "window", commit_window_ms=WINDOW_MS)
+async def _mongo_chats(url: str, database: str, count: int) -> tuple[MongoStore, SessionManager, list[SessionEntry]]:
+    """A MongoDB store with the window, its manager, and `count` sessions."""
+    store = MongoStore.from_url(url, database, commit_window_ms=WINDOW_MS)
     manager = create_session_manager(store=store, token_counter=CharRatioCounter())
     await manager.open()
     sessions = [
@@ -105,8 +104,11 @@ async def _mongo_chats(count: int) -> tuple[MongoStore, SessionManager, list[Ses
     return store, manager, sessions
 
 
-async def test_mongodb_batches_wait_for_company_too_and_close_writes_the_waiting_one() -> None:
-    store, manager, sessions = await _mongo_chats(4)
+@pytest.mark.realmongo
+async def test_mongodb_batches_wait_for_company_too_and_close_writes_the_waiting_one(
+    mongodb_url: str, mongodb_database: str
+) -> None:
+    store, manager, sessions = await _mongo_chats(mongodb_url, mongodb_database, 4)
     began = time.perf_counter()
     await manager.add_message(sessions[0].id, "user", "alone", event_id="e-alone")
     assert time.perf_counter() - began < WINDOW_MS / 1000  # no group before it: no window
@@ -182,8 +184,11 @@ def test_the_setting_reaches_both_stores() -> None:
     assert mongo_store._appends._window.seconds == 0.003
 
 
-async def test_a_mongodb_append_given_up_in_its_window_does_not_fail_the_rest_of_its_batch() -> None:
-    _, manager, sessions = await _mongo_chats(3)
+@pytest.mark.realmongo
+async def test_a_mongodb_append_given_up_in_its_window_does_not_fail_the_rest_of_its_batch(
+    mongodb_url: str, mongodb_database: str
+) -> None:
+    _, manager, sessions = await _mongo_chats(mongodb_url, mongodb_database, 3)
     await asyncio.gather(*(manager.add_message(s.id, "user", "hi", event_id=f"a{i}") for i, s in enumerate(sessions)))
     given_up = asyncio.ensure_future(manager.add_message(sessions[0].id, "user", "gone", event_id="gone"))
     await asyncio.sleep(0.02)  # in the window now

@@ -26,8 +26,8 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 def test_generated_sections_mention_every_event_and_setting() -> None:
     module = runpy.run_path(str(ROOT / "ops/scripts/update-docs.py"))
-    generated = module["sections"]()
+    generated = module["reference_pages"]()
     for event_type in ("message.inbound", "checkpoint.save", "session.reset", "summarize.request"):
-        assert event_type in generated["contracts"]
+        assert event_type in generated["contracts.md"]
     for variable in ("AMQP_URL", "MONGODB_URL", "SESSIONS_STORAGE", "SESSIONS_ENCRYPTION_KEYS", "SESSIONS_SHARDS"):
-        assert variable in generated["settings"]
+        assert variable in generated["settings.md"]

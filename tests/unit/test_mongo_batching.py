@@ -1,37 +1,57 @@
-"""The MongoDB store takes the batched write path: concurrent appends share round trips."""
+"""The MongoDB store takes the batched write path: concurrent appends share round trips, counted
+on the wire (the driver's command events), each append still with its own answer."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
-from tests.support.mongomock_async import AsyncMongomockClient
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+
 from worker import create_session_manager
 from worker.stores.mongo import MongoStore
 from worker.tokens import CharRatioCounter
 
+pytestmark = pytest.mark.realmongo
 
-async def test_concurrent_appends_go_in_shared_batches_each_with_its_own_answer() -> None:
-    store = MongoStore(AsyncMongomockClient(), "batching")
-    manager = create_session_manager(store=store, token_counter=CharRatioCounter())
+
+class SentCommands(CommandListener):
+    """Counts the commands the client sends, by collection and name: one each is a round trip."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def started(self, event: CommandStartedEvent) -> None:
+        collection = event.command.get(event.command_name)
+        self.counts[f"{event.command_name} {collection}"] += 1
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        return None
+
+
+async def test_concurrent_appends_go_in_shared_batches_each_with_its_own_answer(
+    mongodb_url: str, mongodb_database: str
+) -> None:
+    sent = SentCommands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True, event_listeners=[sent])
+    manager = create_session_manager(store=MongoStore(client, mongodb_database), token_counter=CharRatioCounter())
     await manager.open()
     sessions = [
         await manager.get_or_create_session(user_id=f"u{i}", channel_id="slack", peer_id=f"u{i}") for i in range(40)
     ]
     await manager.add_message(sessions[0].id, "user", "first", event_id="e-first")
-    calls = {"insert_many": 0, "bulk_write": 0}
-    for collection, method in ((store._entries, "insert_many"), (store._sessions, "bulk_write")):
-        original = getattr(collection, method)
-
-        async def counted(*args: Any, _original: Any = original, _method: str = method, **kwargs: Any) -> Any:
-            calls[_method] += 1
-            return await _original(*args, **kwargs)
-
-        setattr(collection, method, counted)
+    sent.counts.clear()
     appends = [manager.add_message(s.id, "user", f"hello {i}", event_id=f"e{i}") for i, s in enumerate(sessions)]
     duplicate = manager.add_message(sessions[0].id, "user", "first", event_id="e-first")
     written = await asyncio.gather(*appends, duplicate)
-    assert calls["insert_many"] < 10 and calls["bulk_write"] < 10, calls  # 41 appends, a few batches
+    # 41 appends in a few batches: an insert of entries and an update of sessions each.
+    assert sent.counts["insert entries"] < 10 and sent.counts["update sessions"] < 10, sent.counts
     assert [entry.seq for entry in written[:40]] == [2] + [1] * 39
     assert written[40].seq == 1 and written[40].content == "first"  # the duplicate: the stored entry
     for i, session in enumerate(sessions):

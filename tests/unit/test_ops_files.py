@@ -84,7 +84,7 @@ def test_compose_workers_scale_and_start_in_order() -> None:
     assert worker["build"]["dockerfile"] == "ops/Dockerfile"
     env = worker["environment"]
     assert env["SESSIONS_STORAGE"] == "mongodb"
-    assert env["MONGODB_URL"] == "mongodb://mongodb:27017/?replicaSet=rs0"
+    assert env["MONGODB_URL"] == "mongodb://mongodb:27017/?replicaSet=rs0&w=majority"
     assert env["AMQP_URL"] == "amqp://sessions-worker:dev-worker@rabbitmq:5672/"
     assert env["SESSIONS_SCHEDULER_USER"] == "sessions-scheduler"
     assert services["scheduler"]["environment"]["AMQP_URL"].startswith("amqp://sessions-scheduler:")
@@ -121,6 +121,20 @@ def test_compose_broker_and_database() -> None:
     assert "rs.initiate" in " ".join(mongodb["healthcheck"]["test"])
     volumes = _load(COMPOSE)["volumes"]
     assert {"rabbitmq-data", "mongodb-data"} <= volumes.keys()
+
+
+def test_mongodb_urls_ask_what_docs_mongodb_md_says_the_store_needs() -> None:
+    """A replica set (retryable writes), majority write concern, reads from the primary: in compose
+    and in the Kubernetes Secret template alike."""
+    from urllib.parse import parse_qs, urlparse
+
+    secret = _load(K8S / "secret.template.yaml")
+    urls = [_compose_services()["worker"]["environment"]["MONGODB_URL"], secret["stringData"]["MONGODB_URL"]]
+    for url in urls:
+        options = parse_qs(urlparse(url).query)
+        assert options.get("replicaSet") == ["rs0"] and options.get("w") == ["majority"], url
+        assert "readPreference" not in options, url
+    assert _k8s_objects()[("ConfigMap", "sessions-config")]["data"]["SESSIONS_STORAGE"] == "mongodb"
 
 
 def test_compose_master_key_comes_from_a_secret() -> None:
@@ -321,3 +335,15 @@ def test_prometheus_scrapes_the_metrics_port() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["sessions-worker"]["dns_sd_configs"][0]["port"] == 9464
     assert "rabbitmq" in jobs
+
+
+def test_the_wheel_ships_the_product_not_its_benchmarks() -> None:
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    include = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {path.parent.name for path in root.glob("*/__init__.py")}
+    shipped = {name for name in packages if any(fnmatch.fnmatch(name, pattern) for pattern in include)}
+    assert shipped == {"worker", "schemas", "scheduler"}
+    assert {"benchmarks", "tests"} <= packages - shipped

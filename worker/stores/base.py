@@ -63,6 +63,7 @@ class SessionUpdate:
     version: int | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    stored_bytes: int = 0  # the entry's payload as stored
     delivery: DeliveryContext | None = None
     # Only while the session is active: a session archived by another process fails the guard.
     # SQLite checks this atomically with the insert. MongoDB inserts the entry first, so an append
@@ -213,6 +214,9 @@ class SessionStore(Protocol):
 
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]: ...
     async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts: ...
+    async def agent_stored_bytes(self, agent_id: str) -> int:
+        """The transcript bytes (as stored) of the agent's sessions."""
+
     async def count_records(self, session_ids: list[str]) -> DeletedCounts:
         """What delete_sessions would delete, deleting nothing."""
 

@@ -136,6 +136,7 @@ class CachedStore:
             "message_count": cached.message_count + 1,
             "input_tokens": cached.input_tokens + update.input_tokens,
             "output_tokens": cached.output_tokens + update.output_tokens,
+            "stored_bytes": cached.stored_bytes + update.stored_bytes,
         }
         if update.delivery is not None:
             fields.update(_delivery_fields(update.delivery))

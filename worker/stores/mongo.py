@@ -359,6 +359,15 @@ class MongoStore(MongoRecords):
         )
 
     @unavailable
+    async def agent_stored_bytes(self, agent_id: str) -> int:
+        pipeline: list[Doc] = [
+            {"$match": {"agent_id": agent_id}},
+            {"$group": {"_id": None, "bytes": {"$sum": "$stored_bytes"}}},
+        ]
+        found = await (await self._sessions.aggregate(pipeline)).to_list(1)
+        return int(found[0]["bytes"]) if found else 0
+
+    @unavailable
     async def count_records(self, session_ids: list[str]) -> DeletedCounts:
         owned: Doc = {"session_id": {"$in": list(session_ids)}}
         return DeletedCounts(
@@ -371,9 +380,12 @@ class MongoStore(MongoRecords):
     @unavailable
     async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
         later: Doc = {"session_id": session_id, "seq": {"$gt": seq}}
-        if delete:
-            return int((await self._entries.delete_many(later)).deleted_count)
-        return int(await self._entries.count_documents(later))
+        if not delete:
+            return int(await self._entries.count_documents(later))
+        size = sum([len(doc["payload"]) async for doc in self._entries.find(later, {"payload": 1})])
+        deleted = int((await self._entries.delete_many(later)).deleted_count)
+        await self._sessions.update_one({"_id": session_id}, {"$inc": {"stored_bytes": -size}})
+        return deleted
 
 
 def _guarded_update(session_id: str, update: SessionUpdate, *, check_version: bool = True) -> tuple[Doc, Doc]:
@@ -389,6 +401,7 @@ def _guarded_update(session_id: str, update: SessionUpdate, *, check_version: bo
         "message_count": 1,
         "input_tokens": update.input_tokens,
         "output_tokens": update.output_tokens,
+        "stored_bytes": update.stored_bytes,
         "version": 1,
     }
     return guard, {"$set": changes, "$inc": increments}

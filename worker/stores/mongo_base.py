@@ -27,17 +27,27 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _TRANSIENT = (ConnectionFailure, AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError)
+# Server answers that say "not now" rather than "never": a write conflict (the server retries
+# those itself, but may still return one), and a write that ran out of time (maxTimeMS, timeoutMS).
+_WRITE_CONFLICT = 112
+
+
+def _transient(exc: PyMongoError) -> bool:
+    if isinstance(exc, _TRANSIENT) or exc.has_error_label("RetryableWriteError") or exc.timeout:
+        return True
+    return isinstance(exc, OperationFailure) and exc.code == _WRITE_CONFLICT
 
 
 def unavailable(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn transient driver errors into StoreUnavailable so callers never import pymongo."""
+    """Turn transient driver errors into StoreUnavailable so callers never import pymongo (the
+    worker retries those with back-off; any other error counts as a bug and is dead-lettered)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
         except PyMongoError as exc:
-            if isinstance(exc, _TRANSIENT) or exc.has_error_label("RetryableWriteError"):
+            if _transient(exc):
                 raise StoreUnavailable(f"MongoDB could not complete {fn.__name__}: {exc}; retry shortly") from exc
             raise
 

@@ -20,7 +20,7 @@ from worker.stores.base import (
     ViewChange,
 )
 from worker.stores.sqlite_db import Connection, SqliteDatabase
-from worker.stores.sqlite_migrations import migrate_event_keys
+from worker.stores.sqlite_migrations import migrate_event_keys, migrate_stored_bytes
 from worker.stores.sqlite_records import SqliteRecords
 from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
@@ -68,6 +68,7 @@ class SqliteStore(SqliteRecords):
         await self._db.write(lambda conn: conn.executescript(SCHEMA), alone=True)
         await self._db.write(ensure_one_active_per_slot, alone=True)
         await self._db.write(migrate_event_keys, alone=True)
+        await self._db.write(migrate_stored_bytes, alone=True)
 
     async def close(self) -> None:
         await self._db.close()
@@ -206,7 +207,8 @@ class SqliteStore(SqliteRecords):
         session_sql = (
             "UPDATE sessions SET last_seq = ?, updated_at = ?, last_activity_at = ?, version = version + 1,"
             " message_count = message_count + 1, input_tokens = input_tokens + ?,"
-            f" output_tokens = output_tokens + ?{delivery_sql} WHERE id = ? AND last_seq = ?{active_sql}"
+            " output_tokens = output_tokens + ?, stored_bytes = stored_bytes + ?"
+            f"{delivery_sql} WHERE id = ? AND last_seq = ?{active_sql}"
         )
         at = to_ms(update.at)
         session_params_ = (
@@ -215,6 +217,7 @@ class SqliteStore(SqliteRecords):
             at,
             update.input_tokens,
             update.output_tokens,
+            update.stored_bytes,
             *delivery_params,
             entry.session_id,
             update.seq - 1,
@@ -335,6 +338,13 @@ class SqliteStore(SqliteRecords):
 
         return await self._db.write(run) if session_ids else DeletedCounts()
 
+    async def agent_stored_bytes(self, agent_id: str) -> int:
+        def run(conn: Connection) -> int:
+            sql = "SELECT coalesce(sum(stored_bytes), 0) FROM sessions WHERE agent_id = ?"
+            return int(conn.execute(sql, (agent_id,)).fetchone()[0])
+
+        return await self._db.read(run)
+
     async def count_records(self, session_ids: list[str]) -> DeletedCounts:
         marks = _placeholders(len(session_ids))
 
@@ -357,12 +367,18 @@ class SqliteStore(SqliteRecords):
         return await self._db.read(run) if session_ids else DeletedCounts()
 
     async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
-        verb = "DELETE" if delete else "SELECT count(*)"
-        sql = f"{verb} FROM entries WHERE session_id = ? AND seq > ?"
+        later = "FROM entries WHERE session_id = ? AND seq > ?"
 
         def run(conn: Connection) -> int:
-            cursor = conn.execute(sql, (session_id, seq))
-            return int(cursor.rowcount if delete else cursor.fetchone()[0])
+            count, size = conn.execute(
+                f"SELECT count(*), coalesce(sum(length(payload)), 0) {later}", (session_id, seq)
+            ).fetchone()
+            if delete and count:
+                conn.execute(f"DELETE {later}", (session_id, seq))
+                conn.execute(
+                    "UPDATE sessions SET stored_bytes = max(stored_bytes - ?, 0) WHERE id = ?", (size, session_id)
+                )
+            return int(count)
 
         return await (self._db.write(run) if delete else self._db.read(run))
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from schemas import DeliveryContext
 from worker.idempotency import legacy_entry_key
 
 SCOPED_EVENT_KEYS = 1  # entries and outcomes carry fingerprints; entries' event ids are scoped
+STORED_BYTES = 2  # sessions count their transcript bytes as stored
 
 
 def migrate_event_keys(conn: sqlite3.Connection) -> None:
@@ -15,8 +18,7 @@ def migrate_event_keys(conn: sqlite3.Connection) -> None:
     that an event applied before the upgrade is still recognised when it comes back."""
     if conn.execute("PRAGMA user_version").fetchone()[0] >= SCOPED_EVENT_KEYS:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _immediate(conn):
         for table in ("entries", "outcomes"):
             columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if "fingerprint" not in columns:
@@ -31,12 +33,35 @@ def migrate_event_keys(conn: sqlite3.Connection) -> None:
         ]
         conn.executemany("UPDATE entries SET event_id = ? WHERE rowid = ?", updates)
         conn.execute(f"PRAGMA user_version = {SCOPED_EVENT_KEYS}")
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed, or rolled back on any failure (disk full, I/O error)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
+        if conn.in_transaction:  # SQLite may have rolled back already
             conn.execute("ROLLBACK")
         raise
 
 
 def _delivery(text: str | None) -> DeliveryContext | None:
     return None if text is None else DeliveryContext.model_validate_json(text)
+
+
+def migrate_stored_bytes(conn: sqlite3.Connection) -> None:
+    """Adds the sessions' stored-bytes counter, filled from their entries once."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= STORED_BYTES:
+        return
+    with _immediate(conn):
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+        if "stored_bytes" not in columns:
+            conn.execute("ALTER TABLE sessions ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0")
+        conn.execute(
+            "UPDATE sessions SET stored_bytes = coalesce("
+            "(SELECT sum(length(payload)) FROM entries WHERE entries.session_id = sessions.id), 0)"
+        )
+        conn.execute(f"PRAGMA user_version = {STORED_BYTES}")

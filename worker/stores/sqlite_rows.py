@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seq INTEGER NOT NULL,
     input_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL DEFAULT 0,
     model TEXT,
     origin TEXT,
     view TEXT NOT NULL,
@@ -130,7 +131,8 @@ def ensure_one_active_per_slot(conn: sqlite3.Connection) -> None:
 SESSION_COLUMNS = (
     "id, agent_id, key, generation, status, archived_reason, archived_at, channel, last_channel,"
     " last_to, last_account_id, last_thread_id, delivery_context, created_at, updated_at,"
-    " last_activity_at, message_count, last_seq, input_tokens, output_tokens, model, origin, view, opened_by, version"
+    " last_activity_at, message_count, last_seq, input_tokens, output_tokens, stored_bytes, model, origin, view,"
+    " opened_by, version"
 )
 ENTRY_COLUMNS = (
     "session_id, seq, event_id, role, ts, token_count, important, input_tokens, output_tokens,"
@@ -173,6 +175,7 @@ def session_params(session: SessionEntry) -> tuple[Any, ...]:
         session.last_seq,
         session.input_tokens,
         session.output_tokens,
+        session.stored_bytes,
         _json(doc["model"]),
         _json(doc["origin"]),
         _json(doc["view"]),
@@ -203,6 +206,7 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
         last_seq,
         input_tokens,
         output_tokens,
+        stored_bytes,
         model,
         origin,
         view,
@@ -231,6 +235,7 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
             "last_seq": last_seq,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
+            "stored_bytes": stored_bytes,
             "model": None if model is None else json.loads(model),
             "origin": None if origin is None else json.loads(origin),
             "view": json.loads(view),
