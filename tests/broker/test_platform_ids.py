@@ -4,7 +4,6 @@ and every reply routed back with the very same ids (issue 26, item 2)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +11,10 @@ from typing import Any
 import pytest
 from pydantic.alias_generators import to_snake
 
+from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
-from tests.support.mongomock_async import AsyncMongomockClient
 from tests.support.raw_gateway import RawGateway, dead_letters, raw_gateway
 from tests.support.wire import agent_doc, inbound_doc, key_of, source_doc
-from worker import create_session_manager
-from worker.amqp.service import WorkerService
-from worker.stores.mongo import MongoStore
 
 pytestmark = pytest.mark.broker
 
@@ -110,21 +106,10 @@ PLATFORMS = {
 }
 
 
-@pytest.fixture(params=["sqlite", "mongomock"])
-async def worker_store(request: pytest.FixtureRequest, harness: BrokerHarness) -> AsyncIterator[str]:
-    """One in-process worker on the given store (the MongoDB store through the in-process shim)."""
-    if request.param == "sqlite":
-        await harness.start_worker()
-    else:
-        settings = harness.settings()
-        store = MongoStore(AsyncMongomockClient(), f"platform_{uuid.uuid4().hex[:8]}")
-        manager = create_session_manager(store=store, token_counter=harness.counter, **settings.manager_options())
-        await manager.open()
-        worker = WorkerService(settings, manager, harness.clock)
-        await worker.start()
-        harness.workers.append(worker)
-        harness.managers.append(manager)
-    yield str(request.param)
+@pytest.fixture
+async def worker_started(harness: BrokerHarness) -> None:
+    """One in-process worker on the store the test is parametrized with."""
+    await harness.start_worker()
 
 
 @pytest.fixture
@@ -137,9 +122,10 @@ def _subset(actual: dict[str, Any], expected: dict[str, str]) -> dict[str, Any]:
     return {key: actual.get(key) for key in expected}
 
 
+@pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)
 @pytest.mark.parametrize("platform", PLATFORMS.values(), ids=PLATFORMS.keys())
 async def test_platform_ids_are_stored_and_routed_back_unchanged(
-    harness: BrokerHarness, worker_store: str, raw: RawGateway, platform: Platform
+    harness: BrokerHarness, worker_started: None, raw: RawGateway, platform: Platform
 ) -> None:
     said, asked = platform.event_ids
     message = inbound_doc(said, platform.source(said), f"hello from {platform.channel}")

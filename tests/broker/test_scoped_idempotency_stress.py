@@ -21,6 +21,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness, isolated_topology
 from tests.support.processes import WorkerProcesses
 from tests.support.raw_gateway import RawGateway, raw_gateway
@@ -67,11 +68,11 @@ class AgentRuntime:
 
 @pytest.fixture
 async def rig(
-    amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter
+    amqp_url: str, worker_store: WorkerStore, tmp_path: Path, token_counter: TiktokenCounter
 ) -> AsyncIterator[tuple[BrokerHarness, WorkerProcesses]]:
     async with isolated_topology(amqp_url, shards=6) as names:
-        harness = await BrokerHarness(amqp_url, names, tmp_path, token_counter).open()
-        workers = WorkerProcesses(amqp_url, names, tmp_path / "sessions.db", log_dir=tmp_path)
+        harness = await BrokerHarness(amqp_url, names, worker_store, token_counter).open()
+        workers = WorkerProcesses(amqp_url, names, worker_store, log_dir=tmp_path)
         try:
             yield harness, workers
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import time
 from typing import Any, cast
 
@@ -20,10 +21,8 @@ from hypothesis import strategies as st
 from schemas.topology import BAD_INPUT_REASONS
 from tests.support.fakes import Delivery, RecordingPublisher, handler_for
 from tests.support.hostile import CHAT, MAX_PAYLOAD_BYTES, REASONS, Hostile, hostile_bodies, oversize
-from tests.support.mongomock_async import AsyncMongomockClient
 from worker import create_session_manager
 from worker.amqp.consumer import BadInput, decode
-from worker.stores.mongo import MongoStore
 from worker.tokens import CharRatioCounter
 
 OPERATORS = [{"$gt": ""}, {"$where": "sleep(1000)"}, {"$ne": None}, "$gt", "a.b.c", "$where", {"a.b": 1}, ["$in"]]
@@ -111,7 +110,8 @@ def test_known_hostile_inputs() -> None:
 
 async def _handle_once(hostile: Hostile, caplog: pytest.LogCaptureFixture) -> RecordingPublisher:
     """One delivery of `hostile` through a fresh worker handler; checks it was decided right then."""
-    manager = create_session_manager(store=MongoStore(AsyncMongomockClient(), "fuzz"), token_counter=CharRatioCounter())
+    folder = tempfile.mkdtemp(prefix="fuzz")
+    manager = create_session_manager(db_path=f"{folder}/s.db", token_counter=CharRatioCounter())
     await manager.open()
     publisher = RecordingPublisher()
     handler = handler_for(manager, publisher, max_payload_bytes=MAX_PAYLOAD_BYTES)
