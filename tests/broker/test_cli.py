@@ -154,3 +154,64 @@ def test_every_command_in_human_and_json_output(cli: Cli, tmp_path: Path) -> Non
     metrics = cli.scrape()
     assert 'sessions_events_total{outcome="applied",type="message.inbound"} 4.0' in metrics
     assert "sessions_owned_shards 2.0" in metrics
+
+
+def test_send_takes_platform_ids_and_the_gateways_own_event_and_message_ids(cli: Cli) -> None:
+    cli.run("topology")
+    cli.start_worker()
+    published = cli.run(
+        "send",
+        "--channel",
+        "telegram",
+        "--peer=-1001234567890",
+        "--user=-42",
+        "--group",
+        "--event-id",
+        "tg-4711",
+        "--message-id",
+        "4711",
+        "/session",
+        "--json",
+    )
+    sent = json.loads(published.stdout)
+    assert sent["eventId"] == "tg-4711"
+    assert (sent["source"]["peerId"], sent["source"]["userId"]) == ("-1001234567890", "-42")
+    assert sent["source"]["messageId"] == "4711"
+    [reply] = [
+        json.loads(line)
+        for line in cli.run("replies", "--from-start", "--count", "1", "--timeout", "20", "--json").stdout.splitlines()
+    ]
+    assert reply["inReplyTo"] == "tg-4711" and reply["kind"] == "command-result"
+    assert reply["delivery"] == {"channel": "telegram", "to": "-1001234567890", "replyToId": "4711"}
+
+
+def _one_line_failure(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, f"exit {done.returncode}: {done.stderr}"
+    assert len(lines) == 1, f"not one line: {done.stderr!r}"
+    assert "Traceback" not in done.stderr and all(word in lines[0].lower() for word in words), lines[0]
+
+
+CLIENT_COMMANDS = {
+    "send": ("send", "--peer=-1001234567890", "hello"),
+    "replies": ("replies", "--count", "1", "--timeout", "2"),
+}
+
+
+@pytest.mark.parametrize("args", CLIENT_COMMANDS.values(), ids=CLIENT_COMMANDS.keys())
+def test_an_unreachable_broker_is_one_line_and_exit_2(worker_store: WorkerStore, args: tuple[str, ...]) -> None:
+    tool = Cli(worker_store)
+    tool.env["AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:{_free_port()}/"
+    tool.env.pop("COLUMNS", None)  # as piped: no terminal width to hide a wrapped line behind
+    _one_line_failure(tool.run(*args, ok=False), "rabbitmq")
+
+
+@pytest.mark.parametrize("args", CLIENT_COMMANDS.values(), ids=CLIENT_COMMANDS.keys())
+def test_a_missing_topology_is_one_line_and_exit_2(worker_store: WorkerStore, args: tuple[str, ...]) -> None:
+    require_broker()
+    tool = Cli(worker_store)  # a fresh prefix nobody declared
+    tool.env.pop("COLUMNS", None)
+    try:
+        _one_line_failure(tool.run(*args, ok=False), "topology")
+    finally:
+        asyncio.run(_delete(tool.names))  # in case the command declared anything after all

@@ -77,7 +77,7 @@ class Tap:
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         try:
             doc = json.loads(message.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # dead-lettered garbage: invalid UTF-8, JSON or nesting
             doc = {"raw": message.body.decode(errors="replace")}
         if not isinstance(doc, dict):
             doc = {"raw": doc}
