@@ -138,6 +138,10 @@ class EventProcessor:
         except EventIdConflict as exc:
             raise Rejected("event-id-conflict", str(exc)) from exc
 
+    async def entry_holds(self, key: str) -> bool:
+        """Whether a transcript entry is stored under this key."""
+        return await self._manager.store.find_entry_by_event(key) is not None
+
     def answer_rejected(self, chat: ChatToAnswer, text: str, fallback_id: str) -> Outcome:
         """The error reply to the chat a rejected event came from (`fallback_id` when its id is unreadable)."""
         key = scoped(chat.event_id or fallback_id, source_scope(chat.agent_id, chat.source))
@@ -259,7 +263,7 @@ class EventProcessor:
             session_id=session.id,
             text=entry.content,
             delivery=delivery,
-            occurred_at=self._clock(),
+            occurred_at=entry.timestamp,  # the stored entry's: a replay rebuilds this very event
         )
         return Outcome(replies=(reply,), applied_before=before) + told
 

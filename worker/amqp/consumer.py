@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from schemas.events import InboundEvent
+from schemas.events import InboundEvent, InboundMessage
 from schemas.topology import HEADER_FORWARDED
 from worker.amqp.acks import ack_now
 from worker.amqp.poison import PoisonGuard, attempt_key
@@ -138,7 +138,13 @@ class EventHandler:
         # agent message finds its stored entry while applying, and consults the record only then
         # (or on a redelivery), which keeps this read off the hot path.
         looks_first = recorded_first(event)
-        if (looks_first or check_recorded) and await self._replayed(message, event, identity, settle):
+        # A chat message looks too (one read): a command may hold its key, which only the record tells.
+        chat_message = isinstance(event, InboundMessage)
+        if looks_first or check_recorded or chat_message:
+            legacy = looks_first or check_recorded
+            if await self._replayed(message, event, identity, settle, legacy=legacy):
+                return
+        if looks_first and await self._entry_of_another(message, event, identity, settle):
             return
         slot = await self._processor.slot_key(event)
         hops = forward_hops(message)
@@ -181,12 +187,18 @@ class EventHandler:
             self.metrics.end_to_end_seconds.observe(waited)
 
     async def _replayed(
-        self, message: AbstractIncomingMessage, event: InboundEvent, identity: Identity, settle: Settle
+        self,
+        message: AbstractIncomingMessage,
+        event: InboundEvent,
+        identity: Identity,
+        settle: Settle,
+        *,
+        legacy: bool = True,
     ) -> bool:
         """Re-publish the recorded outcome of an event applied before (same ids, same texts); a key
         recorded for another event is dead-lettered as a conflict. False: nothing recorded."""
         try:
-            recorded = await self._outcomes.recorded(identity, legacy_filter(event))
+            recorded = await self._outcomes.recorded(identity, legacy_filter(event) if legacy else None)
         except EventIdConflict as conflict:
             await self._dead_letter(message, settle, "event-id-conflict", str(conflict), event.type)
             return True
@@ -195,6 +207,16 @@ class EventHandler:
         await self._publisher.publish_outcome(recorded)
         await settle(message)
         self.metrics.event(event.type, "replayed")
+        return True
+
+    async def _entry_of_another(
+        self, message: AbstractIncomingMessage, event: InboundEvent, identity: Identity, settle: Settle
+    ) -> bool:
+        """A command's key that a chat message's entry holds: dead-lettered as a conflict."""
+        if not await self._processor.entry_holds(identity.key):
+            return False
+        detail = f"event id {identity.event_id!r} was used before in this chat for another event"
+        await self._dead_letter(message, settle, "event-id-conflict", detail, event.type)
         return True
 
     async def _refuse(self, message: AbstractIncomingMessage, settle: Settle, bad: BadInput) -> None:
