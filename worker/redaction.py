@@ -49,7 +49,7 @@ def card_number(text: str) -> bool:
     groups = _CARD_GROUPS.split(text)
     digits = "".join(groups)
     return (
-        13 <= len(digits) <= 19
+        14 <= len(digits) <= 19
         and digits[0] in _ISSUER_DIGITS
         and card_grouping([len(g) for g in groups])
         and luhn_valid(digits)
@@ -84,7 +84,7 @@ def _card_window(run: str, groups: list[tuple[int, int]], first: int) -> int | N
         if total > 19:
             break
         window = groups[first : last + 1]
-        if total >= 13 and card_grouping(sizes) and luhn_valid("".join(run[start:end] for start, end in window)):
+        if total >= 14 and card_grouping(sizes) and luhn_valid("".join(run[start:end] for start, end in window)):
             best = last
     return best
 
@@ -231,9 +231,10 @@ BUILT_IN: tuple[Detector, ...] = (
     ),
     _detector(
         "card",
-        # A whole run of digit groups (possessive: a run glued to letters is no card), 13 digits or more.
-        r"(?<![A-Za-z0-9_])\d(?:[ -]?\d){12,}+(?![A-Za-z_])",
-        min_digits=13,
+        # A whole run of digit groups, 14 digits or more (13-digit Visa numbers are retired; a 13-digit
+        # run is more often a phone number); not after "+" or before "@" (E.164 numbers, chat ids).
+        r"(?<![A-Za-z0-9_+])\d(?:[ -]?\d){13,}+(?![A-Za-z_@])",
+        min_digits=14,
         locate=card_spans,
     ),
     # Every registry IBAN holds at least ten digits (its check digits and a numeric bank account).

@@ -119,6 +119,7 @@ LOOK_ALIKES: tuple[str, ...] = (
     "epoch ms 1767225600000 and µs 1767225600000000",
     "discord user 175928847299117063, tweet 1460323737035677698",
     "telegram chat -1001234567890",
+    "whatsapp 4915112345678@s.whatsapp.net, +4915112345678 and 4915112345678",
     # phone numbers
     "call me at +1 (415) 555-2671",
     "office +44 20 7946 0958, mobile +49 170 1234567",
