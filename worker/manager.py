@@ -350,7 +350,9 @@ class SessionManager:
             event_id=event_id,
             delivery=delivery,
         )
-        session = await self.get_session(session_id)
+        session = await self.transcript.current_session(session_id)  # the cached copy: no read
+        if session is None:
+            raise SessionNotFound(f"no session {session_id}")
         draft = await self.redactions.draft(session.agent_id, draft, Findings())
         return await self.transcript.append(session_id, draft, allow_archived=allow_archived)
 
