@@ -1,5 +1,5 @@
 """The agent configuration file (SESSIONS_CONFIG, or the library's `config=`): YAML with defaults
-and a section per agent. Keys are camelCase or snake_case. Seed 003's block is accepted as written,
+and a section per agent. Keys are camelCase or snake_case. The `session: maintenance:` block is accepted as written,
 at the top or in an agent's section:
 
     defaults: {scope: per-peer, reset: {mode: daily, dailyAt: "04:00", timeZone: Europe/Berlin}}
@@ -16,7 +16,7 @@ at the top or in an agent's section:
         retention: {maxAge: 30d, keepMinimum: 5, mode: warn}
 
 Precedence: settings changed by chat commands (stored per agent) > the agent's section > the
-file's defaults (then its top-level seed block) > environment defaults.
+file's defaults (then its top-level `session:` block) > environment defaults.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _layer(where: str, what: str, section: dict[str, Any]) -> Layer:
     body = {key: value for key, value in section.items() if key not in ("session", "encryption")}
     if "encryption" in section:
         body["encrypt_transcripts"] = section["encryption"]
-    body.update(_seed_block(section, where, what))
+    body.update(_maintenance_block(section, where, what))
     body.pop("agent_id", None)
     body.pop("agentId", None)
     try:
@@ -123,14 +123,14 @@ def _layer(where: str, what: str, section: dict[str, Any]) -> Layer:
         raise ConfigError(f"{where}: {what}: {describe_errors(exc)}") from exc
 
 
-def _seed_block(section: dict[str, Any], where: str, what: str) -> Layer:
-    """Seed 003's `session: {maintenance: {mode, retention: {...}}}` as a retention layer."""
+def _maintenance_block(section: dict[str, Any], where: str, what: str) -> Layer:
+    """The `session: {maintenance: {mode, retention: {...}}}` block as a retention layer."""
     block = section.get("session")
     if block is None:
         return {}
     maintenance = block.get("maintenance") if isinstance(block, dict) else None
     if not isinstance(maintenance, dict):
-        raise ConfigError(f"{where}: {what}: session must hold a `maintenance` mapping (seed 003's block)")
+        raise ConfigError(f"{where}: {what}: session must hold a `maintenance` mapping (mode, retention)")
     retention = dict(maintenance.get("retention") or {})
     if "mode" in maintenance:
         mode = _MAINTENANCE_MODES.get(str(maintenance["mode"]))

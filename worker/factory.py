@@ -56,7 +56,7 @@ def create_session_manager(
     codec: PayloadCodec | None = None,
     **options: Any,
 ) -> SessionManager:
-    """The seed's createSessionManager. The manager opens its store on first use; `async with`
+    """Builds a SessionManager from options. The manager opens its store on first use; `async with`
     (or `await manager.open()` / `close()`) also opens it and closes it when done.
 
     `store`, `clock`, `token_counter` and `codec` are injectable; every other keyword is a

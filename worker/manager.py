@@ -102,7 +102,7 @@ Method = Callable[Concatenate["SessionManager", P], Coroutine[Any, Any, T]]
 
 
 def _opening(method: Method[P, T]) -> Method[P, T]:
-    """A manager opens itself (tables, indexes) on first use, as the seed's API is used:
+    """A manager opens itself (tables, indexes) on first use:
     `create_session_manager(...)` then calls; `async with` and `open()` still work."""
 
     @functools.wraps(method)

@@ -28,7 +28,8 @@ from schemas.events import (
     SessionResume,
     SummaryProduced,
 )
-from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind, TurnEvent
+from schemas.outbound import ReplyEvent, TurnEvent
+from worker.announcements import Announcer, address_of
 from worker.clock import Clock
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
 from worker.commands.handlers import UNDO, model_name, plural
@@ -49,7 +50,7 @@ from worker.outcome import Outcome, derived_id
 from worker.redacting import RedactionCounter, RedactionStep
 from worker.redaction import Findings
 from worker.resets import session_policy, session_reset_due
-from worker.scope import ChatAddress, session_key, slot_key
+from worker.scope import session_key, slot_key
 from worker.slots import Resolution
 from worker.stores.base import StoredEntry
 from worker.transcript import Draft
@@ -75,19 +76,6 @@ def recorded_first(event: InboundEvent) -> bool:
     return not isinstance(event, AgentMessage)
 
 
-def address_of(agent_id: str, source: ChatSource) -> ChatAddress:
-    return ChatAddress(
-        agent_id=agent_id,
-        channel=source.channel,
-        user_id=source.user_id,
-        peer_id=source.peer_id,
-        account_id=source.account_id,
-        thread_id=source.thread_id,
-        message_id=source.message_id,
-        chat_type=source.chat_type,
-    )
-
-
 def ordering_key(agent_id: str, source: ChatSource) -> str:
     """The routing key gateways publish with: the finest slot, so one chat is always in order."""
     return session_key("per-channel-peer", address_of(agent_id, source))
@@ -104,6 +92,7 @@ class EventProcessor:
     ) -> None:
         self._manager = manager
         self._clock = clock
+        self._say = Announcer(clock)
         self._redacting = RedactionStep(manager.redactions, on_redacted)
         self._commands = CommandRunner(manager, max_reply_chars=max_reply_chars)
         self._handlers: dict[str, Callable[..., Awaitable[Outcome]]] = {
@@ -145,7 +134,7 @@ class EventProcessor:
     def answer_rejected(self, chat: ChatToAnswer, text: str, fallback_id: str) -> Outcome:
         """The error reply to the chat a rejected event came from (`fallback_id` when its id is unreadable)."""
         key = scoped(chat.event_id or fallback_id, source_scope(chat.agent_id, chat.source))
-        return self._reply(Identity(key, ""), chat.agent_id, None, text, chat.source, "error")
+        return self._say.reply(Identity(key, ""), chat.agent_id, None, text, chat.source, "error")
 
     # Chat events ------------------------------------------------------------------------------
     async def _inbound(self, event: InboundMessage, identity: Identity) -> Outcome:
@@ -167,7 +156,9 @@ class EventProcessor:
                 resolution = await self._manager.resolve(address, identity.key, touch=False)
                 entry, before = await self._manager.transcript.append_once(resolution.session.id, draft)
         except ContentTooLarge as exc:
-            answer = self._reply(identity, event.agent_id, None, f"message not stored: {exc}", event.source, "error")
+            answer = self._say.reply(
+                identity, event.agent_id, None, f"message not stored: {exc}", event.source, "error"
+            )
             raise Rejected("too-long", str(exc), answer) from exc
         self._redacting.count(findings, before)
         written = await self._manager.transcript.current_session(entry.session_id) or resolution.session
@@ -197,7 +188,7 @@ class EventProcessor:
         try:
             command = parse_command(text)
         except CommandError as exc:
-            return self._reply(identity, event.agent_id, None, str(exc), event.source, "error")
+            return self._say.reply(identity, event.agent_id, None, str(exc), event.source, "error")
         return await self._run(identity, event.agent_id, event.source, command)
 
     async def _checkpoint_event(
@@ -217,15 +208,15 @@ class EventProcessor:
             result = await self._commands.run(command, address, identity.key)
         except RequestError as exc:
             text = f"{exc} (usage: {command.usage})" if isinstance(exc, InvalidArgument) else str(exc)
-            return self._reply(identity, agent_id, None, text, source, "error")
-        answer = self._reply(identity, agent_id, result.session_id, result.text, source, "command-result")
+            return self._say.reply(identity, agent_id, None, text, source, "error")
+        answer = self._say.reply(identity, agent_id, result.session_id, result.text, source, "command-result")
         for archived in result.archived_elsewhere:
             text = (
                 f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
                 " changed; your next message starts a new session. To undo, an admin sets the scope back,"
                 " then /session resume brings it back."
             )
-            answer += self._notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
+            answer += self._say.notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
         return answer
 
     # Agent runtime events -----------------------------------------------------------------------
@@ -320,7 +311,7 @@ class EventProcessor:
         except RequestError as exc:
             raise Rejected("refused", str(exc)) from exc
         text = f"Session {resumed.session.id} resumed ({plural(resumed.carried, 'message')} since the reset added)."
-        return self._notice(identity, resumed.session, "session-resumed", text, resumed.session.delivery_context)
+        return self._say.notice(identity, resumed.session, "session-resumed", text, resumed.session.delivery_context)
 
     # Scheduler events -------------------------------------------------------------------------
     # Authenticated (worker/amqp/trust.py) and re-checked here against the store: an event that
@@ -338,7 +329,7 @@ class EventProcessor:
         if not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
             return Outcome()
         text = f"session reset: {due.describe(session_policy(settings.reset, session))}. {UNDO}."
-        return self._notice(identity, session, "session-reset", text, session.delivery_context)
+        return self._say.notice(identity, session, "session-reset", text, session.delivery_context)
 
     async def _retention(self, event: RetentionDue, identity: Identity) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
@@ -357,10 +348,10 @@ class EventProcessor:
             return ignored(event, f"keep_minimum ({retention.keep_minimum}) protects the session")
         if event.mode == "warn" or retention.mode == "warn":
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
-            return self._notice(identity, session, "retention-warning", text, None)
+            return self._say.notice(identity, session, "retention-warning", text, None)
         counts = await self._manager.store.delete_sessions([session.id])
         text = f"session {session.id} deleted by retention ({event.rule}): {plural(counts.entries, 'entry', 'entries')}"
-        return self._notice(identity, session, "retention-deleted", text, None)
+        return self._say.notice(identity, session, "retention-deleted", text, None)
 
     # Helpers -----------------------------------------------------------------------------------
     async def _session_or_reject(self, session_id: str, event: InboundEvent) -> SessionEntry:
@@ -386,23 +377,7 @@ class EventProcessor:
         text = await self._redacting.notice(findings, entry.session_id, entry.seq)
         if text is None:
             return Outcome()
-        return self._notice(identity, session, "secrets-redacted", text, delivery)
-
-    def _reply(
-        self, identity: Identity, agent_id: str, session_id: str | None, text: str, source: ChatSource, kind: ReplyKind
-    ) -> Outcome:
-        delivery = address_of(agent_id, source).delivery()
-        reply = ReplyEvent(
-            event_id=derived_id(identity.key, "reply"),
-            in_reply_to=identity.event_id,
-            kind=kind,
-            agent_id=agent_id,
-            session_id=session_id,
-            text=text,
-            delivery=delivery,
-            occurred_at=self._clock(),
-        )
-        return Outcome(replies=(reply,))
+        return self._say.notice(identity, session, "secrets-redacted", text, delivery)
 
     async def _reset_notice(self, identity: Identity, resolution: Resolution, delivery: DeliveryContext) -> Outcome:
         if resolution.archived is None or resolution.due is None:
@@ -410,41 +385,4 @@ class EventProcessor:
         settings = await self._manager.get_settings(resolution.archived.agent_id)
         policy = session_policy(settings.reset, resolution.archived)
         text = f"session reset: {resolution.due.describe(policy)}. {UNDO}."
-        return self._notice(identity, resolution.archived, "session-reset", text, delivery)
-
-    def _notice(
-        self,
-        identity: Identity,
-        session: SessionEntry,
-        kind: NoticeKind,
-        text: str,
-        delivery: DeliveryContext | None,
-        *,
-        each: bool = False,  # one of several notices of this kind: ids per session
-    ) -> Outcome:
-        tag = f"{kind}:{session.id}" if each else kind
-        notice = NoticeEvent(
-            event_id=derived_id(identity.key, f"notice:{tag}"),
-            in_reply_to=identity.event_id,
-            kind=kind,
-            agent_id=session.agent_id,
-            session_id=session.id,
-            text=text,
-            delivery=delivery,
-            occurred_at=self._clock(),
-        )
-        replies: tuple[ReplyEvent, ...] = ()
-        if delivery is not None and delivery.channel:
-            replies = (
-                ReplyEvent(
-                    event_id=derived_id(identity.key, f"reply:{tag}"),
-                    in_reply_to=identity.event_id,
-                    kind="notice",
-                    agent_id=session.agent_id,
-                    session_id=session.id,
-                    text=text,
-                    delivery=delivery,
-                    occurred_at=self._clock(),
-                ),
-            )
-        return Outcome(notices=(notice,), replies=replies)
+        return self._say.notice(identity, resolution.archived, "session-reset", text, delivery)

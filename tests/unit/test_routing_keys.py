@@ -14,7 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.events import ChatSource, InboundMessage
-from worker.processor import address_of, ordering_key
+from worker.announcements import address_of
+from worker.processor import ordering_key
 from worker.scope import ChatAddress, session_key
 
 VECTORS = json.loads((Path(__file__).resolve().parents[2] / "schemas/vectors/routing-keys.json").read_text())
