@@ -17,7 +17,7 @@ import pytest
 from tests.support.broker import isolated_topology, require_broker
 from tests.support.processes import free_port
 from worker.amqp.topology import declare_topology
-from worker.crypto import KeyRing
+from worker.engine.crypto import KeyRing
 from worker.errors import EncryptionError
 
 ROOT = Path(__file__).resolve().parents[2]

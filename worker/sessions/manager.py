@@ -29,23 +29,23 @@ from schemas import (
     Usage,
 )
 from schemas.base import describe_errors
-from worker.agents import AgentDirectory
-from worker.checkpoints import CheckpointBook
-from worker.clock import Clock
-from worker.context import ContextWindow, build_window
+from worker.engine.clock import Clock
+from worker.engine.keyed_lock import KeyedLock
+from worker.engine.redaction import Findings
+from worker.engine.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
+from worker.engine.scope import ChatAddress, key_fits, slot_key
+from worker.engine.sealing import seal_summary
+from worker.engine.view import cleared_view
 from worker.errors import InvalidArgument, SessionNotFound
-from worker.keyed_lock import KeyedLock
-from worker.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
-from worker.redacting import Redactions
-from worker.redaction import Findings
-from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
-from worker.resume import Resumed, Resumer
-from worker.scope import ChatAddress, key_fits, slot_key
-from worker.sealing import seal_summary
-from worker.slots import Resolution, SlotResolver
+from worker.sessions.agents import AgentDirectory
+from worker.sessions.checkpoints import CheckpointBook
+from worker.sessions.context import ContextWindow, build_window
+from worker.sessions.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
+from worker.sessions.redacting import Redactions
+from worker.sessions.resume import Resumed, Resumer
+from worker.sessions.slots import Resolution, SlotResolver
+from worker.sessions.transcript import Draft, Transcript
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
-from worker.transcript import Draft, Transcript
-from worker.view import cleared_view
 
 HistoryFormat = Literal["messages", "markdown", "text"]
 

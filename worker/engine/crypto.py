@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from worker.engine.payload import TEXT_PREFIX, Sealed, SealedText, sealed_text_parts
 from worker.errors import EncryptionError
-from worker.payload import TEXT_PREFIX, Sealed, SealedText, sealed_text_parts
 
 _VERSION = b"\x01"
 _NONCE = 12

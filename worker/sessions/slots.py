@@ -6,12 +6,12 @@ import secrets
 from dataclasses import dataclass
 
 from schemas import AgentSettings, ArchiveReason, SessionEntry
-from worker.clock import Clock
-from worker.delivery import merge_delivery
+from worker.engine.clock import Clock
+from worker.engine.delivery import merge_delivery
+from worker.engine.keyed_lock import KeyedLock
+from worker.engine.resets import ResetDue, session_reset_due
+from worker.engine.scope import ChatAddress, slot_key
 from worker.errors import StoreConflict
-from worker.keyed_lock import KeyedLock
-from worker.resets import ResetDue, session_reset_due
-from worker.scope import ChatAddress, slot_key
 from worker.stores.base import SessionStore
 
 _RESOLVE_ATTEMPTS = 8

@@ -14,9 +14,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from worker import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
-from worker.cli_support import app, console, errors, fail, load_settings, opened_manager
-from worker.config import Settings
+from worker.app import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
+from worker.app.cli_support import app, console, errors, fail, load_settings, opened_manager
+from worker.app.config import Settings
 from worker.errors import StartupError
 
 T = TypeVar("T")
@@ -25,10 +25,10 @@ T = TypeVar("T")
 async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     from prometheus_client import CollectorRegistry
 
-    from worker.amqp.service import WorkerService
-    from worker.clock import system_clock
-    from worker.gc_tuning import tune_collector
-    from worker.ops_server import OpsServer, Readiness
+    from worker.app.gc_tuning import tune_collector
+    from worker.app.ops_server import OpsServer, Readiness
+    from worker.app.service import WorkerService
+    from worker.engine.clock import system_clock
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -82,9 +82,9 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
     from scheduler.service import SchedulerService
     from worker.amqp.connection import close_within
     from worker.amqp.gateway import GatewayClient
-    from worker.amqp.service import CLOSE_SECONDS, connect
     from worker.amqp.topology import declare_topology_if_allowed
-    from worker.clock import system_clock
+    from worker.app.service import CLOSE_SECONDS, connect
+    from worker.engine.clock import system_clock
 
     connection = await connect(settings.amqp_url.get_secret_value())
     try:
