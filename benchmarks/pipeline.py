@@ -28,8 +28,8 @@ from benchmarks.timing import command_line
 from schemas.events import INBOUND_EVENT
 from worker import create_session_manager
 from worker.amqp.publisher import json_message, outbound
-from worker.app.config import Settings
 from worker.app.gc_tuning import tune_collector
+from worker.config import Settings
 from worker.engine.clock import system_clock
 from worker.engine.crypto import EncryptingCodec, KeyRing
 from worker.engine.idempotency import identify

@@ -13,8 +13,8 @@ from pathlib import Path
 from schemas.docgen import contracts_markdown, settings_markdown
 from schemas.jsonschema import event_schemas
 from schemas.jsonschema import render as render_schema
-from worker.app.config import Settings
 from worker.commands import commands_markdown
+from worker.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -15,7 +15,7 @@ from schemas.outbound import TurnEvent
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
 from tests.support.secret_corpus import SECRETS
 from worker import create_session_manager
-from worker.app.config import Settings
+from worker.config import Settings
 from worker.engine.clock import ManualClock
 from worker.engine.tokens import TiktokenCounter
 from worker.errors import InvalidArgument

@@ -16,7 +16,7 @@ from schemas.topology import Topology
 from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness, isolated_topology, require_broker
 from tests.support.rabbit_nodes import RabbitNode, private_nodes
-from worker.app.service import WorkerService
+from worker.amqp.service import WorkerService
 from worker.engine.tokens import TiktokenCounter
 from worker.service.processor import ordering_key
 from worker.stores.cached import CachedStore

@@ -24,10 +24,10 @@ from tests.support.backends import WorkerStore
 from worker import create_session_manager
 from worker.amqp.connection import connect
 from worker.amqp.gateway import GatewayClient
+from worker.amqp.service import WorkerService
 from worker.amqp.taps import bound_queue
 from worker.amqp.topology import declare_topology_once, delete_topology
-from worker.app.config import Settings
-from worker.app.service import WorkerService
+from worker.config import Settings
 from worker.engine.clock import Clock, system_clock
 from worker.engine.tokens import TokenCounter
 from worker.sessions.manager import SessionManager

@@ -12,9 +12,9 @@ import os
 import signal
 
 from worker import create_session_manager
+from worker.amqp.service import WorkerService
 from worker.app.cli_support import load_settings
 from worker.app.ops_server import OpsServer
-from worker.app.service import WorkerService
 from worker.engine.clock import system_clock
 from worker.engine.tokens import TiktokenCounter
 

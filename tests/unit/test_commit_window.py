@@ -169,7 +169,7 @@ async def test_a_group_that_cannot_reach_the_writer_leaves_the_store_usable(
 
 
 def test_the_setting_reaches_both_stores() -> None:
-    from worker.app.config import Settings
+    from worker.config import Settings
     from worker.sessions.factory import build_store
     from worker.sessions.options import ManagerOptions
     from worker.stores.sqlite import SqliteStore

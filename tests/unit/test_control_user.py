@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.app.config import Settings
+from worker.config import Settings
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from worker.app import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
 from worker.app.cli_support import app, console, errors, fail, load_settings, opened_manager
-from worker.app.config import Settings
+from worker.config import Settings
 from worker.errors import StartupError
 
 T = TypeVar("T")
@@ -25,9 +25,9 @@ T = TypeVar("T")
 async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     from prometheus_client import CollectorRegistry
 
+    from worker.amqp.service import WorkerService
     from worker.app.gc_tuning import tune_collector
     from worker.app.ops_server import OpsServer, Readiness
-    from worker.app.service import WorkerService
     from worker.engine.clock import system_clock
 
     stop = asyncio.Event()
@@ -82,8 +82,8 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
     from scheduler.service import SchedulerService
     from worker.amqp.connection import close_within
     from worker.amqp.gateway import GatewayClient
+    from worker.amqp.service import CLOSE_SECONDS, connect
     from worker.amqp.topology import declare_topology_if_allowed
-    from worker.app.service import CLOSE_SECONDS, connect
     from worker.engine.clock import system_clock
 
     connection = await connect(settings.amqp_url.get_secret_value())
@@ -372,14 +372,14 @@ def bench(
 def _broker(coro: Coroutine[Any, Any, T]) -> T:
     import logging
 
-    import aio_pika
+    from worker.amqp.failures import CLIENT_LOGGERS, NO_SUCH_ENTITY, UNREACHABLE
 
     # The failure is reported below in one line; the client libraries' own error logs would repeat it.
-    for name in ("aiormq", "aio_pika", "asyncio"):
+    for name in (*CLIENT_LOGGERS, "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return asyncio.run(coro)
-    except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+    except UNREACHABLE as exc:
         fail(f"cannot reach RabbitMQ: {exc}. Is it running? (make broker, or set AMQP_URL)", code=2)
-    except aio_pika.exceptions.ChannelNotFoundEntity as exc:
+    except NO_SUCH_ENTITY as exc:
         fail(f"the broker has no such exchange or queue ({exc}): declare the topology with `sessions topology`", code=2)

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.base import describe_errors
-from worker.app.config import Settings
+from worker.config import Settings
 
 app = typer.Typer(
     help="Chat sessions: the worker, its scheduler and the tools to operate them.",

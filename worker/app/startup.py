@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from yarl import URL
 
-from worker.app.config import Settings
+from worker.config import Settings
 from worker.errors import EncryptionError, InvalidArgument, StoreOpenFailed, StoreUnavailable
 
 

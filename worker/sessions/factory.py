@@ -38,9 +38,10 @@ def build_store(options: ManagerOptions) -> SessionStore:
 def build_codec(options: ManagerOptions) -> PayloadCodec:
     """Keys configured: seal new records if encrypt_transcripts, open sealed ones either way."""
     from worker.engine.crypto import EncryptingCodec, KeyRing
+    from worker.sessions.key_file import read_key_ring
 
     if options.encryption_key_file:
-        ring = KeyRing.from_file(Path(options.encryption_key_file), allow_shared=options.allow_shared_key_file)
+        ring = read_key_ring(Path(options.encryption_key_file), allow_shared=options.allow_shared_key_file)
     elif options.encryption_keys or options.encryption_key:
         ring = KeyRing.parse(options.encryption_keys or options.encryption_key or "")
     else:

@@ -38,7 +38,7 @@ class ManagerOptions(BaseModel):
     encryption_key: str | None = Field(default=None, repr=False)
     encryption_keys: str | None = Field(default=None, repr=False)
     encryption_key_file: str | None = None
-    # A key file its group or others may read is refused unless this is set (see KeyRing.from_file).
+    # A key file its group or others may read is refused unless this is set (see read_key_ring).
     allow_shared_key_file: bool = False
     allow_plaintext_records: bool = True
     token_encoding: str = DEFAULT_ENCODING

@@ -19,7 +19,7 @@ from worker.amqp.queries import QueryResponder
 from worker.amqp.subscription import ShardSubscription, lanes_for
 from worker.amqp.topology import declare_topology_once
 from worker.amqp.trust import ControlTrust
-from worker.app.config import Settings
+from worker.config import Settings
 from worker.engine.clock import Clock
 from worker.service.metrics import WorkerMetrics
 from worker.service.outcome_log import OutcomeLog
