@@ -29,6 +29,7 @@ from schemas.events import (
     SummaryProduced,
 )
 from schemas.outbound import ReplyEvent, TurnEvent
+from schemas.topology import routable
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
 from worker.commands.handlers import UNDO, model_name, plural
 from worker.engine.clock import Clock
@@ -78,7 +79,7 @@ def recorded_first(event: InboundEvent) -> bool:
 
 def ordering_key(agent_id: str, source: ChatSource) -> str:
     """The routing key gateways publish with: the finest slot, so one chat is always in order."""
-    return session_key("per-channel-peer", address_of(agent_id, source))
+    return routable(session_key("per-channel-peer", address_of(agent_id, source)))
 
 
 class EventProcessor:
@@ -114,9 +115,9 @@ class EventProcessor:
         """The routing key under which this event must be applied: its session's slot key."""
         if isinstance(event, CHAT_EVENTS):
             settings = await self._manager.get_settings(event.agent_id)
-            return slot_key(settings, address_of(event.agent_id, event.source))
+            return routable(slot_key(settings, address_of(event.agent_id, event.source)))
         try:
-            return (await self._manager.get_session(event.session_id)).key
+            return routable((await self._manager.get_session(event.session_id)).key)
         except SessionNotFound:
             return ""  # nothing to order against: apply wherever it landed
 
@@ -171,7 +172,7 @@ class EventProcessor:
             seq=entry.seq,
             text=entry.content or "",  # as stored: redacted
             delivery=delivery,
-            ordering_key=resolution.session.key,
+            ordering_key=routable(resolution.session.key),
             occurred_at=entry.timestamp,  # the stored entry's: a replay rebuilds this very event
         )
         turns = Outcome(turns=(turn,), applied_before=before)
