@@ -18,6 +18,8 @@ HEADER_DEAD_REASON = "x-sessions-dead-reason"
 HEADER_DEAD_DETAIL = "x-sessions-dead-detail"
 HEADER_FORWARDED = "x-sessions-forwarded"
 HEADER_ORIGINAL_KEY = "x-sessions-original-key"
+# On a dead letter whose body had secrets redacted: the kinds, comma-separated (never the values).
+HEADER_REDACTED = "x-sessions-redacted"
 
 # Why bad input was dead-lettered (HEADER_DEAD_REASON), each decided on the event's first delivery.
 BAD_INPUT_REASONS: dict[str, str] = {

@@ -49,6 +49,7 @@ from worker.errors import (
 )
 from worker.service.announcements import Announcer, address_of
 from worker.service.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
+from worker.service.dead_letter_body import redacted_body
 from worker.service.inbound import ChatToAnswer
 from worker.sessions.manager import SessionManager
 from worker.sessions.redacting import RedactionCounter, RedactionStep
@@ -131,6 +132,13 @@ class EventProcessor:
     async def entry_holds(self, key: str) -> bool:
         """Whether a transcript entry is stored under this key."""
         return await self._manager.store.find_entry_by_event(key) is not None
+
+    async def dead_letter_body(self, body: bytes) -> tuple[bytes, tuple[str, ...]]:
+        """A rejected event's body as it may be kept, secrets redacted, and the kinds found (counted)."""
+        findings = Findings()
+        cleaned = await redacted_body(body, self._redacting.redactions, findings)
+        self._redacting.count(findings)
+        return cleaned, tuple(findings.kinds)
 
     def answer_rejected(self, chat: ChatToAnswer, text: str, fallback_id: str) -> Outcome:
         """The error reply to the chat a rejected event came from (`fallback_id` when its id is unreadable)."""
