@@ -17,7 +17,8 @@ from pymongo.errors import (
 )
 
 from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry, SessionStatus
-from worker.delivery import merge_delivery
+from worker.engine.delivery import merge_delivery
+from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
@@ -43,7 +44,6 @@ from worker.stores.mongo_docs import (
 )
 from worker.stores.mongo_migrations import migrate_event_keys
 from worker.stores.mongo_records import MongoRecords
-from worker.tokens import TokenCount
 
 
 class MongoStore(MongoRecords):
