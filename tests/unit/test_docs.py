@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import runpy
 import subprocess
@@ -78,3 +79,40 @@ def test_anchor_matches_githubs_rule() -> None:
     assert _anchor("Store failures and crash loops (what you see, what you do)") == (
         "store-failures-and-crash-loops-what-you-see-what-you-do"
     )
+
+
+_CODE = re.compile(r"`([^`\s]+)`")
+_TOP = ("worker/", "schemas/", "scheduler/", "benchmarks/", "tests/", "ops/", "docs/", "examples/")
+
+
+def _names_a_missing_module(dotted: str) -> bool:
+    """Whether `worker.a.b.name` names neither a module nor an attribute of one."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(target, attribute):
+                return True
+            target = getattr(target, attribute)
+        return False
+    return True
+
+
+def _generated_locally(name: str) -> bool:
+    """Git-ignored files the docs name but a checkout does not hold (keys generated on first use)."""
+    return subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT, check=False).returncode == 0
+
+
+def test_paths_and_modules_the_docs_name_exist() -> None:
+    missing = []
+    for page in _pages():
+        for name in _CODE.findall(page.read_text()):
+            if name.startswith(_TOP) and "*" not in name and "<" not in name:
+                if not (ROOT / name.rstrip("/")).exists() and not _generated_locally(name):
+                    missing.append(f"{page.relative_to(ROOT)}: {name}")
+            elif re.fullmatch(r"worker(\.\w+)+", name) and _names_a_missing_module(name):
+                missing.append(f"{page.relative_to(ROOT)}: {name}")
+    assert not missing, missing
