@@ -1,5 +1,5 @@
 """Real platform ids end to end through the broker: published as the platform sends them, stored,
-and every reply routed back with the very same ids (issue 26, item 2)."""
+and every reply routed back with the very same ids."""
 
 from __future__ import annotations
 
