@@ -178,6 +178,8 @@ class Case:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.arrivals = Arrivals()
         self.wire: WireClient | None = None  # the tap and the latency phase's publisher
+        # Where the workers keep their stage logs (benchmarks/stages.py): latency cases only.
+        self.stage_dir: Path | None = None
 
     async def open(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
         """Declare the topology and start the tap; the channel returned pre-loads the queues."""
@@ -211,6 +213,7 @@ class Case:
                 "SESSIONS_ENCRYPTION_KEYS": f"bench:{KEY}",
                 "SESSIONS_METRICS_PORT": "0",
                 "SESSIONS_HEARTBEAT_SECONDS": "0.5",
+                **({"SESSIONS_STAGE_LOG_DIR": str(self.stage_dir)} if self.stage_dir else {}),
             }
         )
         command = [sys.executable, "-m", "worker", "worker"]

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import cpu
+from benchmarks import cpu, stages
 from benchmarks.cases import Case, inbound
+from benchmarks.stages import nearest_rank
 from benchmarks.wire import publish_frames
 from worker.amqp.publisher import outbound
 
@@ -33,6 +33,7 @@ HALF = 0.5  # of the worker's maximum rate: where the issue measures latency
 # what the consumer takes without burdening the broker with a backlog much larger than needed.
 LIVE_WINDOW = (0.3, 0.9)
 LIVE_OVER = 1.1
+STAGE_LOG_POLLS, STAGE_LOG_POLL_SECONDS = 20, 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +46,12 @@ class Point:
     p99_ms: float
     samples: int
     cpu: cpu.Use | None
+    stages: dict[str, dict[str, float]] | None = None  # the worker's, from its stage log
 
     def as_dict(self) -> dict[str, Any]:
-        found = {"p50_ms": round(self.p50_ms, 2), "p99_ms": round(self.p99_ms, 2), "samples": self.samples}
+        found: dict[str, Any] = {"p50_ms": round(self.p50_ms, 2), "p99_ms": round(self.p99_ms, 2)}
+        found["samples"] = self.samples
+        found |= {"stages_ms": self.stages} if self.stages else {}
         return found | ({"cpu_us_per_msg": self.cpu} if self.cpu else {})
 
 
@@ -82,7 +86,24 @@ async def measure(case: Case, rate: float, seconds: float, tag: str = "lat") -> 
         case.arrivals.track(None)
     if not waits:
         raise RuntimeError(f"none of {len(sent)} messages published at {rate:.0f}/s was answered within 60 s")
-    return Point(rate, statistics.median(waits), nearest_rank(waits, 0.99), len(waits), use)
+    found = await _stages(case, tag, sent, arrived)
+    return Point(rate, statistics.median(waits), nearest_rank(waits, 0.99), len(waits), use, found)
+
+
+async def _stages(
+    case: Case, tag: str, sent: dict[str, float], arrived: dict[str, float]
+) -> dict[str, dict[str, float]] | None:
+    """The stage breakdown of the answered messages, once the workers' stage logs hold them (they
+    are written every half second, a second after their ack): None for a case without a log."""
+    if case.stage_dir is None:
+        return None
+    rows: dict[str, stages.Row] = {}
+    for _ in range(STAGE_LOG_POLLS):
+        await asyncio.sleep(STAGE_LOG_POLL_SECONDS)
+        rows = stages.read_rows(case.stage_dir, f"{tag}-")
+        if len(rows) >= len(arrived):
+            break
+    return stages.breakdown(sent, arrived, rows)
 
 
 async def _publish(
@@ -149,12 +170,6 @@ async def _replies_while_offering(case: Case, rate: float, seconds: float, tag: 
     return (replies_after - replies_before) / (end - start)
 
 
-def nearest_rank(ordered: list[float], share: float) -> float:
-    """The nearest-rank percentile of an ordered, non-empty list: the smallest value that at least
-    `share` of the values do not exceed."""
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
-
-
 async def curve(
     bare: Case, worker: Case, max_rate: float, fractions: tuple[float, ...], seconds: float, live_max: float
 ) -> dict[str, Any]:
@@ -186,6 +201,7 @@ async def curve(
         "live_half_p99_ms": live_measured.p99_ms,
         "bare_loop_live_half_p50_ms": live_reference.p50_ms,
         "bare_loop_live_half_p99_ms": live_reference.p99_ms,
+        **_stage_summary(worker, live_measured, "half the live max"),
         **({"latency_cpu_us_per_msg": measured.cpu} if measured.cpu else {}),
         **({"bare_loop_latency_cpu_us_per_msg": reference.cpu} if reference.cpu else {}),
         "latency_curve": [
@@ -193,6 +209,14 @@ async def curve(
             for f, basis, b, w in points
         ],
     }
+
+
+def _stage_summary(case: Case, point: Point, basis: str) -> dict[str, Any]:
+    """The stage breakdown the report tabulates: the worker's at one rate, with its store kind."""
+    if not point.stages:
+        return {}
+    described = {"store": case.config.store, "rate_msgs_per_s": round(point.rate, 1), "basis": basis}
+    return {"latency_stages_ms": described | {"stages": point.stages}}
 
 
 def within_target(results: dict[str, Any]) -> str:

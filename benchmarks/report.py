@@ -14,6 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.latency import TARGET_P99_MS, within_target
+from benchmarks.stages import table as stage_table
+
+STAGE_CAPTION = (
+    "consume, lane, decode, lookup, resolve, commit, outcome and reply follow each other (their sum is"
+    " about the total); confirm and ack run beside reply, off the reply's path (benchmarks/stages.py)"
+)
 
 TARGETS = {
     "throughput_ratio_vs_bare_loop": (">=", 0.7),
@@ -184,6 +190,23 @@ def latency_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     ]
 
 
+STAGE_COLUMNS = ("stage", "p50", "p99", "mean")
+
+
+def stage_title(results: dict[str, Any]) -> str:
+    """What the stage table shows: whose figures, at which rate, on which store."""
+    found = results.get("latency_stages_ms", {})
+    where = "SQLite" if found.get("store") != "mongodb" else "MongoDB"
+    if found.get("store") == "mongodb" and not results.get("mongodb_server_is_mongodb"):
+        where += " on the wire test server (wire-server figures, NOT MongoDB's)"
+    rate = f"{found.get('rate_msgs_per_s', 0):,.0f} msgs/s ({found.get('basis', '')})"
+    return f"Where the worker's publish-to-reply time goes (ms per message, stage log), at {rate}, store {where}"
+
+
+def stage_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    return list(stage_table(results.get("latency_stages_ms", {}).get("stages", {})))
+
+
 Extra = tuple[str, tuple[str, ...], list[tuple[str, ...]], str]
 
 
@@ -192,6 +215,7 @@ def extra_tables(results: dict[str, Any]) -> list[Extra]:
     found = [
         (CPU_TITLE, CPU_COLUMNS, cpu_rows(results), ""),
         (LATENCY_TITLE, LATENCY_COLUMNS, latency_rows(results), within_target(results)),
+        (stage_title(results), STAGE_COLUMNS, stage_rows(results), STAGE_CAPTION),
     ]
     return [table for table in found if table[2]]
 

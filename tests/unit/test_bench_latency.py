@@ -11,8 +11,9 @@ from pamqp import frame
 
 from benchmarks import cpu
 from benchmarks.cases import Arrivals, BenchConfig, answered_id
-from benchmarks.latency import encoded, live_maximum, nearest_rank, within_target
+from benchmarks.latency import encoded, live_maximum, within_target
 from benchmarks.report import latency_rows
+from benchmarks.stages import nearest_rank
 from schemas.delivery import DeliveryContext
 from schemas.outbound import TurnEvent
 from schemas.topology import Topology

@@ -16,6 +16,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
+from worker import stages
 from worker.stores.commit_window import CommitWindow
 from worker.stores.mongo_docs import Doc
 
@@ -50,11 +51,14 @@ class AppendBatcher:
         """Insert `entry`, then apply `change` to the session `guard` matches. True when the update
         is known to have applied; False when it did not or the batch cannot tell (the caller then
         settles the session from its entries). An insert error is raised as the driver's own."""
+        stages.mark(stages.COMMIT_START)
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append(_Append(entry, guard, change, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await done
+        applied = await done
+        stages.mark(stages.COMMITTED)
+        return applied
 
     async def drain(self) -> None:
         """Until every append handed in so far has been written (or has failed)."""

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from worker import stages
 from worker.errors import StoreOpenFailed, StoreUnavailable
 from worker.stores.commit_window import CommitWindow
 from worker.stores.sqlite_lock import WriterLock, lock_path
@@ -214,6 +215,7 @@ class SqliteDatabase:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
         if alone:
             return await self._run(self._writer_pool, fn, self._writer)
+        stages.mark(stages.COMMIT_START)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, prepare, future))
         if not self._flushing:
@@ -223,7 +225,9 @@ class SqliteDatabase:
                 self._waiting = asyncio.get_running_loop().call_later(delay, self._commit_pending)
             else:
                 self._commit_pending()
-        return await future
+        result = await future
+        stages.mark(stages.COMMITTED)
+        return result
 
     def _commit_pending(self) -> None:
         """Hand the waiting writes to the writer thread as one group. Its completion comes back as
