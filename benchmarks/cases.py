@@ -64,6 +64,11 @@ class BenchConfig:
     # case, dropped afterwards; benchmarks/mongodb.py says which phases run there).
     store: str = "sqlite"
     mongodb_url: str | None = None
+    # Another checkout whose worker runs instead of this one's, under its own .venv (for
+    # benchmarks/side_by_side.py); None: this checkout's.
+    worker_checkout: Path | None = None
+    # More environment for the worker processes (settings to compare, side by side).
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def quick(cls, url: str) -> BenchConfig:
@@ -214,11 +219,14 @@ class Case:
                 "SESSIONS_METRICS_PORT": "0",
                 "SESSIONS_HEARTBEAT_SECONDS": "0.5",
                 **({"SESSIONS_STAGE_LOG_DIR": str(self.stage_dir)} if self.stage_dir else {}),
+                **self.config.worker_env,
             }
         )
-        command = [sys.executable, "-m", "worker", "worker"]
+        checkout = self.config.worker_checkout
+        python = str(checkout / ".venv" / "bin" / "python") if checkout else sys.executable
+        command = [python, "-m", "worker", "worker"]
         self.processes = [
-            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(command, env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(self.config.processes)
         ]
 

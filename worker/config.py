@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     metrics_host: str = Field(default="0.0.0.0", description="bind address of /metrics, /healthz, /readyz")  # noqa: S104
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="port of /metrics, /healthz, /readyz")
 
+    stage_log_dir: str | None = Field(
+        default=None,
+        description="keep a stage log (each delivery's monotonic timestamps, as JSON lines) in this folder;"
+        " for `sessions bench`, which reads it",
+    )
     log_level: str = Field(default="INFO", description="DEBUG logs every applied event with its ids")
     gc_young_threshold: int = Field(
         default=50_000,

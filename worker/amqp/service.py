@@ -16,6 +16,7 @@ from worker.amqp.membership import Membership
 from worker.amqp.poison import PoisonGuard
 from worker.amqp.publisher import Publisher
 from worker.amqp.queries import QueryResponder
+from worker.amqp.stage_log import StageLog
 from worker.amqp.subscription import ShardSubscription, lanes_for
 from worker.amqp.topology import declare_topology_once
 from worker.amqp.trust import ControlTrust
@@ -104,7 +105,11 @@ class WorkerService:
             health=self.health,
             poison=PoisonGuard(self._manager.store, self._clock, settings.poison_attempts),
         )
-        self._lanes = lanes_for(self.handler)
+        self._stage_log = None
+        if settings.stage_log_dir is not None:
+            self._stage_log = StageLog(settings.stage_log_dir, settings.ack_delay_ms / 1000 + 1.0)
+            self._spawn(self._stage_log.run())
+        self._lanes = lanes_for(self.handler, self._stage_log)
         # Every worker answers queries (competing consumers): they only read. On a connection of
         # their own: the query queue is a classic queue, and while its node is down its consumer
         # cannot be restored, which would hold up the shards' reconnect if they shared one.
@@ -136,6 +141,7 @@ class WorkerService:
                     self._lanes,
                     self.settings.prefetch,
                     self.settings.ack_delay_ms / 1000,
+                    self._stage_log,
                 )
                 await subscription.start(paused=not self._consuming)
                 self._subscriptions[shard] = subscription
