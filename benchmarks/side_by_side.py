@@ -26,7 +26,7 @@ from benchmarks.broker import _close, _drain, _stored
 from benchmarks.cases import KEY, BenchConfig, Case
 from benchmarks.latency import Point, live_maximum, measure
 from benchmarks.stages import STAGES
-from worker.crypto import EncryptingCodec, KeyRing
+from worker.engine.crypto import EncryptingCodec, KeyRing
 
 FRACTIONS = (0.125, 0.25, 0.5)
 SIDES = ("bare", "old", "new")

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from worker import stages
+from worker.engine import stages
 
 Row = dict[str, Any]
 # Stage name -> (the mark or benchmark moment it starts at, the one it ends at).

@@ -17,10 +17,10 @@ from tests.support.backends import (
     real_mongodb_url,
 )
 from worker import create_session_manager
-from worker.clock import ManualClock
-from worker.manager import SessionManager
+from worker.engine.clock import ManualClock
+from worker.engine.tokens import TiktokenCounter
+from worker.sessions.manager import SessionManager
 from worker.stores.base import SessionStore
-from worker.tokens import TiktokenCounter
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -41,13 +41,6 @@ class Settings(BaseSettings):
     )
     db_path: str = Field(default="./data/sessions.db", description="SQLite file path")
     mongodb_database: str = Field(default="sessions", description="MongoDB database name")
-    commit_window_ms: float = Field(
-        default=2.0,
-        ge=0,
-        le=100,
-        description="how long a group commit may wait for other writes to join it, only after a group"
-        " of several (0: never); fewer, larger commits at moderate rates",
-    )
 
     # Session engine defaults for agents without stored settings
     agent: str = Field(default="main", description="default agent id for CLI commands")
@@ -214,7 +207,6 @@ class Settings(BaseSettings):
             "storage": self.storage,
             "db_path": self.db_path,
             "mongodb_database": self.mongodb_database,
-            "commit_window_ms": self.commit_window_ms,
             "token_encoding": self.token_encoding,
             "max_content_bytes": self.max_content_bytes,
             "redaction": RedactionPolicy(enabled=self.redaction, patterns=self.redaction_patterns),

@@ -24,7 +24,7 @@ from typing import Protocol
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
 
-from worker import stages
+from worker.engine import stages
 
 log = logging.getLogger(__name__)
 ACK_TIMEOUT = 10.0

@@ -22,8 +22,8 @@ from schemas.topology import (
     Topology,
     reply_routing_key,
 )
-from worker import stages
-from worker.outcome import Outcome
+from worker.engine import stages
+from worker.engine.outcome import Outcome
 
 PUBLISH_TIMEOUT = 10.0
 

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from worker.stages import Trace
+from worker.engine.stages import Trace
 
 FLUSH_SECONDS = 0.5
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue, ConsumerTag
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from worker import stages
 from worker.amqp.acks import AckBatch
 from worker.amqp.consumer import EventHandler
 from worker.amqp.stage_log import StageLog
-from worker.lanes import Lanes
+from worker.engine import stages
+from worker.service.lanes import Lanes
 
 log = logging.getLogger(__name__)
 CANCEL_TIMEOUT = 5.0  # a blocked connection may hold the cancel back

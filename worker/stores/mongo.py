@@ -17,7 +17,8 @@ from pymongo.errors import (
 )
 
 from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry, SessionStatus
-from worker.delivery import merge_delivery
+from worker.engine.delivery import merge_delivery
+from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
@@ -43,13 +44,12 @@ from worker.stores.mongo_docs import (
 )
 from worker.stores.mongo_migrations import migrate_event_keys
 from worker.stores.mongo_records import MongoRecords
-from worker.tokens import TokenCount
 
 
 class MongoStore(MongoRecords):
     @classmethod
-    def from_url(cls, url: str, database: str, *, commit_window_ms: float = 0.0) -> MongoStore:
-        return cls(AsyncMongoClient(url, tz_aware=True), database, commit_window_ms=commit_window_ms)
+    def from_url(cls, url: str, database: str) -> MongoStore:
+        return cls(AsyncMongoClient(url, tz_aware=True), database)
 
     @unavailable
     async def ensure_schema(self) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry, SessionStatus
+from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import (
     DeletedCounts,
@@ -34,7 +35,6 @@ from worker.stores.sqlite_rows import (
     session_params,
     to_ms,
 )
-from worker.tokens import TokenCount
 
 _SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM sessions"
 _SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
@@ -61,8 +61,8 @@ class SqliteStore(SqliteRecords):
         self._db = db
 
     @classmethod
-    def at_path(cls, path: str, *, busy_timeout_ms: int = 5000, commit_window_ms: float = 0.0) -> SqliteStore:
-        return cls(SqliteDatabase(path, busy_timeout_ms=busy_timeout_ms, commit_window_ms=commit_window_ms))
+    def at_path(cls, path: str, *, busy_timeout_ms: int = 5000) -> SqliteStore:
+        return cls(SqliteDatabase(path, busy_timeout_ms=busy_timeout_ms))
 
     async def ensure_schema(self) -> None:
         await self._db.open()

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from worker import stages
+from worker.engine import stages
 from worker.errors import StoreOpenFailed, StoreUnavailable
 from worker.stores.sqlite_lock import WriterLock, lock_path
 from worker.stores.sqlite_open import check_file, open_failure
