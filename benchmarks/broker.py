@@ -161,7 +161,7 @@ async def _drain(
     worker keeps a stage log (benchmarks/stages.py)."""
     case = Case(config, name)
     if traced and config.workdir is not None:
-        case.stage_dir = config.workdir / f"{name}-stages"
+        case.stage_dir = config.workdir / f"{name}-{case.names.prefix}-stages"
     if prepare is not None:
         prepare(case)
     progress(f"{name} case")

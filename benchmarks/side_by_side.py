@@ -33,8 +33,14 @@ SIDES = ("bare", "old", "new")
 
 
 async def run(
-    config: BenchConfig, baseline: Path, rounds: int, seconds: float, envs: dict[str, dict[str, str]]
+    config: BenchConfig,
+    baseline: Path,
+    rounds: int,
+    seconds: float,
+    envs: dict[str, dict[str, str]],
+    basis: float | None = None,
 ) -> dict[str, Any]:
+    """Every side's latency at FRACTIONS of `basis` msgs/s (None: of the new worker's live maximum)."""
     codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
     connection = await aio_pika.connect_robust(config.url)
     cases: dict[str, Case] = {}
@@ -53,20 +59,22 @@ async def run(
             )
             cases[side] = case
         live = {side: await live_maximum(cases[side], 2000.0, config.live_seconds, f"live{side}") for side in SIDES}
+        basis = basis or live["new"]
         points: dict[str, dict[str, list[Point]]] = {f"{f:g}": {side: [] for side in SIDES} for f in FRACTIONS}
         for number in range(rounds):
             for fraction in FRACTIONS:
                 order = SIDES[number % 3 :] + SIDES[: number % 3]
                 for side in order:
                     tag = f"r{number}f{int(fraction * 1000)}{side}"
-                    point = await measure(cases[side], live["new"] * fraction, seconds, tag)
+                    point = await measure(cases[side], basis * fraction, seconds, tag)
                     points[f"{fraction:g}"][side].append(point)
                     print(f"{tag}: {point.rate:.0f}/s p50 {point.p50_ms:.2f} p99 {point.p99_ms:.2f}")
     finally:
         for case in cases.values():
             await _close(connection, case)
         await connection.close()
-    return {"live_max_msgs_per_s": live, "points": {f: _summary(sides) for f, sides in points.items()}}
+    summaries = {fraction: _summary(sides) for fraction, sides in points.items()}
+    return {"live_max_msgs_per_s": live, "basis_msgs_per_s": basis, "points": summaries}
 
 
 def _summary(sides: dict[str, list[Point]]) -> dict[str, Any]:
@@ -94,6 +102,7 @@ def _summary(sides: dict[str, list[Point]]) -> dict[str, Any]:
 
 def print_tables(results: dict[str, Any]) -> None:
     print("live maxima (msgs/s):", {k: round(v) for k, v in results["live_max_msgs_per_s"].items()})
+    print(f"rates: fractions of {results['basis_msgs_per_s']:,.0f} msgs/s")
     print("| of new live max | msgs/s | new p50 | new p99 | old p50 | old p99 | bare p50 | bare p99 |")
     print("|---|---|---|---|---|---|---|---|")
     for fraction, sides in results["points"].items():
@@ -113,16 +122,17 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, required=True, help="the other checkout (its .venv set up)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0, help="each measurement's length")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/side-by-side"))
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/side-by-side"), help="stores and stage logs")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--basis", type=float, help="msgs/s the fractions are of (default: new's live maximum)")
     for side in ("old", "new"):
         parser.add_argument(f"--{side}-env", action="append", default=[], help=f"KEY=VALUE for the {side} workers")
     args = parser.parse_args()
     envs = {side: dict(item.split("=", 1) for item in getattr(args, f"{side}_env")) for side in ("old", "new")}
     args.workdir.mkdir(parents=True, exist_ok=True)
     config = BenchConfig(args.url, messages=2_000, workdir=args.workdir, live_seconds=3.0, stored_sessions=100)
-    results = asyncio.run(run(config, args.baseline.resolve(), args.rounds, args.seconds, envs))
+    results = asyncio.run(run(config, args.baseline.resolve(), args.rounds, args.seconds, envs, args.basis))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     print_tables(results)

@@ -204,6 +204,7 @@ class SqliteDatabase:
         self._reader_pool: ThreadPoolExecutor | None = None
         self._writer: Connection | None = None
         self._reader: Connection | None = None
+        self._looker: Connection | None = None  # point reads, on the event loop (see read())
         self._pending: Group = []
         self._flushing = False  # a group is due or being written; writes meanwhile wait for the next
         self._due: asyncio.Handle | None = None  # the next group, due at the end of this loop turn
@@ -222,6 +223,7 @@ class SqliteDatabase:
             await loop.run_in_executor(self._writer_pool, self._lock.open)
             reader = partial(_connect, self.path, self._busy_timeout_ms)
             self._reader = await loop.run_in_executor(self._reader_pool, reader)
+            self._looker = await loop.run_in_executor(self._reader_pool, partial(_connect, self.path, 0))
         except (sqlite3.Error, OSError, StoreOpenFailed) as exc:
             await self.close()
             raise (exc if isinstance(exc, StoreOpenFailed) else open_failure(self.path, exc)) from exc
@@ -237,8 +239,10 @@ class SqliteDatabase:
             self._commit_pending()
             if group:  # waited for, not gathered: a cancelled close must not cancel their callers
                 await asyncio.wait([write[2] for write in group])
+        if self._looker is not None:
+            self._looker.close()
         opened = ((self._writer_pool, self._writer), (self._reader_pool, self._reader))
-        self._writer = self._reader = None
+        self._writer = self._reader = self._looker = None
         for pool, conn in opened:
             if pool is not None:
                 if conn is not None:
@@ -311,9 +315,21 @@ class SqliteDatabase:
             self._flushing = True
             self._due = asyncio.get_running_loop().call_soon(self._commit_pending)
 
-    async def read(self, fn: Callable[[Connection], T]) -> T:
+    async def read(self, fn: Callable[[Connection], T], *, point: bool = False) -> T:
+        """Run `fn` on the reader thread; a `point` read (a row or two by key: the hot path's
+        lookups) runs here and now instead, on a connection of its own that never waits: a WAL
+        reader is not held up by writers, and should SQLite be busy (recovering the WAL after a
+        crash, say) the read goes to the reader thread, which waits."""
         if self._reader is None or self._reader_pool is None:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
+        if point and self._looker is not None:
+            try:
+                return fn(self._looker)
+            except sqlite3.OperationalError as exc:
+                if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) != sqlite3.SQLITE_BUSY:
+                    raise _mapped(exc) from exc
+            except (sqlite3.Error, OSError) as exc:
+                raise _mapped(exc) from exc
         return await self._run(self._reader_pool, fn, self._reader)
 
     @staticmethod
