@@ -87,6 +87,11 @@ def _summary(sides: dict[str, list[Point]]) -> dict[str, Any]:
             "p99_ms": round(statistics.median(p.p99_ms for p in measured), 2),
             "rounds_p99_ms": [round(p.p99_ms, 2) for p in measured],
         }
+        used = [p.cpu for p in measured if p.cpu]
+        if used:
+            found[side]["cpu_us_per_msg"] = {
+                key: round(statistics.median(u[key] for u in used), 1) for key in ("loop_thread_us", "total_us")
+            }
         with_stages = [p.stages for p in measured if p.stages]
         if with_stages:
             found[side]["stages_ms"] = {
@@ -108,6 +113,9 @@ def print_tables(results: dict[str, Any]) -> None:
     for fraction, sides in results["points"].items():
         cells = [f"{sides[s][k]:.2f}" for s in ("new", "old", "bare") for k in ("p50_ms", "p99_ms")]
         print(f"| {fraction} | {sides['new']['rate']:,.0f} | {' | '.join(cells)} |")
+    for fraction, sides in results["points"].items():
+        use = {side: sides[side].get("cpu_us_per_msg", {}) for side in SIDES}
+        print(f"CPU µs a message at {fraction} (consumer loop thread / all parties):", use)
     for fraction, sides in results["points"].items():
         print(f"\nstages at {fraction} (ms, p50 / p99): | stage | new | old |")
         for stage in STAGES:
