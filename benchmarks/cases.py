@@ -218,7 +218,7 @@ class Case:
                 "SESSIONS_ENCRYPTION_KEYS": f"bench:{KEY}",
                 "SESSIONS_METRICS_PORT": "0",
                 "SESSIONS_HEARTBEAT_SECONDS": "0.5",
-                **({"SESSIONS_STAGE_LOG_DIR": str(self.stage_dir)} if self.stage_dir else {}),
+                **({"SESSIONS_ADVANCED__STAGE_LOG_DIR": str(self.stage_dir)} if self.stage_dir else {}),
                 **self.config.worker_env,
             }
         )

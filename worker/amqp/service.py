@@ -10,7 +10,7 @@ from typing import Any
 from aio_pika.abc import AbstractRobustConnection
 
 from schemas.topology import Topology
-from worker.amqp.connection import close_within, connect, use_write_buffer
+from worker.amqp.connection import close_within, connect
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
 from worker.amqp.poison import PoisonGuard
@@ -71,6 +71,7 @@ class WorkerService:
         self._consuming = True  # the intake gate: False while the store is unwell or the broker blocks
         self._gate_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._stage_log: StageLog | None = None  # only while the benchmark asks for one
         self.metrics.store_available.set_function(lambda: 1.0 if self.health.well else 0.0)
         self.metrics.intake_open.set_function(lambda: 1.0 if self._consuming else 0.0)
 
@@ -85,7 +86,6 @@ class WorkerService:
 
     async def start(self) -> None:
         settings = self.settings
-        use_write_buffer(settings.amqp_write_buffer_frames)  # before the connections open
         self._connection = await connect(settings.amqp_url.get_secret_value())
         await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
         channel = await self._connection.channel(publisher_confirms=True)
@@ -105,9 +105,9 @@ class WorkerService:
             health=self.health,
             poison=PoisonGuard(self._manager.store, self._clock, settings.poison_attempts),
         )
-        self._stage_log = None
-        if settings.stage_log_dir is not None:
-            self._stage_log = StageLog(settings.stage_log_dir, settings.ack_delay_ms / 1000 + 1.0)
+        advanced = settings.advanced
+        if advanced.stage_log_dir is not None:
+            self._stage_log = StageLog(advanced.stage_log_dir, advanced.ack_delay_ms / 1000 + 1.0)
             self._spawn(self._stage_log.run())
         self._lanes = lanes_for(self.handler, self._stage_log)
         # Every worker answers queries (competing consumers): they only read. On a connection of
@@ -140,7 +140,7 @@ class WorkerService:
                     self.topology.shard_queue(shard),
                     self._lanes,
                     self.settings.prefetch,
-                    self.settings.ack_delay_ms / 1000,
+                    self.settings.advanced.ack_delay_ms / 1000,
                     self._stage_log,
                 )
                 await subscription.start(paused=not self._consuming)
