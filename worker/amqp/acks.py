@@ -1,10 +1,10 @@
 """The acks of one shard consumer, sent together: one Basic.Ack for many deliveries.
 
-An ack has no answer and only lets the broker drop its copy, so it can wait a little. Sent one
-per message at a trickle, every ack costs the worker a socket write and the quorum queue a Raft
-log entry of its own; sent every few milliseconds, one frame settles every delivery finished
-meanwhile. Nothing else waits for it: the reply went out (confirmed) before the ack was due, and
-an ack lost with its connection only means a redelivery, which replays idempotently.
+An ack has no answer and only lets the broker drop its copy, so it can wait a little
+(SESSIONS_ADVANCED__ACK_DELAY_MS): one frame then settles every delivery finished meanwhile,
+instead of a socket write and a quorum-queue log entry each. Nothing waits for it: the reply went
+out (confirmed) before the ack was due, and an ack lost with its connection only means a
+redelivery, which replays idempotently.
 
 Deliveries on a channel are numbered 1, 2, 3...; a multiple ack settles every unsettled one up to
 its tag. So the finished deliveries below the lowest unfinished one go as one multiple ack, and
