@@ -1,9 +1,10 @@
 """Publish-to-reply latency of the worker and of the bare loop, side by side, at fixed rates.
 
 The rates are fractions of the worker's maximum drain rate and of its live maximum (an eighth, a
-quarter and a half: issue 32's targets, relative to the bare loop, hold there). Both sides are measured at every rate, the bare loop first, on consumer
-processes that are already running and warm, so that the worker's p99 can be read against what
-the reference loop, doing no work at all, reaches on the same machine at the same rate.
+quarter and a half: issue 32's targets, relative to the bare loop, hold there). Both sides are
+measured at every rate, the bare loop first, on consumer processes that are already running and
+warm, so that the worker's p99 can be read against what the reference loop, doing no work at all,
+reaches on the same machine at the same rate.
 
 The load generator shares the cores with what it measures, so it does as little per message as it
 can: each event's frames are encoded before the clock starts and written as they are, and the tap
