@@ -8,7 +8,7 @@ lock (worker/stores/sqlite_lock.py) and SQLite's are free, as they are unless an
 writing: a transaction of a few rows without a sync (WAL, synchronous=NORMAL) takes less than
 handing it to a thread and back. Otherwise the writer thread waits for the locks and commits it.
 WAL checkpoints, which sync, run on the reader thread. Reads run on the reader thread, beside
-the writer.
+the writer; point reads (a row by key) run on the event loop, on a connection that never waits.
 """
 
 from __future__ import annotations
