@@ -1,4 +1,4 @@
-"""A SQLite connection pair (one writer, one reader) driven from asyncio, with group commits.
+"""SQLite connections (a writer, a reader, one for point reads) driven from asyncio, with group commits.
 
 Writes are group-committed: the write functions handed in during one turn of the event loop, or
 while a group is being written, run together in the next transaction (should one fail, the group
