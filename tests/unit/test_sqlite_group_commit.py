@@ -174,3 +174,29 @@ async def test_a_busy_database_fails_the_whole_group_as_transient(tmp_path: Path
     finally:
         blocker.close()
         await db.close()
+
+
+async def test_a_point_read_runs_on_the_event_loop_and_goes_to_the_reader_thread_when_sqlite_is_busy(
+    tmp_path: Path,
+) -> None:
+    db = await _open(tmp_path)
+    threads: list[str] = []
+    busy_here = [True]
+
+    def count(conn: Connection) -> int:
+        threads.append(threading.current_thread().name)
+        if busy_here[0] and threading.current_thread() is threading.main_thread():
+            busy = sqlite3.OperationalError("database is locked")
+            busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # as SQLite says it (a WAL being recovered, say)
+            raise busy
+        return int(conn.execute("SELECT count(*) FROM rows").fetchone()[0])
+
+    try:
+        await db.write(insert_row("one"))
+        assert await db.read(count, point=True) == 1
+        assert threads[0] == threading.main_thread().name and threads[1].startswith("sqlite-reader")
+        busy_here[0] = False
+        assert await db.read(count, point=True) == 1
+        assert threads[2:] == [threading.main_thread().name]
+    finally:
+        await db.close()
