@@ -200,3 +200,17 @@ async def test_a_point_read_runs_on_the_event_loop_and_goes_to_the_reader_thread
         assert threads[2:] == [threading.main_thread().name]
     finally:
         await db.close()
+
+
+async def test_while_a_write_outside_a_transaction_runs_groups_go_to_the_writer_thread_behind_it(
+    tmp_path: Path,
+) -> None:
+    db = await _open(tmp_path)
+    threads: list[str] = []
+    try:
+        slow = asyncio.ensure_future(db.write(lambda conn: time.sleep(0.1), alone=True))
+        await asyncio.sleep(0.01)
+        assert await db.write(_insert_noting_thread("behind", threads)) == "behind"
+        assert slow.done() and threads[0].startswith("sqlite-writer")
+    finally:
+        await db.close()

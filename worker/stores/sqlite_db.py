@@ -209,6 +209,7 @@ class SqliteDatabase:
         self._flushing = False  # a group is due or being written; writes meanwhile wait for the next
         self._due: asyncio.Handle | None = None  # the next group, due at the end of this loop turn
         self._groups = 0
+        self._alone = 0  # writes outside a transaction running on the writer thread
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -257,7 +258,11 @@ class SqliteDatabase:
         if self._writer is None or self._writer_pool is None:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
         if alone:
-            return await self._run(self._writer_pool, fn, self._writer)
+            self._alone += 1  # until it is done, groups go to the writer thread too: one connection, one thread
+            try:
+                return await self._run(self._writer_pool, fn, self._writer)
+            finally:
+                self._alone -= 1
         stages.mark(stages.COMMIT_START)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -281,7 +286,7 @@ class SqliteDatabase:
             return
         _prepare(group)
         try:
-            outcomes = _run_here(self._writer, self._lock, group, self._busy_timeout_ms)
+            outcomes = None if self._alone else _run_here(self._writer, self._lock, group, self._busy_timeout_ms)
         except BaseException as exc:  # the commit itself failed: every write in the group failed
             outcomes = [(False, exc)] * len(group)
         if outcomes is not None:
