@@ -42,13 +42,13 @@ async def run(url: str, names: Topology, prefetch: int) -> None:
 
         return handle
 
-    tune_collector(settings.gc_young_threshold)
+    tune_collector(settings.advanced.gc_young_threshold)
     for queue_name in names.shard_queues():
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         queue = await channel.get_queue(queue_name)
         # One batch per consumer channel, as the worker's shard subscriptions hold.
-        await queue.consume(handler(AckBatch(settings.ack_delay_ms / 1000, prefetch // 4)))
+        await queue.consume(handler(AckBatch(settings.advanced.ack_delay_ms / 1000, prefetch // 4)))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()

@@ -8,8 +8,9 @@ core by default, as workers are deployed):
   sessions  the same with 100,000 sessions stored
   empty / long   the same over fewer slots whose transcripts are empty / 10,000 entries long
 then publish-to-reply latency of both sides at fractions of the worker's measured maximum rate,
-half among them (benchmarks/latency.py), each side on a case of its own, and the worker's RSS over
-many events on its latency case; and last, the worker's engine alone in this process, without a
+half among them (benchmarks/latency.py), each side on a case of its own, with the worker's stage
+breakdown from its stage log (benchmarks/stages.py), and the worker's RSS over many events on its
+latency case; and last, the worker's engine alone in this process, without a
 broker (benchmarks/pipeline.py), to split the worker's CPU per message into its own work and
 the AMQP around it.
 
@@ -111,9 +112,12 @@ async def _run_on_mongodb(
     connection = await aio_pika.connect_robust(config.url)
     try:
         await _throughput(connection, config, codec, results, progress)
+        counted = mongodb.server_requests(url)
+        maxima = (results["worker_msgs_per_s"], results["bare_loop_msgs_per_s"])
+        results.update(await _latency_and_memory(connection, config, codec, maxima, progress))
     finally:
         await connection.close()
-    results["server_requests_per_worker_msg"] = round((mongodb.server_requests(url) - before) / drained_by_workers, 3)
+    results["server_requests_per_worker_msg"] = round((counted - before) / drained_by_workers, 3)
     progress("the append path's round trips per message, counted on the wire")
     in_flight = config.prefetch * config.shards
     database = f"bench_rtt_{uuid.uuid4().hex[:8]}"
@@ -150,10 +154,14 @@ async def _drain(
     prepare: Prepare | None = None,
     slots: int | None = None,
     bare: bool = False,
+    traced: bool = False,
 ) -> tuple[Case, Drain]:
     """A fresh case, prepared, its queues pre-loaded and drained by new consumer processes (the
-    worker, or the bare loop): the case, still running, and its rate and CPU use."""
+    worker, or the bare loop): the case, still running, and its rate and CPU use. A `traced`
+    worker keeps a stage log (benchmarks/stages.py)."""
     case = Case(config, name)
+    if traced and config.workdir is not None:
+        case.stage_dir = config.workdir / f"{name}-{case.names.prefix}-stages"
     if prepare is not None:
         prepare(case)
     progress(f"{name} case")
@@ -278,7 +286,8 @@ async def _latency_and_memory(
     live maximum; then the worker's memory, on its case."""
     warm_up = dataclasses.replace(config, messages=min(config.messages, config.latency_warm_up))
     results: dict[str, Any] = {}
-    worker, _ = await _drain(connection, warm_up, "worker-latency", progress, prepare=_stored(codec))
+    prepare = None if config.store == "mongodb" else _stored(codec)
+    worker, _ = await _drain(connection, warm_up, "worker-latency", progress, prepare=prepare, traced=True)
     try:
         bare, _ = await _drain(connection, warm_up, "bare-latency", progress, bare=True)
         try:
@@ -296,8 +305,9 @@ async def _latency_and_memory(
             results.update(await curve(bare, worker, maxima[0], fractions, seconds, live))
         finally:
             await _close(connection, bare)
-        progress(f"memory over {config.memory_events} events")
-        results.update(await memory(connection, worker, config.memory_events))
+        if config.store != "mongodb":
+            progress(f"memory over {config.memory_events} events")
+            results.update(await memory(connection, worker, config.memory_events))
     finally:
         await _close(connection, worker)
     return results

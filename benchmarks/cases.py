@@ -44,9 +44,9 @@ class BenchConfig:
     latency_seconds: float = 20.0
     # Each latency case is warmed by a drain of this many messages before it is measured.
     latency_warm_up: int = 5_000
-    # Fractions of the worker's maximum rate at which both sides' latency is measured; the
-    # target figure is the one at half.
-    latency_fractions: tuple[float, ...] = (0.125, 0.25, 0.375, 0.5)
+    # Fractions of the worker's maximum (drain) rate at which both sides' latency is measured
+    # (half among them), besides an eighth, a quarter and a half of its live maximum.
+    latency_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
     # How long each of the two offers that find a side's live maximum lasts.
     live_seconds: float = 10.0
     memory_events: int = 200_000
@@ -64,6 +64,11 @@ class BenchConfig:
     # case, dropped afterwards; benchmarks/mongodb.py says which phases run there).
     store: str = "sqlite"
     mongodb_url: str | None = None
+    # Another checkout whose worker runs instead of this one's, under its own .venv (for
+    # benchmarks/side_by_side.py); None: this checkout's.
+    worker_checkout: Path | None = None
+    # More environment for the worker processes (settings to compare, side by side).
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def quick(cls, url: str) -> BenchConfig:
@@ -178,6 +183,8 @@ class Case:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.arrivals = Arrivals()
         self.wire: WireClient | None = None  # the tap and the latency phase's publisher
+        # Where the workers keep their stage logs (benchmarks/stages.py): latency cases only.
+        self.stage_dir: Path | None = None
 
     async def open(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
         """Declare the topology and start the tap; the channel returned pre-loads the queues."""
@@ -211,11 +218,15 @@ class Case:
                 "SESSIONS_ENCRYPTION_KEYS": f"bench:{KEY}",
                 "SESSIONS_METRICS_PORT": "0",
                 "SESSIONS_HEARTBEAT_SECONDS": "0.5",
+                **({"SESSIONS_ADVANCED__STAGE_LOG_DIR": str(self.stage_dir)} if self.stage_dir else {}),
+                **self.config.worker_env,
             }
         )
-        command = [sys.executable, "-m", "worker", "worker"]
+        checkout = self.config.worker_checkout
+        python = str(checkout / ".venv" / "bin" / "python") if checkout else sys.executable
+        command = [python, "-m", "worker", "worker"]
         self.processes = [
-            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(command, env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(self.config.processes)
         ]
 

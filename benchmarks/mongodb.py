@@ -2,11 +2,12 @@
 
 What runs there: the throughput rounds (bare loop against the worker, whose store is a fresh
 database on the given server, dropped afterwards), with the server's own request count over the
-worker's drains; then the append path's round trips per message, counted on the wire through the
-driver's command events while this process applies the worker case's events through the engine
-(as many in flight as the worker holds), so that the batching shows: a batch of appends is one
-insert of entries and one update of sessions. The SQLite-only phases (pre-filled stores, growth,
-latency, memory, the engine alone) do not run.
+worker's drains; both sides' latency at the same rates as on SQLite, with the worker's stage
+breakdown (benchmarks/stages.py); then the append path's round trips per message, counted on the
+wire through the driver's command events while this process applies the worker case's events
+through the engine (as many in flight as the worker holds), so that the batching shows: a batch of
+appends is one insert of entries and one update of sessions. The SQLite-only phases (pre-filled
+stores, growth, memory, the engine alone) do not run.
 
 The report names the server from its buildInfo; figures from a test server (a wire-protocol
 server that is not MongoDB) are labelled as such: they are not MongoDB's.

@@ -58,7 +58,7 @@ async def engine_cpu(workdir: Path, *, events: int = EVENTS, slots: int = SLOTS,
         handle = engine_handler(processor, outcomes, asyncio.Semaphore(in_flight))
         await asyncio.gather(*(handle(body) for body in bodies("warm", WARM_UP, slots)))
         measured = bodies("engine", events, slots)
-        tune_collector(settings.gc_young_threshold)  # the worker's collector settings
+        tune_collector(settings.advanced.gc_young_threshold)  # the worker's collector settings
         wall, main, every = time.perf_counter(), time.thread_time(), time.process_time()
         await asyncio.gather(*(handle(body) for body in measured))
         wall, main, every = time.perf_counter() - wall, time.thread_time() - main, time.process_time() - every

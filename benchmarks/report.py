@@ -13,7 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.latency import TARGET_P99_MS, within_target
+from benchmarks.latency import TARGET_P99_MS, relative_target, within_target
+from benchmarks.stages import table as stage_table
+
+STAGE_CAPTION = (
+    "consume, lane, decode, lookup, resolve, commit, outcome and reply follow each other (their sum is"
+    " about the total); confirm and ack run beside reply, off the reply's path (benchmarks/stages.py)"
+)
 
 TARGETS = {
     "throughput_ratio_vs_bare_loop": (">=", 0.7),
@@ -161,8 +167,13 @@ LATENCY_COLUMNS = (
     "bare loop p50",
     "bare loop p99",
     "steal % (worker / bare)",
+    "issue 32 target",
 )
-LATENCY_TITLE = "Publish-to-reply latency (ms) of both sides at fractions of the worker's maximum (drain) rate"
+LATENCY_TITLE = (
+    "Publish-to-reply latency (ms) of both sides at fractions of the worker's maximum (drain) rate and of its"
+    " live maximum (issue 32 target: worker p99 <= 2x the bare loop's, p50 <= 2x + 1 ms; <= 25 ms where the"
+    " bare loop's p99 <= 10 ms)"
+)
 
 
 def latency_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -179,9 +190,27 @@ def latency_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
             f"{point['rate']:,.0f}",
             *(f"{point[side][key]:,.1f}" for side in ("worker", "bare") for key in ("p50_ms", "p99_ms")),
             steal(point),
+            "ok" if relative_target(point) else "MISSED",
         )
         for point in results.get("latency_curve", [])
     ]
+
+
+STAGE_COLUMNS = ("stage", "p50", "p99", "mean")
+
+
+def stage_title(results: dict[str, Any]) -> str:
+    """What the stage table shows: whose figures, at which rate, on which store."""
+    found = results.get("latency_stages_ms", {})
+    where = "SQLite" if found.get("store") != "mongodb" else "MongoDB"
+    if found.get("store") == "mongodb" and not results.get("mongodb_server_is_mongodb"):
+        where += " on the wire test server (wire-server figures, NOT MongoDB's)"
+    rate = f"{found.get('rate_msgs_per_s', 0):,.0f} msgs/s ({found.get('basis', '')})"
+    return f"Where the worker's publish-to-reply time goes (ms per message, stage log), at {rate}, store {where}"
+
+
+def stage_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    return list(stage_table(results.get("latency_stages_ms", {}).get("stages", {})))
 
 
 Extra = tuple[str, tuple[str, ...], list[tuple[str, ...]], str]
@@ -192,6 +221,7 @@ def extra_tables(results: dict[str, Any]) -> list[Extra]:
     found = [
         (CPU_TITLE, CPU_COLUMNS, cpu_rows(results), ""),
         (LATENCY_TITLE, LATENCY_COLUMNS, latency_rows(results), within_target(results)),
+        (stage_title(results), STAGE_COLUMNS, stage_rows(results), STAGE_CAPTION),
     ]
     return [table for table in found if table[2]]
 

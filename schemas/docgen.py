@@ -103,9 +103,29 @@ def contracts_markdown() -> str:
 
 
 def settings_markdown(settings_model: type[BaseModel], prefix: str, aliases: dict[str, str]) -> str:
+    """A table of the settings; a group of them (a field holding a model) gets a section of its own,
+    its variables named `<PREFIX><GROUP>__<NAME>`."""
+    groups = {
+        name: info.annotation
+        for name, info in settings_model.model_fields.items()
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+    }
+    plain = [(aliases.get(name, f"{prefix}{name.upper()}"), info) for name, info in settings_model.model_fields.items()]
+    parts = [_settings_table([(variable, info) for variable, info in plain if not _is_group(info, groups)])]
+    for name, group in groups.items():
+        doc = (group.__doc__ or "").strip()
+        fields = [(f"{prefix}{name.upper()}__{sub.upper()}", info) for sub, info in group.model_fields.items()]
+        parts.append(f"## {name.capitalize()}\n\n{doc}\n\n{_settings_table(fields)}")
+    return "\n\n".join(parts)
+
+
+def _is_group(info: FieldInfo, groups: dict[str, Any]) -> bool:
+    return info.annotation in groups.values()
+
+
+def _settings_table(fields: list[tuple[str, FieldInfo]]) -> str:
     rows = ["| variable | type | default | description |", "|---|---|---|---|"]
-    for name, info in settings_model.model_fields.items():
-        variable = aliases.get(name, f"{prefix}{name.upper()}")
+    for variable, info in fields:
         default: Any = _default(info)
         if "secret" in _type_name(info).lower() and not info.is_required():
             default = "(secret)" if info.default is not None else ""

@@ -1,6 +1,9 @@
 """Service settings, read once from the environment (prefix SESSIONS_, plus AMQP_URL and MONGODB_URL).
 
-Only the entry points (CLI) build Settings; everything else gets values injected.
+Only the entry points (CLI) build Settings; everything else gets values injected. The knobs that
+exist for speed alone, and the benchmark's stage log, are one group of their own: Advanced
+(SESSIONS_ADVANCED__<NAME>), each kept because a side-by-side measurement showed it helps a
+deployment we ship (docs/benchmarks/history.md). Nothing else in the code tunes for speed.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import socket
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import RedactionPattern, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
@@ -21,8 +24,35 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+class Advanced(BaseModel):
+    """Tuning for speed, and diagnostics: the defaults are what the benchmarks chose."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ack_delay_ms: float = Field(
+        default=50.0,
+        ge=0,
+        le=1000,
+        description="how long a finished delivery's ack may wait to go out with others in one frame"
+        " (0: each at once); a crash in this window redelivers those, which replay idempotently",
+    )
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="allocations between young-generation garbage collections, with what start-up built"
+        " frozen (0: CPython's defaults, 700 and nothing frozen)",
+    )
+    stage_log_dir: str | None = Field(
+        default=None,
+        description="keep a stage log (each delivery's monotonic timestamps, as JSON lines) in this folder;"
+        " for `sessions bench`, which reads it",
+    )
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SESSIONS_", extra="ignore", frozen=True, populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SESSIONS_", extra="ignore", frozen=True, populate_by_name=True, env_nested_delimiter="__"
+    )
 
     # Connections
     amqp_url: SecretStr = Field(
@@ -41,13 +71,6 @@ class Settings(BaseSettings):
     )
     db_path: str = Field(default="./data/sessions.db", description="SQLite file path")
     mongodb_database: str = Field(default="sessions", description="MongoDB database name")
-    commit_window_ms: float = Field(
-        default=2.0,
-        ge=0,
-        le=100,
-        description="how long a group commit may wait for other writes to join it, only after a group"
-        " of several (0: never); fewer, larger commits at moderate rates",
-    )
 
     # Session engine defaults for agents without stored settings
     agent: str = Field(default="main", description="default agent id for CLI commands")
@@ -105,19 +128,6 @@ class Settings(BaseSettings):
         description="number of shard queues (ordering lanes); same on every worker",
     )
     prefetch: int = Field(default=64, ge=1, description="unacknowledged deliveries per shard consumer")
-    ack_delay_ms: float = Field(
-        default=50.0,
-        ge=0,
-        le=1000,
-        description="how long a finished delivery's ack may wait to go out with others in one frame"
-        " (0: each at once); a crash in this window redelivers those, which replay idempotently",
-    )
-    amqp_write_buffer_frames: int = Field(
-        default=4096,
-        ge=10,
-        description="frames a broker connection queues for its socket before a publish or ack waits"
-        " (aiormq's default: 10); keep it above shards x prefetch x 2",
-    )
     scheduler_user: str | None = Field(
         default=None,
         description="the broker user whose session.reset / session.retention events workers accept"
@@ -152,11 +162,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="port of /metrics, /healthz, /readyz")
 
     log_level: str = Field(default="INFO", description="DEBUG logs every applied event with its ids")
-    gc_young_threshold: int = Field(
-        default=50_000,
-        ge=0,
-        description="allocations between young-generation garbage collections (0: CPython's default of 700)",
-    )
+    advanced: Advanced = Field(default_factory=Advanced, description="tuning for speed, and diagnostics")
 
     # Scheduler
     reset_sweep_seconds: float = Field(default=60.0, gt=0, description="scheduler: how often to look for due resets")
@@ -209,7 +215,6 @@ class Settings(BaseSettings):
             "storage": self.storage,
             "db_path": self.db_path,
             "mongodb_database": self.mongodb_database,
-            "commit_window_ms": self.commit_window_ms,
             "token_encoding": self.token_encoding,
             "max_content_bytes": self.max_content_bytes,
             "redaction": RedactionPolicy(enabled=self.redaction, patterns=self.redaction_patterns),

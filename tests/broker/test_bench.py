@@ -67,9 +67,13 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert of_drain[1]["rate"] == pytest.approx(results["worker_msgs_per_s"] / 2, abs=0.1)
     assert of_drain[1]["worker"]["p99_ms"] == pytest.approx(results["p99_ms"], abs=0.01)
     assert of_drain[1]["bare"]["p99_ms"] == pytest.approx(results["bare_loop_p99_ms"], abs=0.01)
-    # And at half the live maximum (publisher running), which each side has, measured.
+    # And at an eighth, a quarter and a half of the live maximum (publisher running), which each side has, measured.
     assert results["live_max_msgs_per_s"] > 0 and results["bare_loop_live_max_msgs_per_s"] > 0
-    (live,) = [point for point in curve if point["basis"]]
+    lives = [point for point in curve if point["basis"]]
+    assert [point["basis"] for point in lives] == [
+        f"{n} the live max" for n in ("an eighth of", "a quarter of", "half")
+    ]
+    live = lives[-1]
     assert live["rate"] == pytest.approx(results["live_max_msgs_per_s"] / 2, abs=0.1)
     assert live["worker"]["p99_ms"] == pytest.approx(results["live_half_p99_ms"], abs=0.01)
     assert live["bare"]["p99_ms"] == pytest.approx(results["bare_loop_live_half_p99_ms"], abs=0.01)
@@ -113,6 +117,12 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert "bare loop at the same rate: p99 (ms)" in report
     assert "| 0.25 |" in report and within_target(results) in report
     assert (tmp_path / "report" / "latency.png").stat().st_size > 0
+    # The worker's stage breakdown at half its live maximum, from its stage log: every message answered, logged.
+    stages = results["latency_stages_ms"]
+    assert stages["store"] == "sqlite" and stages["basis"] == "half the live max"
+    assert stages["stages"]["total"]["samples"] == live["worker"]["samples"]
+    assert all(stages["stages"][name]["p50"] >= 0 for name in ("consume", "lookup", "commit", "reply", "ack"))
+    assert "Where the worker's publish-to-reply time goes" in report and "| commit |" in report
 
 
 @pytest.mark.realmongo
@@ -120,7 +130,18 @@ async def test_bench_runs_the_worker_case_on_mongodb_and_names_the_server(
     amqp_url: str, mongodb_url: str, tmp_path: Path
 ) -> None:
     config = BenchConfig(
-        amqp_url, messages=300, slots=50, shards=4, rounds=1, processes=2, workdir=tmp_path, store="mongodb"
+        amqp_url,
+        messages=300,
+        slots=50,
+        shards=4,
+        rounds=1,
+        processes=2,
+        workdir=tmp_path,
+        store="mongodb",
+        latency_seconds=1.0,
+        latency_warm_up=300,
+        latency_fractions=(0.5,),
+        live_seconds=1.0,
     )
     config.mongodb_url = mongodb_url
     results = await run(config, progress=lambda _: None)
@@ -130,7 +151,8 @@ async def test_bench_runs_the_worker_case_on_mongodb_and_names_the_server(
     # two round trips a message that unbatched appends would take.
     assert 0 < results["append_round_trips_per_msg"] < 1, results["append_round_trips"]
     assert results["store_round_trips_per_msg"] >= results["append_round_trips_per_msg"]
-    assert "p99_ms" not in results and "growth_rounds" not in results  # SQLite-only phases
+    assert "growth_rounds" not in results and "rss_samples" not in results  # SQLite-only phases
+    assert results["latency_stages_ms"]["store"] == "mongodb" and results["latency_stages_ms"]["stages"]["commit"]
     client: MongoClient[dict[str, object]]
     with MongoClient(mongodb_url) as client:
         assert not [name for name in client.list_database_names() if name.startswith("bench_")]
@@ -140,3 +162,4 @@ async def test_bench_runs_the_worker_case_on_mongodb_and_names_the_server(
     assert server in report and "append path: round trips per message" in report
     if not results["mongodb_server_is_mongodb"]:
         assert "SecantusDB" in server and "NOT MongoDB's" in report
+        assert "wire-server figures" in report

@@ -8,8 +8,8 @@ from pathlib import Path
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 
 
-async def open_rows_db(path: Path, busy_timeout_ms: int = 5000, commit_window_ms: float = 0.0) -> SqliteDatabase:
-    db = SqliteDatabase(str(path), busy_timeout_ms=busy_timeout_ms, commit_window_ms=commit_window_ms)
+async def open_rows_db(path: Path, busy_timeout_ms: int = 5000) -> SqliteDatabase:
+    db = SqliteDatabase(str(path), busy_timeout_ms=busy_timeout_ms)
     await db.open()
     await db.write(lambda conn: conn.execute("CREATE TABLE IF NOT EXISTS rows (name TEXT PRIMARY KEY)"), alone=True)
     return db

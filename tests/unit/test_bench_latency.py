@@ -12,8 +12,9 @@ from pamqp import frame
 
 from benchmarks import cpu
 from benchmarks.cases import Arrivals, BenchConfig, answered_id
-from benchmarks.latency import encoded, live_maximum, nearest_rank, within_target
+from benchmarks.latency import encoded, live_maximum, relative_target, within_target
 from benchmarks.report import latency_rows
+from benchmarks.stages import nearest_rank
 from schemas.delivery import DeliveryContext
 from schemas.outbound import TurnEvent
 from schemas.topology import Topology
@@ -82,7 +83,22 @@ def _curve(*points: tuple[float, float, float, float]) -> dict[str, Any]:
 def test_the_highest_rate_within_the_target_is_read_per_side() -> None:
     results = _curve((0.25, 250.0, 9.0, 5.0), (0.5, 500.0, 80.0, 20.0))
     assert within_target(results) == "highest rate with p99 <= 25 ms: worker 250 msgs/s, bare loop 500 msgs/s"
-    assert latency_rows(results)[1] == ("0.5", "500", "1.0", "80.0", "1.0", "20.0", "")
+    assert latency_rows(results)[1] == ("0.5", "500", "1.0", "80.0", "1.0", "20.0", "", "MISSED")
+    assert latency_rows(results)[0][-1] == "ok"  # p99 9 <= 2 x 5, p50 1 <= 2 x 1 + 1
+
+
+def test_issue_32s_target_is_relative_to_the_bare_loop_with_a_floor_where_it_is_fast() -> None:
+    def point(worker: tuple[float, float], bare: tuple[float, float]) -> dict[str, Any]:
+        return {
+            "worker": {"p50_ms": worker[0], "p99_ms": worker[1]},
+            "bare": {"p50_ms": bare[0], "p99_ms": bare[1]},
+        }
+
+    assert relative_target(point((3.0, 28.0), (1.0, 14.0)))
+    assert not relative_target(point((3.0, 29.0), (1.0, 14.0)))  # p99 over twice the bare loop's
+    assert not relative_target(point((3.1, 20.0), (1.0, 14.0)))  # p50 over twice plus 1 ms
+    assert not relative_target(point((1.0, 9.0), (1.0, 4.0)))  # twice the bare loop's 4 ms is 8
+    assert relative_target(point((1.0, 8.0), (1.0, 4.0)))
 
 
 def test_no_rate_within_the_target_is_said_so() -> None:
@@ -95,7 +111,7 @@ def test_the_steal_column_reads_both_sides_shares() -> None:
     point = results["latency_curve"][0]
     point["worker"]["cpu_us_per_msg"] = {"total_us": 900.0, "steal_pct": 21.4}
     point["bare"]["cpu_us_per_msg"] = {"total_us": 700.0, "steal_pct": 6.0}
-    assert latency_rows(results)[0][-1] == "21 / 6"
+    assert latency_rows(results)[0][-2] == "21 / 6"
 
 
 class _Consumer:

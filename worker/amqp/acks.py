@@ -1,10 +1,10 @@
 """The acks of one shard consumer, sent together: one Basic.Ack for many deliveries.
 
-An ack has no answer and only lets the broker drop its copy, so it can wait a little. Sent one
-per message at a trickle, every ack costs the worker a socket write and the quorum queue a Raft
-log entry of its own; sent every few milliseconds, one frame settles every delivery finished
-meanwhile. Nothing else waits for it: the reply went out (confirmed) before the ack was due, and
-an ack lost with its connection only means a redelivery, which replays idempotently.
+An ack has no answer and only lets the broker drop its copy, so it can wait a little
+(SESSIONS_ADVANCED__ACK_DELAY_MS): one frame then settles every delivery finished meanwhile,
+instead of a socket write and a quorum-queue log entry each. Nothing waits for it: the reply went
+out (confirmed) before the ack was due, and an ack lost with its connection only means a
+redelivery, which replays idempotently.
 
 Deliveries on a channel are numbered 1, 2, 3...; a multiple ack settles every unsettled one up to
 its tag. So the finished deliveries below the lowest unfinished one go as one multiple ack, and
@@ -23,6 +23,8 @@ from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
+
+from worker.engine import stages
 
 log = logging.getLogger(__name__)
 ACK_TIMEOUT = 10.0
@@ -79,6 +81,7 @@ class AckBatch:
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self._sending = asyncio.Lock()
+        self._traces: list[stages.Trace] = []  # the waiting acks' deliveries, while stages are traced
 
     def started(self, message: AbstractIncomingMessage) -> None:
         """A delivery arrived: until it is acked, no multiple ack may reach its tag (one left
@@ -90,9 +93,14 @@ class AckBatch:
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
         """The delivery is done with: its ack goes out with the next flush."""
+        trace = stages.current()
         if self._delay <= 0:
             await ack_now(message)
+            if trace is not None:
+                trace.mark(stages.ACKED)
             return
+        if trace is not None:
+            self._traces.append(trace)
         pending, tag = self._pending(message.channel), _tag(message)
         pending.unfinished.discard(tag)
         pending.finished.append(tag)
@@ -124,11 +132,12 @@ class AckBatch:
         if not self._waiting:
             return
         self._waiting = 0
-        task = asyncio.get_running_loop().create_task(self._send())
+        traces, self._traces = self._traces, []
+        task = asyncio.get_running_loop().create_task(self._send(traces))
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
-    async def _send(self) -> None:
+    async def _send(self, traces: list[stages.Trace]) -> None:
         # One flush at a time, its frames worked out only when its turn comes: a later flush's
         # multiple ack sent before an earlier one's frames would settle their tags, which the
         # broker then rejects as unknown (closing the channel). The lock queues flushes in order.
@@ -142,6 +151,8 @@ class AckBatch:
                             sent += 1
                 except Exception as exc:  # a channel closing meanwhile, or a write buffer stuck
                     self._retry(channel, frames[sent:], exc)
+        for trace in traces:
+            trace.mark(stages.ACKED)
 
     def _take(self) -> list[tuple[AckChannel, list[tuple[int, bool]]]]:
         """Every open channel's ack frames for what finished so far; closed channels are dropped

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
-import aiormq
 from aio_pika import RobustConnection
 from aio_pika.abc import AbstractConnection, AbstractRobustConnection
 from yarl import URL
@@ -50,25 +49,6 @@ class FailoverConnection(RobustConnection):
         self._current = (self._current + 1) % len(self._urls)
         self.url = self._urls[self._current]
         await super()._on_connection_close(closing)
-
-
-def use_write_buffer(frames: int) -> None:
-    """Let every broker connection this process opens from now on queue up to `frames` outgoing
-    frames before a publish or an ack has to wait.
-
-    aiormq queues a connection's outgoing frames for a single writer task, in a queue bounded by
-    its class attribute FRAME_BUFFER_SIZE (10), read when it opens a connection (each reconnect
-    too); aio-pika offers no way to pass it per connection, so this is process-wide. aiormq holds
-    a channel's lock while it queues a publish: with hundreds of deliveries in flight and room for
-    10 frames, every publish waited on that lock (asyncio.Lock scans its waiters on each acquire)
-    and frames left in trickles, which cost the broker and the consumers of the replies too. With
-    room for every in-flight delivery's publish and ack, side-by-side drains measured about half
-    the CPU per message, all parties counted (README, Benchmarks). Memory stays bounded: frames
-    are queued only for deliveries in flight, which prefetch bounds.
-    """
-    if frames < 1:
-        raise ValueError(f"the write buffer must hold at least one frame, not {frames}")
-    aiormq.Connection.FRAME_BUFFER_SIZE = frames
 
 
 async def connect(url: str, *, wait: bool = True) -> AbstractRobustConnection:

@@ -18,6 +18,7 @@ from worker.amqp.acks import ack_now
 from worker.amqp.poison import PoisonGuard, attempt_key
 from worker.amqp.publisher import Publisher
 from worker.amqp.trust import ControlTrust
+from worker.engine import stages
 from worker.engine.clock import Clock
 from worker.engine.idempotency import Identity, identify
 from worker.errors import EventIdConflict, StoreUnavailable
@@ -100,6 +101,7 @@ class EventHandler:
         except BadInput as bad:
             await self._retrying(message, settle, functools.partial(self._refuse, message, settle, bad))
             return
+        stages.mark(stages.DECODED)
         refusal = self._trust.refusal(message, event.type)
         if refusal is not None:  # a forged control event: never applied, decided on first delivery
             unauthorized = functools.partial(self._dead_letter, message, settle, "unauthorized", refusal, event.type)
@@ -146,6 +148,7 @@ class EventHandler:
                 return
         if looks_first and await self._entry_of_another(message, event, identity, settle):
             return
+        stages.mark(stages.LOOKED_UP)
         slot = await self._processor.slot_key(event)
         hops = forward_hops(message)
         if slot and slot != message.routing_key and hops < MAX_FORWARD_HOPS:
@@ -168,6 +171,7 @@ class EventHandler:
             await self._publisher.publish_outcome(outcome)
         else:
             await asyncio.gather(self._outcomes.record(identity, outcome), self._publisher.publish_outcome(outcome))
+        stages.mark(stages.CONFIRMED)
         await settle(message)
         self.metrics.event(event.type, "applied")
         if log.isEnabledFor(logging.DEBUG):

@@ -23,6 +23,7 @@ from schemas.topology import (
     Topology,
     reply_routing_key,
 )
+from worker.engine import stages
 from worker.engine.outcome import Outcome
 
 PUBLISH_TIMEOUT = 10.0
@@ -123,6 +124,7 @@ class Publisher:
             raise KeyError(f"exchange {exchange!r} is not one of this worker's (open() checks them)")
         if self._channel.is_closed:
             raise ChannelInvalidStateError(f"{self._channel!r} closed")
+        stages.mark(stages.PUBLISH_START)
         # aio-pika's channels sit on aiormq.Channel, whose basic_publish takes `wait` (the abstract type lacks it).
         channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
         await channel.basic_publish(

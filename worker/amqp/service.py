@@ -10,12 +10,13 @@ from typing import Any
 from aio_pika.abc import AbstractRobustConnection
 
 from schemas.topology import Topology
-from worker.amqp.connection import close_within, connect, use_write_buffer
+from worker.amqp.connection import close_within, connect
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
 from worker.amqp.poison import PoisonGuard
 from worker.amqp.publisher import Publisher
 from worker.amqp.queries import QueryResponder
+from worker.amqp.stage_log import StageLog
 from worker.amqp.subscription import ShardSubscription, lanes_for
 from worker.amqp.topology import declare_topology_once
 from worker.amqp.trust import ControlTrust
@@ -70,6 +71,7 @@ class WorkerService:
         self._consuming = True  # the intake gate: False while the store is unwell or the broker blocks
         self._gate_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._stage_log: StageLog | None = None  # only while the benchmark asks for one
         self.metrics.store_available.set_function(lambda: 1.0 if self.health.well else 0.0)
         self.metrics.intake_open.set_function(lambda: 1.0 if self._consuming else 0.0)
 
@@ -84,7 +86,6 @@ class WorkerService:
 
     async def start(self) -> None:
         settings = self.settings
-        use_write_buffer(settings.amqp_write_buffer_frames)  # before the connections open
         self._connection = await connect(settings.amqp_url.get_secret_value())
         await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
         channel = await self._connection.channel(publisher_confirms=True)
@@ -104,7 +105,11 @@ class WorkerService:
             health=self.health,
             poison=PoisonGuard(self._manager.store, self._clock, settings.poison_attempts),
         )
-        self._lanes = lanes_for(self.handler)
+        advanced = settings.advanced
+        if advanced.stage_log_dir is not None:
+            self._stage_log = StageLog(advanced.stage_log_dir, advanced.ack_delay_ms / 1000 + 1.0)
+            self._spawn(self._stage_log.run())
+        self._lanes = lanes_for(self.handler, self._stage_log)
         # Every worker answers queries (competing consumers): they only read. On a connection of
         # their own: the query queue is a classic queue, and while its node is down its consumer
         # cannot be restored, which would hold up the shards' reconnect if they shared one.
@@ -135,7 +140,8 @@ class WorkerService:
                     self.topology.shard_queue(shard),
                     self._lanes,
                     self.settings.prefetch,
-                    self.settings.ack_delay_ms / 1000,
+                    self.settings.advanced.ack_delay_ms / 1000,
+                    self._stage_log,
                 )
                 await subscription.start(paused=not self._consuming)
                 self._subscriptions[shard] = subscription

@@ -11,6 +11,8 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from worker.amqp.acks import AckBatch
 from worker.amqp.consumer import EventHandler
+from worker.amqp.stage_log import StageLog
+from worker.engine import stages
 from worker.service.lanes import Lanes
 
 log = logging.getLogger(__name__)
@@ -21,28 +23,45 @@ CANCEL_TIMEOUT = 5.0  # a blocked connection may hold the cancel back
 class Delivery:
     subscription: ShardSubscription
     message: AbstractIncomingMessage
+    trace: stages.Trace | None = None  # only while a stage log is kept
 
 
-def lanes_for(handler: EventHandler) -> Lanes[Delivery]:
-    """Lanes that run the handler and report each finished delivery to its subscription."""
+def lanes_for(handler: EventHandler, stage_log: StageLog | None = None) -> Lanes[Delivery]:
+    """Lanes that run the handler and report each finished delivery to its subscription (and,
+    with a stage log, its trace to the log)."""
 
     async def run(delivery: Delivery) -> None:
         metrics = handler.metrics
         metrics.inflight_events += 1
+        trace = delivery.trace
         try:
-            await handler.handle(delivery.message, delivery.subscription.acks.ack)
+            if trace is None:
+                await handler.handle(delivery.message, delivery.subscription.acks.ack)
+            else:
+                trace.mark(stages.STARTED)
+                with stages.tracing(trace):
+                    await handler.handle(delivery.message, delivery.subscription.acks.ack)
         finally:
             metrics.inflight_events -= 1
             delivery.subscription.finished()
+            if trace is not None and stage_log is not None:
+                stage_log.finished(trace)
 
     return Lanes(run)
 
 
 class ShardSubscription:
     def __init__(
-        self, connection: AbstractConnection, queue: str, lanes: Lanes[Delivery], prefetch: int, ack_delay: float
+        self,
+        connection: AbstractConnection,
+        queue: str,
+        lanes: Lanes[Delivery],
+        prefetch: int,
+        ack_delay: float,
+        stage_log: StageLog | None = None,
     ) -> None:
         self.queue = queue
+        self._stage_log = stage_log
         # Up to a quarter of the prefetch window waits for its ack: the broker keeps delivering.
         self.acks = AckBatch(ack_delay, prefetch // 4)
         self._connection = connection
@@ -90,7 +109,8 @@ class ShardSubscription:
         self._running += 1
         self._drained.clear()
         # Keyed by routing key, which for applied events is the slot key: one slot, one lane.
-        await self._lanes.run(message.routing_key or "", Delivery(self, message))
+        trace = None if self._stage_log is None else self._stage_log.begin(message.message_id)
+        await self._lanes.run(message.routing_key or "", Delivery(self, message, trace))
 
     def finished(self) -> None:
         """Called by the handler wrapper after each message of this shard."""

@@ -48,7 +48,7 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
             parts.append(_count_active_sessions(manager, service.metrics, stop))
         if scheduler:
             parts.append(_run_scheduler(settings, manager, stop, checks))
-        tune_collector(settings.gc_young_threshold)  # after start-up: what it built is frozen
+        tune_collector(settings.advanced.gc_young_threshold)  # after start-up: what it built is frozen
         try:
             results = await asyncio.gather(
                 *(_stopping_all_on_failure(part, stop) for part in parts), return_exceptions=True

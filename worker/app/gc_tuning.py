@@ -1,10 +1,9 @@
-"""Garbage-collector tuning for the long-running worker process.
+"""Garbage-collector tuning for the long-running worker process (SESSIONS_ADVANCED__GC_YOUNG_THRESHOLD).
 
-Every message allocates thousands of short-lived objects (frames, futures, models) that reference
-counting frees at once. CPython's default young-generation threshold (700) still runs a cyclic
-collection every few messages, and each one walks the young objects; freezing what start-up built
-(modules, the session cache's first fill, settings) keeps the full collections small. Measured in
-the broker benchmark: about 13% less CPU per message on the event loop thread.
+Every message allocates many short-lived objects that reference counting frees at once, yet
+CPython's young-generation threshold (700) runs a cyclic collection every few messages; a higher
+threshold, with what start-up built frozen, spends less of the event loop on collecting
+(measurements: docs/benchmarks/history.md).
 """
 
 from __future__ import annotations

@@ -27,12 +27,10 @@ def build_store(options: ManagerOptions) -> SessionStore:
         from worker.stores.mongo import MongoStore
 
         assert options.mongodb_url is not None
-        return MongoStore.from_url(
-            options.mongodb_url, options.mongodb_database, commit_window_ms=options.commit_window_ms
-        )
+        return MongoStore.from_url(options.mongodb_url, options.mongodb_database)
     from worker.stores.sqlite import SqliteStore
 
-    return SqliteStore.at_path(options.db_path, commit_window_ms=options.commit_window_ms)
+    return SqliteStore.at_path(options.db_path)
 
 
 def build_codec(options: ManagerOptions) -> PayloadCodec:

@@ -30,9 +30,6 @@ class ManagerOptions(BaseModel):
     db_path: str = "./sessions.db"
     mongodb_url: str | None = None
     mongodb_database: str = "sessions"
-    # How long a group commit may wait for other writes to join it, after a group of several
-    # (worker/stores/commit_window.py); 0 never waits.
-    commit_window_ms: float = Field(default=2.0, ge=0, le=100)
     encrypt_transcripts: bool = False
     # One key (`encryption_key`), or several as "id:key,id:key" (first seals, all open), or a file.
     encryption_key: str | None = Field(default=None, repr=False)

@@ -48,8 +48,8 @@ from worker.stores.mongo_records import MongoRecords
 
 class MongoStore(MongoRecords):
     @classmethod
-    def from_url(cls, url: str, database: str, *, commit_window_ms: float = 0.0) -> MongoStore:
-        return cls(AsyncMongoClient(url, tz_aware=True), database, commit_window_ms=commit_window_ms)
+    def from_url(cls, url: str, database: str) -> MongoStore:
+        return cls(AsyncMongoClient(url, tz_aware=True), database)
 
     @unavailable
     async def ensure_schema(self) -> None:

@@ -3,8 +3,9 @@
 Appends that arrive while a batch is being written wait, and go together in the next one: one
 unordered insert_many of their entries, then one unordered bulk_write of the guarded session
 updates of the entries that went in. Two round trips per batch instead of two per message.
-Each append still gets its own answer: its insert's error, or whether its update applied. At
-moderate rates a batch may first wait a commit window for company (worker/stores/commit_window.py).
+Each append still gets its own answer: its insert's error, or whether its update applied. A batch
+starts at once (in a task of its own, so the appends of one turn of the event loop go together):
+a lone append never waits for company.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
-from worker.stores.commit_window import CommitWindow
+from worker.engine import stages
 from worker.stores.mongo_docs import Doc
 
 _DUPLICATE_KEY = 11000
@@ -37,12 +38,10 @@ class AppendBatcher:
         sessions: AsyncCollection[Doc],
         *,
         max_batch: int = 500,
-        commit_window_ms: float = 0.0,
     ) -> None:
         self._entries = entries
         self._sessions = sessions
         self._max_batch = max_batch
-        self._window = CommitWindow(commit_window_ms / 1000)
         self._pending: list[_Append] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -50,11 +49,14 @@ class AppendBatcher:
         """Insert `entry`, then apply `change` to the session `guard` matches. True when the update
         is known to have applied; False when it did not or the batch cannot tell (the caller then
         settles the session from its entries). An insert error is raised as the driver's own."""
+        stages.mark(stages.COMMIT_START)
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append(_Append(entry, guard, change, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await done
+        applied = await done
+        stages.mark(stages.COMMITTED)
+        return applied
 
     async def drain(self) -> None:
         """Until every append handed in so far has been written (or has failed)."""
@@ -62,17 +64,13 @@ class AppendBatcher:
             await asyncio.wait([self._flusher])
 
     async def _flush(self) -> None:
-        delay = self._window.delay()
-        if delay > 0:  # the last batch had company: give other lanes' appends a moment to join
-            await asyncio.sleep(delay)
-        while self._pending:  # those that arrive during a write waited already: no window for them
+        while self._pending:  # those that arrive during a write go in the next batch
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
                 await self._write(batch)
             except Exception as exc:  # the batch as a whole failed: every append in it did
                 for append in batch:
                     _settle(append.done, error=exc)
-            self._window.committed(len(batch))
 
     async def _write(self, batch: list[_Append]) -> None:
         failed = await self._insert(batch)

@@ -128,9 +128,7 @@ async def _archive_duplicate_actives(sessions: AsyncCollection[Doc]) -> None:
 
 
 class MongoCollections:
-    def __init__(
-        self, client: AsyncMongoClient[Doc] | Any, database: str = "sessions", *, commit_window_ms: float = 0.0
-    ) -> None:
+    def __init__(self, client: AsyncMongoClient[Doc] | Any, database: str = "sessions") -> None:
         # No I/O here: pymongo connects lazily, and ensure_schema is an explicit step.
         self._client = client
         db: AsyncDatabase[Doc] = client[database]
@@ -143,4 +141,4 @@ class MongoCollections:
         self._meta: AsyncCollection[Doc] = db["meta"]
         self._attempts: AsyncCollection[Doc] = db["attempts"]
         self._liveness: AsyncCollection[Doc] = db["liveness"]
-        self._appends = AppendBatcher(self._entries, self._sessions, commit_window_ms=commit_window_ms)
+        self._appends = AppendBatcher(self._entries, self._sessions)

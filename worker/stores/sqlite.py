@@ -61,8 +61,8 @@ class SqliteStore(SqliteRecords):
         self._db = db
 
     @classmethod
-    def at_path(cls, path: str, *, busy_timeout_ms: int = 5000, commit_window_ms: float = 0.0) -> SqliteStore:
-        return cls(SqliteDatabase(path, busy_timeout_ms=busy_timeout_ms, commit_window_ms=commit_window_ms))
+    def at_path(cls, path: str, *, busy_timeout_ms: int = 5000) -> SqliteStore:
+        return cls(SqliteDatabase(path, busy_timeout_ms=busy_timeout_ms))
 
     async def ensure_schema(self) -> None:
         await self._db.open()
@@ -247,7 +247,7 @@ class SqliteStore(SqliteRecords):
             row = conn.execute(f"{_SELECT_ENTRY} WHERE event_id = ?", (event_id,)).fetchone()
             return None if row is None else entry_from_row(row)
 
-        return await self._db.read(run)
+        return await self._db.read(run, point=True)
 
     async def read_entries(self, session_id: str, start: int, end: int, limit: int) -> list[StoredEntry]:
         return await self._entries(
@@ -274,7 +274,7 @@ class SqliteStore(SqliteRecords):
             row = conn.execute("SELECT doc, fingerprint FROM outcomes WHERE event_id = ?", (key,)).fetchone()
             return None if row is None else RecordedOutcome(str(row[0]), row[1])
 
-        return await self._db.read(run)
+        return await self._db.read(run, point=True)
 
     async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
         await self._update(
@@ -390,7 +390,7 @@ class SqliteStore(SqliteRecords):
             row = conn.execute(sql, params).fetchone()
             return None if row is None else session_from_row(row)
 
-        return await self._db.read(run)
+        return await self._db.read(run, point=True)
 
     async def _many_sessions(self, sql: str, params: tuple[Any, ...]) -> list[SessionEntry]:
         def run(conn: Connection) -> list[SessionEntry]:

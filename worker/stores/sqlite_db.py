@@ -1,14 +1,13 @@
-"""A SQLite connection pair (one writer, one reader) driven from asyncio through their own threads.
+"""SQLite connections (a writer, a reader, one for point reads) driven from asyncio, with group commits.
 
-sqlite3 is a blocking driver; every call runs on a dedicated thread so the event loop never
-blocks. Writes are group-committed: the write functions that arrive while the writer thread is
-busy run together in the next transaction (should one fail, the group runs again with a
-savepoint per function, so that one rolls back alone), and all of them complete only when that
-transaction has committed. Under load this turns hundreds of small commits into a few large
-ones; at moderate rates a group may first wait a commit window for company
-(worker/stores/commit_window.py). WAL lets the reader thread run alongside the writer. Each
-transaction holds the writers' lock (worker/stores/sqlite_lock.py), which hands the database
-from one process's writer to another's sooner than SQLite's busy handler would.
+sqlite3 is a blocking driver; writes and most reads run on threads of their own. Writes are
+group-committed: the write functions handed in during one turn of the event loop, or while the
+writer thread is busy, run together in the next transaction (should one fail, the group runs
+again with a savepoint per function, so that one rolls back alone), and each completes only when
+that transaction has committed. No group waits for company. Each transaction holds the writers'
+lock (worker/stores/sqlite_lock.py). The writer's commits never checkpoint the WAL (a checkpoint
+syncs): the reader thread runs one every so many groups. Point reads (a row by key, the hot
+path's lookups) run on the event loop, on a connection that never waits.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from worker.engine import stages
 from worker.errors import StoreOpenFailed, StoreUnavailable
-from worker.stores.commit_window import CommitWindow
 from worker.stores.sqlite_lock import WriterLock, lock_path
 from worker.stores.sqlite_open import check_file, open_failure
 
@@ -50,6 +49,11 @@ _UNWELL_CODES = frozenset(
 )
 
 
+# The writer's commits never checkpoint (a checkpoint syncs, and the group waiting for the commit
+# with it): the reader thread runs one, passive, after every this many groups.
+CHECKPOINT_EVERY_GROUPS = 100
+
+
 def _connect(path: str, busy_timeout_ms: int) -> Connection:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +65,17 @@ def _connect(path: str, busy_timeout_ms: int) -> Connection:
     # Rewritten or deleted records (re-sealed plaintext, retention) are zeroed, not left in free space.
     conn.execute("PRAGMA secure_delete=ON")
     return conn
+
+
+def _connect_writer(path: str, busy_timeout_ms: int) -> Connection:
+    conn = _connect(path, busy_timeout_ms)
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    return conn
+
+
+def _checkpoint(conn: Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):  # a busy or failing checkpoint is tried again later
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 Outcome = tuple[bool, Any]
@@ -88,20 +103,25 @@ def _call_back(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *
         loop.call_soon_threadsafe(callback, *args)
 
 
+def _prepare(group: Group) -> None:
+    """What each write does before the transaction (counting tokens): outside the locks, so that
+    it does not keep other processes' writers waiting."""
+    for _, prepare, _ in group:
+        if prepare is not None:
+            with contextlib.suppress(Exception):  # a failure shows again when its write runs
+                prepare()
+
+
 def _run_group(conn: Connection, lock: WriterLock, group: Group) -> list[Outcome]:
     """Run every write's preparation, then every write in one transaction, committed once while
-    holding the writers' lock: what can be done before the transaction (counting tokens) does not
-    keep other processes' writers waiting.
+    holding the writers' lock.
 
     The usual group succeeds whole and runs without savepoints. If a function fails (a duplicate,
     a conflict: rare), the transaction is rolled back and the group run again with a savepoint per
     function, so that only the failing one's changes are undone. Write functions only touch the
     database, so running one twice is safe.
     """
-    for _, prepare, _ in group:
-        if prepare is not None:
-            with contextlib.suppress(Exception):  # a failure shows again when its write runs
-                prepare()
+    _prepare(group)
     functions = [fn for fn, _, _ in group]
     with lock.held():
         return _transaction(conn, functions)
@@ -156,20 +176,21 @@ def _run_isolated(conn: Connection, functions: list[Callable[[Connection], Any]]
 
 
 class SqliteDatabase:
-    def __init__(self, path: str, *, busy_timeout_ms: int = 5000, commit_window_ms: float = 0.0) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
         if path == ":memory:":
             raise ValueError("use a file path: the writer and reader threads need a shared database")
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
-        self._window = CommitWindow(commit_window_ms / 1000)
-        self._waiting: asyncio.TimerHandle | None = None  # a group waiting out its commit window
         self._lock = WriterLock(lock_path(path), busy_timeout_ms)
         self._writer_pool: ThreadPoolExecutor | None = None
         self._reader_pool: ThreadPoolExecutor | None = None
         self._writer: Connection | None = None
         self._reader: Connection | None = None
+        self._looker: Connection | None = None  # point reads, on the event loop (see read())
         self._pending: Group = []
-        self._flushing = False  # a group is on the writer thread; writes meanwhile wait for the next
+        self._flushing = False  # a group is due or being written; writes meanwhile wait for the next
+        self._due: asyncio.Handle | None = None  # the next group, due at the end of this loop turn
+        self._groups = 0
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -177,28 +198,33 @@ class SqliteDatabase:
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         loop = asyncio.get_running_loop()
-        connect = partial(_connect, self.path, self._busy_timeout_ms)
         try:
             await loop.run_in_executor(self._writer_pool, check_file, self.path)
-            self._writer = await loop.run_in_executor(self._writer_pool, connect)
+            writer = partial(_connect_writer, self.path, self._busy_timeout_ms)
+            self._writer = await loop.run_in_executor(self._writer_pool, writer)
             await loop.run_in_executor(self._writer_pool, self._lock.open)
-            self._reader = await loop.run_in_executor(self._reader_pool, connect)
+            reader = partial(_connect, self.path, self._busy_timeout_ms)
+            self._reader = await loop.run_in_executor(self._reader_pool, reader)
+            self._looker = await loop.run_in_executor(self._reader_pool, partial(_connect, self.path, 0))
         except (sqlite3.Error, OSError, StoreOpenFailed) as exc:
             await self.close()
             raise (exc if isinstance(exc, StoreOpenFailed) else open_failure(self.path, exc)) from exc
 
     async def close(self) -> None:
-        """Close both connections; a group already on the writer thread commits first, and writes
-        still waiting for a group fail ("closed") instead of meeting a closed connection."""
+        """Close both connections; a group already on the writer thread commits first, a group
+        due commits now, and writes still waiting for a group fail ("closed") instead of meeting a
+        closed connection."""
         loop = asyncio.get_running_loop()
-        if self._waiting is not None:  # a group in its commit window goes now, before the close
-            self._waiting.cancel()
+        if self._due is not None:
+            self._due.cancel()
             group = self._pending
             self._commit_pending()
             if group:  # waited for, not gathered: a cancelled close must not cancel their callers
                 await asyncio.wait([write[2] for write in group])
+        if self._looker is not None:
+            self._looker.close()
         opened = ((self._writer_pool, self._writer), (self._reader_pool, self._reader))
-        self._writer = self._reader = None
+        self._writer = self._reader = self._looker = None
         for pool, conn in opened:
             if pool is not None:
                 if conn is not None:
@@ -208,56 +234,72 @@ class SqliteDatabase:
         self._writer_pool = self._reader_pool = None
 
     async def write(self, fn: Callable[[Connection], T], *, alone: bool = False, prepare: Prepare | None = None) -> T:
-        """Run `fn` in the next group commit, `prepare` (if given) on the writer thread just before
-        the transaction; `alone` runs `fn` outside any transaction (DDL, PRAGMAs)."""
+        """Run `fn` in the next group commit, `prepare` (if given) just before the transaction;
+        `alone` runs `fn` on the writer thread outside any transaction (DDL, PRAGMAs)."""
         if self._writer is None or self._writer_pool is None:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
         if alone:
             return await self._run(self._writer_pool, fn, self._writer)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        stages.mark(stages.COMMIT_START)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         self._pending.append((fn, prepare, future))
-        if not self._flushing:
-            delay = self._window.delay()
-            if delay > 0:  # the last group had company: give other lanes' writes a moment to join
-                self._flushing = True
-                self._waiting = asyncio.get_running_loop().call_later(delay, self._commit_pending)
-            else:
-                self._commit_pending()
-        return await future
+        if not self._flushing:  # the writes handed in during this turn of the loop go together
+            self._flushing = True
+            self._due = loop.call_soon(self._commit_pending)
+        result = await future
+        stages.mark(stages.COMMITTED)
+        return result
 
     def _commit_pending(self) -> None:
         """Hand the waiting writes to the writer thread as one group. Its completion comes back as
         a plain callback, which hands each write its outcome and starts the next group: no task
-        and no future chain per group, since at a trickle every message is a group of its own."""
+        and no future chain per group."""
         group, self._pending = self._pending, []
-        self._waiting = None
-        self._flushing = False  # until the group is on the writer thread (a window may have set it)
+        self._due = None
         if self._writer is None or self._writer_pool is None:
+            self._flushing = False
             _settle(group, [(False, RuntimeError("the SQLite store was closed"))] * len(group))
             return
         loop = asyncio.get_running_loop()
         try:
             committed = self._writer_pool.submit(_run_group, self._writer, self._lock, group)
         except RuntimeError as exc:  # the pool is shutting down
+            self._flushing = False
             _settle(group, [(False, exc)] * len(group))
             return
-        self._flushing = True
         committed.add_done_callback(lambda done: _call_back(loop, self._group_done, group, done))
 
     def _group_done(self, group: Group, done: Done) -> None:
         self._flushing = False
-        self._window.committed(len(group))
         try:
             outcomes = done.result()
         except BaseException as exc:  # the commit itself failed: every write in the group failed
             outcomes = [(False, exc)] * len(group)
         _settle(group, outcomes)
-        if self._pending:  # these waited for this group already: no commit window for them
-            self._commit_pending()
+        self._groups += 1
+        if self._groups % CHECKPOINT_EVERY_GROUPS == 0 and self._reader is not None and self._reader_pool:
+            with contextlib.suppress(RuntimeError):  # the pool is shutting down: SQLite checkpoints on close
+                self._reader_pool.submit(_checkpoint, self._reader)
+        if self._pending:  # these arrived while this group was written: they waited already
+            self._flushing = True
+            self._due = asyncio.get_running_loop().call_soon(self._commit_pending)
 
-    async def read(self, fn: Callable[[Connection], T]) -> T:
+    async def read(self, fn: Callable[[Connection], T], *, point: bool = False) -> T:
+        """Run `fn` on the reader thread; a `point` read (a row or two by key: the hot path's
+        lookups) runs here and now instead, on a connection of its own that never waits: a WAL
+        reader is not held up by writers, and should SQLite be busy (recovering the WAL after a
+        crash, say) the read goes to the reader thread, which waits."""
         if self._reader is None or self._reader_pool is None:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
+        if point and self._looker is not None:
+            try:
+                return fn(self._looker)
+            except sqlite3.OperationalError as exc:
+                if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) != sqlite3.SQLITE_BUSY:
+                    raise _mapped(exc) from exc
+            except (sqlite3.Error, OSError) as exc:
+                raise _mapped(exc) from exc
         return await self._run(self._reader_pool, fn, self._reader)
 
     @staticmethod

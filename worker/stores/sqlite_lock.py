@@ -1,19 +1,10 @@
 """The writers' lock: one SQLite writer at a time across every process sharing a store file.
 
-SQLite lets one connection write at a time. A connection that finds the write lock taken sleeps
-in its busy handler for 1 ms, then 2, 5, 10, 15, 20, 25... and looks again, however soon the lock
-was freed. With two worker processes on one file at a steady 696-940 msgs/s, 16-20% of their
-transactions waited over 1 ms to begin (p99 11-19 ms, p999 36-58 ms) for a lock usually held
-for a fraction of a millisecond. Our writers take this lock (a flock on a file beside the
-database) before SQLite's and look again every 50-500 µs, so a writer that waits starts soon after
-the other commits, and SQLite's own lock is free when it asks: in runs alternating with those,
-the waits were p99 11 ms and p999 20-24 ms. (What is left is mostly the holder being descheduled,
-or waiting for its own process's GIL, while it holds the lock.) Writers that do not take it (the
-sqlite3 shell, say) still meet SQLite's lock and its busy handler.
-
-The kernel frees a flock when its holder dies, so a crashed process cannot leave the store
-locked; a writer that waits longer than the store's busy timeout gives up with the same
-"database is locked" error SQLite would raise, which callers retry as a transient failure.
+A flock on a file beside the database, taken before SQLite's own write lock. A writer that finds
+it taken polls it every 50-500 µs, so it starts soon after the holder commits; SQLite's busy
+handler would sleep 1, 2, 5, 10... ms between looks (measurements: docs/benchmarks/history.md).
+The kernel frees a flock when its holder dies; a writer that waits longer than the busy timeout
+fails with SQLite's own "database is locked" error, which callers retry as a transient failure.
 """
 
 from __future__ import annotations
@@ -35,7 +26,7 @@ def lock_path(database: str) -> str:
 
 
 class WriterLock:
-    """An exclusive flock on `path`, taken around each write transaction; used from one thread."""
+    """An exclusive flock on `path`, taken around each write transaction used from one thread."""
 
     def __init__(self, path: str, timeout_ms: int) -> None:
         self.path = path
