@@ -21,6 +21,7 @@ from benchmarks import cpu
 from benchmarks.population import BENCH_CHANNEL, slot_key, slot_user
 from benchmarks.wire import WireClient
 from schemas.events import ChatSource, InboundMessage
+from schemas.settings import SESSION_CACHE_SIZE
 from schemas.topology import DEFAULT_DELIVERY_LIMIT, Topology
 from worker.amqp.publisher import json_message
 from worker.amqp.topology import declare_topology
@@ -50,6 +51,10 @@ class BenchConfig:
     # How long each of the two offers that find a side's live maximum lasts.
     live_seconds: float = 10.0
     memory_events: int = 200_000
+    # The backlog depths (messages a case) whose throughput ratio is reported side by side.
+    backlogs: tuple[int, ...] = (2_000, 8_000, 20_000)
+    # The session cache's cap in the memory-per-chat case (benchmarks/chats.py): the setting's default.
+    chat_cache_size: int = SESSION_CACHE_SIZE
     rounds: int = 3
     # Consumer processes per side, the same for the bare loop and the worker: one per core, as a
     # worker is deployed (CPython runs one core's worth of Python per process). Shards are shared
@@ -64,6 +69,11 @@ class BenchConfig:
     # case, dropped afterwards; benchmarks/mongodb.py says which phases run there).
     store: str = "sqlite"
     mongodb_url: str | None = None
+    # Another checkout whose worker runs instead of this one's, under its own .venv (for
+    # benchmarks/side_by_side.py); None: this checkout's.
+    worker_checkout: Path | None = None
+    # More environment for the worker processes (settings to compare, side by side).
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def quick(cls, url: str) -> BenchConfig:
@@ -79,6 +89,8 @@ class BenchConfig:
             latency_fractions=(0.5,),
             live_seconds=3.0,
             memory_events=3_000,
+            backlogs=(2_000, 8_000),
+            chat_cache_size=2_000,
             rounds=1,
             single_process_pair=False,
         )
@@ -211,11 +223,14 @@ class Case:
                 "SESSIONS_ENCRYPTION_KEYS": f"bench:{KEY}",
                 "SESSIONS_METRICS_PORT": "0",
                 "SESSIONS_HEARTBEAT_SECONDS": "0.5",
+                **self.config.worker_env,
             }
         )
-        command = [sys.executable, "-m", "worker", "worker"]
+        checkout = self.config.worker_checkout
+        python = str(checkout / ".venv" / "bin" / "python") if checkout else sys.executable
+        command = [python, "-m", "worker", "worker"]
         self.processes = [
-            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(command, env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(self.config.processes)
         ]
 

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import backlogs
 from benchmarks.latency import TARGET_P99_MS, within_target
 
 TARGETS = {
@@ -22,6 +23,9 @@ TARGETS = {
     "p99_ms": ("<=", TARGET_P99_MS),
     "live_half_p99_ms": ("<=", TARGET_P99_MS),
     "rss_growth_after_warmup": ("<=", 1.10),
+    "lowest_throughput_ratio": (">=", 0.8),
+    "rss_growth_past_cap": ("<=", 1.10),
+    "redaction_throughput_on_off": (">=", 0.98),
 }
 ROWS = (
     ("processes", "consumer processes per side"),
@@ -52,6 +56,14 @@ ROWS = (
     ("growth_ratio_transcript", "growth ratio, transcript"),
     ("rss_mb", "worker RSS at the end (MB)"),
     ("rss_growth_after_warmup", "RSS last / RSS after warm-up"),
+    ("lowest_throughput_ratio", "worker / bare loop, lowest of every backlog depth and live"),
+    ("chat_cache_size", "memory per chat: the worker's session cache (sessions, one process)"),
+    ("rss_mb_per_10k_chats", "worker RSS per 10,000 new chats, up to the cache's size (MB)"),
+    ("rss_mb_per_10k_chats_past_cap", "worker RSS per 10,000 new chats past it (MB)"),
+    ("rss_growth_past_cap", "RSS at 3x the cache's size / RSS at its size"),
+    ("redaction_throughput_on_off", "worker throughput, redaction on / off"),
+    ("redaction_us_per_msg", "redaction of one bench message, alone (µs)"),
+    ("redaction_worker_cpu_us_per_msg", "worker CPU per message, redaction on minus off (µs)"),
     ("server_requests_per_worker_msg", "MongoDB server requests per worker message (drains, server's count)"),
     ("append_round_trips_per_msg", "append path: round trips per message (entries insert + sessions update)"),
     ("store_round_trips_per_msg", "engine alone: store round trips per message, all commands"),
@@ -190,6 +202,7 @@ Extra = tuple[str, tuple[str, ...], list[tuple[str, ...]], str]
 def extra_tables(results: dict[str, Any]) -> list[Extra]:
     """The tables after the main one, where the results hold their figures: title, columns, rows, caption."""
     found = [
+        (backlogs.TITLE, backlogs.COLUMNS, backlogs.table_rows(results), ""),
         (CPU_TITLE, CPU_COLUMNS, cpu_rows(results), ""),
         (LATENCY_TITLE, LATENCY_COLUMNS, latency_rows(results), within_target(results)),
     ]
