@@ -40,6 +40,7 @@ from benchmarks.chats import memory
 from benchmarks.latency import curve, live_maximum
 from benchmarks.pipeline import engine_cpu
 from benchmarks.population import prefill
+from schemas.settings import CIPHER_CACHE_SIZE
 from worker.amqp.topology import delete_topology
 from worker.engine.crypto import EncryptingCodec, KeyRing
 
@@ -271,7 +272,8 @@ async def _per_chat(
     """One worker process, its session cache capped at config.chat_cache_size, then chats it never
     saw write one message each (benchmarks/chats.py)."""
     cap = config.chat_cache_size
-    env = {**config.worker_env, "SESSIONS_SESSION_CACHE_SIZE": str(cap)}
+    ciphers = min(cap, CIPHER_CACHE_SIZE)  # full before the sessions are: what grows past the cap is not it
+    env = {**config.worker_env, "SESSIONS_SESSION_CACHE_SIZE": str(cap), "SESSIONS_CIPHER_CACHE_SIZE": str(ciphers)}
     single = dataclasses.replace(config, processes=1, messages=min(config.messages, 2_000), worker_env=env)
     case, _ = await _drain(connection, single, "worker-chats", progress, prepare=_stored(codec))
     try:

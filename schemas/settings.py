@@ -179,8 +179,8 @@ class RedactionPolicy(WireModel):
     patterns: tuple[RedactionPattern, ...] = Field(default=(), max_length=MAX_PATTERNS)
 
 
-# The per-chat caches' default sizes. A cached session costs about 6 KB, so the session cache's
-# default holds a worker at about 60 MB above its base however many chats write to it.
+# The per-chat caches' default sizes. A cached session costs about 7 KB, so the session cache's
+# default holds a worker at about 70 MB above its base however many chats write to it.
 SESSION_CACHE_SIZE = 10_000
 CIPHER_CACHE_SIZE = 4_096
 

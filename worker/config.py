@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     session_cache_size: int = Field(
         default=SESSION_CACHE_SIZE,
         ge=1,
-        description="sessions a process keeps in memory (about 6 KB each), which bounds its memory however many"
+        description="sessions a process keeps in memory (about 7 KB each), which bounds its memory however many"
         " chats write; a chat not among them costs a store read on its next message",
     )
     cipher_cache_size: int = Field(
