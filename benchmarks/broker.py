@@ -9,9 +9,12 @@ core by default, as workers are deployed):
   empty / long   the same over fewer slots whose transcripts are empty / 10,000 entries long
 then publish-to-reply latency of both sides at fractions of the worker's measured maximum rate,
 half among them (benchmarks/latency.py), each side on a case of its own, and the worker's RSS over
-many events on its latency case; and last, the worker's engine alone in this process, without a
-broker (benchmarks/pipeline.py), to split the worker's CPU per message into its own work and
-the AMQP around it.
+many events on its latency case; the same bare / worker pairs at each backlog depth of
+config.backlogs, reported with the live maxima (benchmarks/backlogs.py); the growth cases; one
+worker's RSS as new chats write, up to and past its session cache's size (benchmarks/chats.py);
+the worker case with redaction on and off (benchmarks/redaction_cost.py); and last, the worker's
+engine alone in this process, without a broker (benchmarks/pipeline.py), to split the worker's
+CPU per message into its own work and the AMQP around it.
 
 Bare and worker alternate for several rounds, which of them goes first alternating too: the
 throughput figures are the medians, and the ratio is the median of each round's worker / bare,

@@ -26,6 +26,7 @@ TARGETS = {
     "lowest_throughput_ratio": (">=", 0.8),
     "rss_growth_past_cap": ("<=", 1.10),
     "redaction_throughput_on_off": (">=", 0.98),
+    "redaction_share_of_worker_loop_pct": ("<=", 2.0),
 }
 ROWS = (
     ("processes", "consumer processes per side"),
@@ -63,6 +64,7 @@ ROWS = (
     ("rss_growth_past_cap", "RSS at 3x the cache's size / RSS at its size"),
     ("redaction_throughput_on_off", "worker throughput, redaction on / off"),
     ("redaction_us_per_msg", "redaction of one bench message, alone (µs)"),
+    ("redaction_share_of_worker_loop_pct", "redaction's share of the worker's event-loop CPU per message (%)"),
     ("redaction_worker_cpu_us_per_msg", "worker CPU per message, redaction on minus off (µs)"),
     ("server_requests_per_worker_msg", "MongoDB server requests per worker message (drains, server's count)"),
     ("append_round_trips_per_msg", "append path: round trips per message (entries insert + sessions update)"),

@@ -77,3 +77,5 @@ async def test_redaction_on_and_off_alternate_and_off_switches_it_off(tmp_path: 
     assert found["redaction_throughput_on_off"] == 0.99
     assert found["redaction_worker_cpu_us_per_msg"] == 3.0
     assert found["redaction_us_per_msg"] > 0
+    share = found["redaction_us_per_msg"] / 303 * 100  # of the redacting drains' event-loop CPU
+    assert found["redaction_share_of_worker_loop_pct"] == pytest.approx(share, abs=0.01)
