@@ -286,6 +286,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     for plot, name, wanted in (
         (_throughput_plot, "throughput.png", True),
         (_memory_plot, "memory.png", bool(results.get("rss_samples"))),
+        (_chats_plot, "memory-per-chat.png", bool(results.get("chat_rss_samples"))),
         (_latency_plot, "latency.png", bool(results.get("latency_curve"))),
     ):
         if wanted:
@@ -321,6 +322,17 @@ def _memory_plot(axis: Any, results: dict[str, Any]) -> None:
     axis.set_ylabel("worker RSS (MB)")
     axis.set_ylim(0, max(rss) * 1.2)
     axis.set_title("Worker memory")
+
+
+def _chats_plot(axis: Any, results: dict[str, Any]) -> None:
+    chats, rss = zip(*results["chat_rss_samples"], strict=True)
+    axis.plot(chats, rss, marker="o")
+    axis.axvline(results["chat_cache_size"], color="#c33", lw=1, label="the session cache's size")
+    axis.set_xlabel("new chats written (one worker process)")
+    axis.set_ylabel("worker RSS (MB)")
+    axis.set_ylim(0, max(rss) * 1.2)
+    axis.set_title("Worker memory per chat", fontsize=10)
+    axis.legend(fontsize=7)
 
 
 def _latency_plot(axis: Any, results: dict[str, Any]) -> None:
