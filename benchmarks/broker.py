@@ -10,9 +10,12 @@ core by default, as workers are deployed):
 then publish-to-reply latency of both sides at fractions of the worker's measured maximum rate,
 half among them (benchmarks/latency.py), each side on a case of its own, with the worker's stage
 breakdown from its stage log (benchmarks/stages.py), and the worker's RSS over many events on its
-latency case; and last, the worker's engine alone in this process, without a
-broker (benchmarks/pipeline.py), to split the worker's CPU per message into its own work and
-the AMQP around it.
+latency case; the same bare / worker pairs at each backlog depth of config.backlogs, reported with
+the live maxima (benchmarks/backlogs.py); the growth cases; one worker's RSS as new chats write, up
+to and past its session cache's size (benchmarks/chats.py); the worker case with redaction on and
+off (benchmarks/redaction_cost.py); and last, the worker's engine alone in this process, without a
+broker (benchmarks/pipeline.py), to split the worker's CPU per message into its own work and the
+AMQP around it.
 
 Bare and worker alternate for several rounds, which of them goes first alternating too: the
 throughput figures are the medians, and the ratio is the median of each round's worker / bare,
@@ -35,30 +38,17 @@ from typing import Any
 
 import aio_pika
 
-from benchmarks import cpu, mongodb
-from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain, publish_many
+from benchmarks import backlogs, chats, cpu, mongodb, redaction_cost
+from benchmarks.cases import KEY, BenchConfig, Case, Drain, drain
+from benchmarks.chats import memory
 from benchmarks.latency import curve, live_maximum
 from benchmarks.pipeline import engine_cpu
 from benchmarks.population import prefill
+from schemas.settings import CIPHER_CACHE_SIZE
 from worker.amqp.topology import delete_topology
 from worker.engine.crypto import EncryptingCodec, KeyRing
 
 Prepare = Callable[[Case], None]
-
-
-async def memory(connection: aio_pika.abc.AbstractConnection, case: Case, events: int) -> dict[str, Any]:
-    """RSS of the largest worker process while they handle `events` more events, sampled every tenth."""
-    channel = await connection.channel(publisher_confirms=True)
-    samples: list[tuple[int, float]] = []
-    step = max(events // 10, 1)
-    already = case.arrivals.count
-    for start in range(0, events, step):
-        await publish_many(channel, case.names, start, step, case.config.slots, "mem")
-        await case.arrivals.wait_for(already + start + step, within=600)
-        samples.append((start + step, round(case.rss_mb(), 1)))
-    await channel.close()
-    settled = [rss for _, rss in samples[len(samples) // 3 :]]
-    return {"rss_samples": samples, "rss_mb": samples[-1][1], "rss_growth_after_warmup": settled[-1] / settled[0]}
 
 
 async def run(config: BenchConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
@@ -84,9 +74,14 @@ async def _run(config: BenchConfig, progress: Callable[[str], None]) -> dict[str
     connection = await aio_pika.connect_robust(config.url)
     try:
         await _throughput(connection, config, codec, results, progress)
+        by_depth = await _backlogs(connection, config, codec, results["throughput_rounds"], progress)
         maxima = (results["worker_msgs_per_s"], results["bare_loop_msgs_per_s"])
         results.update(await _latency_and_memory(connection, config, codec, maxima, progress))
+        results["throughput"] = backlogs.with_live(by_depth, results)
+        results["lowest_throughput_ratio"] = backlogs.lowest_ratio(results["throughput"])
         results.update(await _growth(connection, config, codec, progress))
+        results.update(await _per_chat(connection, config, codec, progress))
+        results.update(await _redaction(connection, config, codec, progress))
     finally:
         await connection.close()
     progress("the worker's engine alone, without a broker")
@@ -254,23 +249,61 @@ async def _throughput(
         results["single_process_bare_msgs_per_s"] = round(bare.rate, 1)
         results["single_process_worker_msgs_per_s"] = round(worker.rate, 1)
         results["single_process_ratio"] = round(worker.rate / bare.rate, 3)
-    rounds: list[dict[str, Any]] = []
-    for number in range(1, config.rounds + 1):
-        bare, worker = await _pair(connection, config, progress, bare_side, worker_side, number)
-        rounds.append(
-            {
-                "bare": round(bare.rate, 1),
-                "worker": round(worker.rate, 1),
-                "ratio": round(worker.rate / bare.rate, 3),
-                "bare_cpu": bare.cpu,
-                "worker_cpu": worker.cpu,
-            }
-        )
+    rounds = [
+        backlogs.one_round(*await _pair(connection, config, progress, bare_side, worker_side, number))
+        for number in range(1, config.rounds + 1)
+    ]
     results["throughput_rounds"] = rounds
     results["bare_loop_msgs_per_s"] = statistics.median(r["bare"] for r in rounds)
     results["worker_msgs_per_s"] = statistics.median(r["worker"] for r in rounds)
     results["throughput_ratio_vs_bare_loop"] = statistics.median(r["ratio"] for r in rounds)
     results.update(cpu.summary([(r["bare_cpu"], r["worker_cpu"]) for r in rounds]))
+
+
+async def _backlogs(
+    connection: Any,
+    config: BenchConfig,
+    codec: EncryptingCodec,
+    main: list[dict[str, Any]],
+    progress: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """Bare / worker pairs at each backlog depth besides the main rounds' (benchmarks/backlogs.py)."""
+    progress(f"throughput at backlogs of {', '.join(map(str, config.backlogs))} messages a case")
+    bare_side, worker_side = _Side("bare", bare=True), _Side("worker", _stored(codec))
+
+    async def pair(sized: BenchConfig, number: int, label: str) -> tuple[Drain, Drain]:
+        return await _pair(connection, sized, progress, bare_side, worker_side, number, label)
+
+    return await backlogs.depths(config, pair, main)
+
+
+async def _per_chat(
+    connection: Any, config: BenchConfig, codec: EncryptingCodec, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """One worker process, its session cache capped at config.chat_cache_size, then chats it never
+    saw write one message each (benchmarks/chats.py)."""
+    cap = config.chat_cache_size
+    ciphers = min(cap, CIPHER_CACHE_SIZE)  # full before the sessions are: what grows past the cap is not it
+    env = {**config.worker_env, "SESSIONS_SESSION_CACHE_SIZE": str(cap), "SESSIONS_CIPHER_CACHE_SIZE": str(ciphers)}
+    single = dataclasses.replace(config, processes=1, messages=min(config.messages, 2_000), worker_env=env)
+    case, _ = await _drain(connection, single, "worker-chats", progress, prepare=_stored(codec))
+    try:
+        progress(f"worker RSS as {int(chats.STEPS[-1] * cap):,} new chats write (session cache of {cap:,})")
+        return await chats.rss_per_chat(connection, case, cap)
+    finally:
+        await _close(connection, case)
+
+
+async def _redaction(
+    connection: Any, config: BenchConfig, codec: EncryptingCodec, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """The worker case with redaction on and off, alternating (benchmarks/redaction_cost.py)."""
+    progress("the worker with redaction on and off")
+
+    async def rate(sized: BenchConfig, name: str) -> Drain:
+        return await _rate(connection, sized, name, progress, prepare=_stored(codec))
+
+    return await redaction_cost.on_and_off(config, rate)
 
 
 async def _latency_and_memory(

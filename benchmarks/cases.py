@@ -21,6 +21,7 @@ from benchmarks import cpu
 from benchmarks.population import BENCH_CHANNEL, slot_key, slot_user
 from benchmarks.wire import WireClient
 from schemas.events import ChatSource, InboundMessage
+from schemas.settings import SESSION_CACHE_SIZE
 from schemas.topology import DEFAULT_DELIVERY_LIMIT, Topology
 from worker.amqp.publisher import json_message
 from worker.amqp.topology import declare_topology
@@ -50,6 +51,10 @@ class BenchConfig:
     # How long each of the two offers that find a side's live maximum lasts.
     live_seconds: float = 10.0
     memory_events: int = 200_000
+    # The backlog depths (messages a case) whose throughput ratio is reported side by side.
+    backlogs: tuple[int, ...] = (2_000, 8_000, 20_000)
+    # The session cache's cap in the memory-per-chat case (benchmarks/chats.py): the setting's default.
+    chat_cache_size: int = SESSION_CACHE_SIZE
     rounds: int = 3
     # Consumer processes per side, the same for the bare loop and the worker: one per core, as a
     # worker is deployed (CPython runs one core's worth of Python per process). Shards are shared
@@ -84,6 +89,8 @@ class BenchConfig:
             latency_fractions=(0.5,),
             live_seconds=3.0,
             memory_events=3_000,
+            backlogs=(2_000, 8_000),
+            chat_cache_size=2_000,
             rounds=1,
             single_process_pair=False,
         )

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import backlogs
 from benchmarks.latency import TARGET_P99_MS, relative_target, within_target
 from benchmarks.stages import table as stage_table
 
@@ -28,6 +29,10 @@ TARGETS = {
     "p99_ms": ("<=", TARGET_P99_MS),
     "live_half_p99_ms": ("<=", TARGET_P99_MS),
     "rss_growth_after_warmup": ("<=", 1.10),
+    "lowest_throughput_ratio": (">=", 0.8),
+    "rss_growth_past_cap": ("<=", 1.10),
+    "redaction_throughput_on_off": (">=", 0.98),
+    "redaction_share_of_worker_loop_pct": ("<=", 2.0),
 }
 ROWS = (
     ("processes", "consumer processes per side"),
@@ -58,6 +63,15 @@ ROWS = (
     ("growth_ratio_transcript", "growth ratio, transcript"),
     ("rss_mb", "worker RSS at the end (MB)"),
     ("rss_growth_after_warmup", "RSS last / RSS after warm-up"),
+    ("lowest_throughput_ratio", "worker / bare loop, lowest of every backlog depth and live"),
+    ("chat_cache_size", "memory per chat: the worker's session cache (sessions, one process)"),
+    ("rss_mb_per_10k_chats", "worker RSS per 10,000 new chats, up to the cache's size (MB)"),
+    ("rss_mb_per_10k_chats_past_cap", "worker RSS per 10,000 new chats past it (MB)"),
+    ("rss_growth_past_cap", "RSS at 3x the cache's size / RSS at its size"),
+    ("redaction_throughput_on_off", "worker throughput, redaction on / off"),
+    ("redaction_us_per_msg", "redaction of one bench message, alone (µs)"),
+    ("redaction_share_of_worker_loop_pct", "redaction's share of the worker's event-loop CPU per message (%)"),
+    ("redaction_worker_cpu_us_per_msg", "worker CPU per message, redaction on minus off (µs)"),
     ("server_requests_per_worker_msg", "MongoDB server requests per worker message (drains, server's count)"),
     ("append_round_trips_per_msg", "append path: round trips per message (entries insert + sessions update)"),
     ("store_round_trips_per_msg", "engine alone: store round trips per message, all commands"),
@@ -219,6 +233,7 @@ Extra = tuple[str, tuple[str, ...], list[tuple[str, ...]], str]
 def extra_tables(results: dict[str, Any]) -> list[Extra]:
     """The tables after the main one, where the results hold their figures: title, columns, rows, caption."""
     found = [
+        (backlogs.TITLE, backlogs.COLUMNS, backlogs.table_rows(results), ""),
         (CPU_TITLE, CPU_COLUMNS, cpu_rows(results), ""),
         (LATENCY_TITLE, LATENCY_COLUMNS, latency_rows(results), within_target(results)),
         (stage_title(results), STAGE_COLUMNS, stage_rows(results), STAGE_CAPTION),
@@ -301,6 +316,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     for plot, name, wanted in (
         (_throughput_plot, "throughput.png", True),
         (_memory_plot, "memory.png", bool(results.get("rss_samples"))),
+        (_chats_plot, "memory-per-chat.png", bool(results.get("chat_rss_samples"))),
         (_latency_plot, "latency.png", bool(results.get("latency_curve"))),
     ):
         if wanted:
@@ -336,6 +352,17 @@ def _memory_plot(axis: Any, results: dict[str, Any]) -> None:
     axis.set_ylabel("worker RSS (MB)")
     axis.set_ylim(0, max(rss) * 1.2)
     axis.set_title("Worker memory")
+
+
+def _chats_plot(axis: Any, results: dict[str, Any]) -> None:
+    chats, rss = zip(*results["chat_rss_samples"], strict=True)
+    axis.plot(chats, rss, marker="o")
+    axis.axvline(results["chat_cache_size"], color="#c33", lw=1, label="the session cache's size")
+    axis.set_xlabel("new chats written (one worker process)")
+    axis.set_ylabel("worker RSS (MB)")
+    axis.set_ylim(0, max(rss) * 1.2)
+    axis.set_title("Worker memory per chat", fontsize=10)
+    axis.legend(fontsize=7)
 
 
 def _latency_plot(axis: Any, results: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from schemas.session import ArchiveReason, ModelConfig, Segment, SessionEntry, S
 from schemas.settings import (
     SCOPES,
     AgentSettings,
+    CacheSizes,
     ContextDefaults,
     ContextStrategy,
     RedactionPattern,
@@ -25,6 +26,7 @@ __all__ = [
     "SCOPES",
     "AgentSettings",
     "ArchiveReason",
+    "CacheSizes",
     "ChatType",
     "Checkpoint",
     "ContextDefaults",

@@ -1,4 +1,5 @@
-"""Per-agent settings: scope, reset policy, retention, context defaults, redaction, admins."""
+"""Per-agent settings (scope, reset policy, retention, context defaults, redaction, admins), and the
+sizes of a process's per-chat caches."""
 
 from __future__ import annotations
 
@@ -176,6 +177,21 @@ class RedactionPolicy(WireModel):
 
     enabled: bool = True
     patterns: tuple[RedactionPattern, ...] = Field(default=(), max_length=MAX_PATTERNS)
+
+
+# The per-chat caches' default sizes. A cached session costs about 7 KB, so the session cache's
+# default holds a worker at about 70 MB above its base however many chats write to it.
+SESSION_CACHE_SIZE = 10_000
+CIPHER_CACHE_SIZE = 4_096
+
+
+class CacheSizes(WireModel):
+    """How many entries each of a process's per-chat caches holds at most (least recently used
+    go first): what bounds its memory, whatever the number of chats. A miss costs a store read
+    (sessions) or a key derivation (ciphers), not a wrong answer."""
+
+    sessions: int = Field(default=SESSION_CACHE_SIZE, ge=1)  # session documents, one per chat written lately
+    ciphers: int = Field(default=CIPHER_CACHE_SIZE, ge=1)  # per-session AES-GCM keys (encryption on)
 
 
 class AgentSettings(WireModel):

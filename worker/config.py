@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas import RedactionPattern, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
+from schemas import CacheSizes, RedactionPattern, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
+from schemas.settings import CIPHER_CACHE_SIZE, SESSION_CACHE_SIZE
 from schemas.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
 
 
@@ -110,6 +111,20 @@ class Settings(BaseSettings):
     )
     max_content_bytes: int = Field(
         default=2 * 1024 * 1024, description="largest entry payload stored (above any text the contracts allow)"
+    )
+
+    # Memory: the per-chat caches' sizes (least recently used go first)
+    session_cache_size: int = Field(
+        default=SESSION_CACHE_SIZE,
+        ge=1,
+        description="sessions a process keeps in memory (about 7 KB each), which bounds its memory however many"
+        " chats write; a chat not among them costs a store read on its next message",
+    )
+    cipher_cache_size: int = Field(
+        default=CIPHER_CACHE_SIZE,
+        ge=1,
+        description="per-session encryption keys a process keeps derived (with encryption on); a miss costs a"
+        " key derivation",
     )
 
     # Worker
@@ -217,6 +232,7 @@ class Settings(BaseSettings):
             "mongodb_database": self.mongodb_database,
             "token_encoding": self.token_encoding,
             "max_content_bytes": self.max_content_bytes,
+            "caches": CacheSizes(sessions=self.session_cache_size, ciphers=self.cipher_cache_size),
             "redaction": RedactionPolicy(enabled=self.redaction, patterns=self.redaction_patterns),
             "config": self.config,
         }

@@ -46,6 +46,8 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
         memory_events=500,
         rounds=2,
         processes=2,
+        backlogs=(150, 300),
+        chat_cache_size=100,
     )
     results = await run(config, progress=lambda _: None)
     # (tiktoken may leave its own cache there: the engine phase counts tokens in this process)
@@ -107,6 +109,19 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert engine["loop_thread_us"] > 0 and engine["other_threads_us"] > 0
     assert engine["total_us"] == pytest.approx(engine["loop_thread_us"] + engine["other_threads_us"], abs=0.2)
 
+    # Every backlog depth (the main rounds' among them) and the live maxima, side by side.
+    table = results["throughput"]
+    assert list(table) == ["150", "300", "live"]
+    assert table["300"]["round_ratios"] == [each["ratio"] for each in rounds]
+    assert len(table["150"]["round_ratios"]) == 2 and table["live"]["ratio"] == results["live_ratio_vs_bare_loop"]
+    assert results["lowest_throughput_ratio"] == min(row["ratio"] for row in table.values())
+    # Memory per chat: one worker, its session cache of 100; RSS read before and at each step.
+    assert [chats for chats, _ in results["chat_rss_samples"]] == [0, 25, 50, 100, 150, 200, 300]
+    assert all(rss > 0 for _, rss in results["chat_rss_samples"]) and results["rss_growth_past_cap"] > 0
+    # Redaction on and off, a round each way.
+    assert len(results["redaction_rounds"]) == 2 and results["redaction_throughput_on_off"] > 0
+    assert results["redaction_us_per_msg"] > 0
+
     write_report(results, tmp_path / "report", "sessions bench (test)")
     report = (tmp_path / "report" / "README.md").read_text()
     assert rounds_line(results) in report and growth_line(results) in report
@@ -116,6 +131,8 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert "worker engine alone, no broker" in report
     assert "bare loop at the same rate: p99 (ms)" in report
     assert "| 0.25 |" in report and within_target(results) in report
+    assert "Throughput at each backlog depth" in report and "| live |" in report
+    assert "worker RSS per 10,000 new chats" in report and "redaction on / off" in report
     assert (tmp_path / "report" / "latency.png").stat().st_size > 0
     # The worker's stage breakdown at half its live maximum, from its stage log: every message answered, logged.
     stages = results["latency_stages_ms"]

@@ -29,6 +29,7 @@ class Membership:
         self._exchange: AbstractExchange | None = None
         self._task: asyncio.Task[None] | None = None
         self._current: frozenset[str] = frozenset()
+        self._answers: set[asyncio.Task[None]] = set()  # beats answering a newcomer, until sent
 
     @property
     def timeout(self) -> float:
@@ -103,8 +104,24 @@ class Membership:
         if leaving:
             self._seen.pop(worker, None)
             await self._check()
-        else:
-            self._seen[worker] = time.monotonic()
+            return
+        if worker not in self._seen:
+            self._answer()
+        self._seen[worker] = time.monotonic()
+
+    def _answer(self) -> None:
+        """Beat at once for a worker heard for the first time: its queue may have been bound after
+        this worker's last beat, and the next one comes only after a whole interval, later than
+        the newcomer's listening moment, so it would claim every shard and hand half of them back
+        a few beats later."""
+        answer = asyncio.ensure_future(self._beat(leaving=False))
+        self._answers.add(answer)
+        answer.add_done_callback(self._answered)
+
+    def _answered(self, answer: asyncio.Task[None]) -> None:
+        self._answers.discard(answer)
+        if not answer.cancelled() and answer.exception() is not None:
+            log.info("could not answer a new worker's heartbeat; the next beat will")
 
     async def _check(self) -> None:
         live = self.live()

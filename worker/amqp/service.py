@@ -134,6 +134,7 @@ class WorkerService:
             wanted = owned_shards(self.worker_id, live, self.settings.shards)
             leaving = [self._subscriptions.pop(s) for s in sorted(set(self._subscriptions) - wanted)]
             await asyncio.gather(*(sub.release(self.settings.shutdown_grace_seconds) for sub in leaving))
+            fresh: dict[int, ShardSubscription] = {}
             for shard in sorted(wanted - set(self._subscriptions)):
                 subscription = ShardSubscription(
                     self._connection,
@@ -143,10 +144,25 @@ class WorkerService:
                     self.settings.advanced.ack_delay_ms / 1000,
                     self._stage_log,
                 )
-                await subscription.start(paused=not self._consuming)
-                self._subscriptions[shard] = subscription
+                fresh[shard] = subscription
+            await self._start_all(fresh)
             self.metrics.owned_shards.set(len(self._subscriptions))
             log.info("worker %s owns %d shards: %s", self.worker_id, len(wanted), sorted(wanted))
+
+    async def _start_all(self, fresh: dict[int, ShardSubscription]) -> None:
+        """Start the new subscriptions at once (one after another, each would wait for its broker
+        round trips behind the deliveries of those started before it). Those that started are
+        kept when another fails; the first failure is raised."""
+        paused = not self._consuming
+        outcomes = await asyncio.gather(*(sub.start(paused=paused) for sub in fresh.values()), return_exceptions=True)
+        failures = []
+        for (shard, subscription), outcome in zip(fresh.items(), outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failures.append(outcome)
+            else:
+                self._subscriptions[shard] = subscription
+        if failures:
+            raise failures[0]
 
     async def stop(self) -> None:
         """SIGTERM: stop taking work, finish and ack what is in flight, then leave, all within

@@ -44,7 +44,12 @@ def build_codec(options: ManagerOptions) -> PayloadCodec:
         ring = KeyRing.parse(options.encryption_keys or options.encryption_key or "")
     else:
         return PlainCodec()
-    return EncryptingCodec(ring, seal_new=options.encrypt_transcripts, allow_plaintext=options.allow_plaintext_records)
+    return EncryptingCodec(
+        ring,
+        seal_new=options.encrypt_transcripts,
+        allow_plaintext=options.allow_plaintext_records,
+        cache=options.caches.ciphers,
+    )
 
 
 def create_session_manager(
@@ -67,7 +72,7 @@ def create_session_manager(
         problems = describe_errors(exc, where="options")
         raise InvalidArgument(f"invalid session manager options: {problems}") from exc
     # The write-through session cache takes reads off the hot path (see worker/stores/cached.py).
-    cache = CachedStore(store if store is not None else build_store(settings))
+    cache = CachedStore(store if store is not None else build_store(settings), capacity=settings.caches.sessions)
     chosen_store: SessionStore = cache
     chosen_clock = clock or system_clock
     locks = KeyedLock()

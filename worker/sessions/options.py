@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas import AgentSettings, ContextDefaults, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
+from schemas import AgentSettings, CacheSizes, ContextDefaults, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
 from worker.engine.tokens import DEFAULT_ENCODING
 
 Storage = Literal["sqlite", "mongodb"]
@@ -40,6 +40,8 @@ class ManagerOptions(BaseModel):
     allow_plaintext_records: bool = True
     token_encoding: str = DEFAULT_ENCODING
     max_content_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    # The per-chat caches' sizes, which bound this process's memory however many chats there are.
+    caches: CacheSizes = CacheSizes()
     # The agent configuration file (worker/sessions/agent_file.py): defaults and a section per agent.
     config: str | None = None
 

@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from schemas import ArchiveReason, DeliveryContext, SessionEntry
+from schemas.settings import SESSION_CACHE_SIZE
 from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import DeletedCounts, SessionStore, SessionUpdate, StoredEntry, ViewChange
 
 
 class CachedStore:
-    def __init__(self, inner: SessionStore, *, capacity: int = 50_000) -> None:
+    def __init__(self, inner: SessionStore, *, capacity: int = SESSION_CACHE_SIZE) -> None:
         self.inner = inner
         self._capacity = capacity
         self._sessions: OrderedDict[str, SessionEntry] = OrderedDict()
