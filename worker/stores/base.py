@@ -64,6 +64,8 @@ class SessionUpdate:
     input_tokens: int = 0
     output_tokens: int = 0
     stored_bytes: int = 0  # the entry's payload as stored
+    # The session's agent, for its byte counter; None: the store looks it up.
+    agent_id: str | None = None
     delivery: DeliveryContext | None = None
     # Only while the session is active: a session archived by another process fails the guard.
     # SQLite checks this atomically with the insert. MongoDB inserts the entry first, so an append

@@ -143,4 +143,5 @@ class MongoCollections:
         self._meta: AsyncCollection[Doc] = db["meta"]
         self._attempts: AsyncCollection[Doc] = db["attempts"]
         self._liveness: AsyncCollection[Doc] = db["liveness"]
-        self._appends = AppendBatcher(self._entries, self._sessions, commit_window_ms=commit_window_ms)
+        self._counters: AsyncCollection[Doc] = db["agent_bytes"]  # worker/stores/mongo_bytes.py
+        self._appends = AppendBatcher(self._entries, self._sessions, self._counters, commit_window_ms=commit_window_ms)
