@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
-from worker.stores.base import SessionStore
+if TYPE_CHECKING:  # the settings import this module: at run time it imports no store until one opens
+    from worker.stores.base import SessionStore
 
 # The storage setting's values: KINDS' keys (checked below, so the two cannot drift apart).
 Storage = Literal["sqlite", "mongodb"]
@@ -58,7 +59,7 @@ if set(KINDS) != set(get_args(Storage)):
 
 def describe_kinds() -> str:
     """The storage setting's description: each kind and what it is for."""
-    return ", ".join(f"{name} ({kind.summary})" for name, kind in KINDS.items())
+    return " or ".join(f"{name} ({kind.summary})" for name, kind in KINDS.items())
 
 
 def missing_options(storage: Storage, options: StoreOptions) -> str | None:
