@@ -20,8 +20,8 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from schemas.topology import Topology
 from worker.amqp.acks import AckBatch
+from worker.app.gc_tuning import tune_collector
 from worker.config import Settings
-from worker.gc_tuning import tune_collector
 
 
 async def run(url: str, names: Topology, prefetch: int) -> None:

@@ -40,7 +40,7 @@ from benchmarks.latency import curve, live_maximum
 from benchmarks.pipeline import engine_cpu
 from benchmarks.population import prefill
 from worker.amqp.topology import delete_topology
-from worker.crypto import EncryptingCodec, KeyRing
+from worker.engine.crypto import EncryptingCodec, KeyRing
 
 Prepare = Callable[[Case], None]
 

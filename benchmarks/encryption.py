@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks.timing import command_line
 from worker import create_session_manager
-from worker.manager import SessionManager
+from worker.sessions.manager import SessionManager
 
 KEY = base64.b64encode(b"k" * 32).decode()
 ROUNDS, PER_ROUND, SESSIONS = 6, 400, 50

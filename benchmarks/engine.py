@@ -19,7 +19,7 @@ from pathlib import Path
 from benchmarks.cases import TEXT
 from benchmarks.timing import command_line, interleaved, timed
 from worker import SessionManager, create_session_manager
-from worker.redaction import Findings, Redactor
+from worker.engine.redaction import Findings, Redactor
 
 SAMPLES = 300
 # Everyday messages without secrets: what nearly every message costs is the pre-filter's verdict.

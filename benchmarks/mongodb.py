@@ -24,10 +24,10 @@ from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStart
 from benchmarks.cases import KEY
 from benchmarks.pipeline import bodies, engine_handler
 from worker import create_session_manager
-from worker.clock import system_clock
-from worker.crypto import EncryptingCodec, KeyRing
-from worker.outcome_log import OutcomeLog
-from worker.processor import EventProcessor
+from worker.engine.clock import system_clock
+from worker.engine.crypto import EncryptingCodec, KeyRing
+from worker.service.outcome_log import OutcomeLog
+from worker.service.processor import EventProcessor
 from worker.stores.mongo import MongoStore
 
 Doc = dict[str, Any]

@@ -28,13 +28,13 @@ from benchmarks.timing import command_line
 from schemas.events import INBOUND_EVENT
 from worker import create_session_manager
 from worker.amqp.publisher import json_message, outbound
-from worker.clock import system_clock
+from worker.app.gc_tuning import tune_collector
 from worker.config import Settings
-from worker.crypto import EncryptingCodec, KeyRing
-from worker.gc_tuning import tune_collector
-from worker.idempotency import identify
-from worker.outcome_log import OutcomeLog
-from worker.processor import EventProcessor
+from worker.engine.clock import system_clock
+from worker.engine.crypto import EncryptingCodec, KeyRing
+from worker.engine.idempotency import identify
+from worker.service.outcome_log import OutcomeLog
+from worker.service.processor import EventProcessor
 
 EVENTS, SLOTS, IN_FLIGHT, STORED_SESSIONS = 20_000, 1_000, 16 * 64, 100
 WARM_UP = 500  # tiktoken's first counts, the first sessions' keys: start-up, not a message's cost

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from schemas import DeliveryContext, SessionEntry
-from worker.crypto import EncryptingCodec
-from worker.payload import pack_payload
-from worker.scope import ChatAddress, session_key
+from worker.engine.crypto import EncryptingCodec
+from worker.engine.payload import pack_payload
+from worker.engine.scope import ChatAddress, session_key
 from worker.stores.base import StoredEntry
 from worker.stores.sqlite_rows import ENTRY_COLUMNS, SCHEMA, SESSION_COLUMNS, entry_params, session_params
 

@@ -17,8 +17,8 @@ from benchmarks.timing import command_line
 from scheduler.sweeps import Sweeper
 from schemas import AgentSettings, ResetPolicy, RetentionPolicy, SessionEntry
 from schemas.events import EventBase
-from worker.agents import AgentDirectory
-from worker.clock import ManualClock
+from worker.engine.clock import ManualClock
+from worker.sessions.agents import AgentDirectory
 from worker.stores.sqlite import SqliteStore
 
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from scheduler.sweeps import Emit, Sweeper, SweepReport
-from worker.agents import AgentDirectory
-from worker.clock import Clock
+from worker.engine.clock import Clock
+from worker.sessions.agents import AgentDirectory
 from worker.stores.base import SessionStore
 
 log = logging.getLogger(__name__)

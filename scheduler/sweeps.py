@@ -15,12 +15,12 @@ from typing import Literal
 
 from schemas import AgentSettings, ResetPolicy, RetentionPolicy, SessionEntry, parse_duration
 from schemas.events import EventBase, RetentionDue, SessionResetDue
-from worker.agents import AgentDirectory
-from worker.clock import Clock
-from worker.idempotency import scoped, session_scope
-from worker.maintenance import over_budget_sessions
-from worker.outcome import derived_id
-from worker.resets import last_daily_boundary, session_reset_due
+from worker.engine.clock import Clock
+from worker.engine.idempotency import scoped, session_scope
+from worker.engine.outcome import derived_id
+from worker.engine.resets import last_daily_boundary, session_reset_due
+from worker.sessions.agents import AgentDirectory
+from worker.sessions.maintenance import over_budget_sessions
 from worker.stores.base import SessionQuery, SessionScan, SessionStore
 
 log = logging.getLogger(__name__)

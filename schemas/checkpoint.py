@@ -21,5 +21,5 @@ class Checkpoint(WireModel):
     view: tuple[Segment, ...] = ()
     last_seq: int = 0
     # The key that sealed name and description, None for plaintext: the codec decides from this,
-    # never from the texts. Records written before it existed lack it (see worker/sealing.py).
+    # never from the texts. Records written before it existed lack it (see worker/engine/sealing.py).
     sealed_with: str | None = None

@@ -18,11 +18,11 @@ from tests.support.backends import (
     server_of,
 )
 from worker import create_session_manager
-from worker.clock import ManualClock
-from worker.manager import SessionManager
+from worker.engine.clock import ManualClock
+from worker.engine.tokens import TiktokenCounter
+from worker.sessions.manager import SessionManager
 from worker.stores.base import SessionStore
 from worker.stores.kinds import Storage
-from worker.tokens import TiktokenCounter
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

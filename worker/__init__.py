@@ -1,5 +1,6 @@
 """The session engine and its adapters. `create_session_manager` is the library entry point."""
 
+from worker.engine.scope import ChatAddress
 from worker.errors import (
     CheckpointNotFound,
     ContentTooLarge,
@@ -13,10 +14,9 @@ from worker.errors import (
     StoreConflict,
     StoreUnavailable,
 )
-from worker.factory import create_session_manager
-from worker.manager import SessionManager
-from worker.options import ManagerOptions
-from worker.scope import ChatAddress
+from worker.sessions.factory import create_session_manager
+from worker.sessions.manager import SessionManager
+from worker.sessions.options import ManagerOptions
 
 __all__ = [
     "ChatAddress",

@@ -1,6 +1,6 @@
 """`python -m worker ...` is the `sessions` command."""
 
-from worker import cli  # noqa: F401 - registers the commands
-from worker.cli_support import app
+from worker.app import cli  # noqa: F401 - registers the commands
+from worker.app.cli_support import app
 
 app()

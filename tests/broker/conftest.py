@@ -6,8 +6,8 @@ import pytest
 
 from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness, isolated_topology, require_broker
-from worker.clock import ManualClock
-from worker.tokens import TiktokenCounter
+from worker.engine.clock import ManualClock
+from worker.engine.tokens import TiktokenCounter
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,8 @@ from tests.support.broker import BrokerHarness, isolated_topology
 from tests.support.crashing_worker import CRASH_MARKER
 from tests.support.processes import WorkerProcesses
 from worker import create_session_manager
-from worker.processor import ordering_key
-from worker.tokens import TiktokenCounter
+from worker.engine.tokens import TiktokenCounter
+from worker.service.processor import ordering_key
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 log = logging.getLogger(__name__)

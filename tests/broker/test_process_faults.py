@@ -15,8 +15,8 @@ from tests.support.backends import BACKENDS, WorkerStore
 from tests.support.broker import BrokerHarness, isolated_topology
 from tests.support.processes import WorkerProcesses
 from worker import create_session_manager
-from worker.processor import ordering_key
-from worker.tokens import TiktokenCounter
+from worker.engine.tokens import TiktokenCounter
+from worker.service.processor import ordering_key
 
 pytestmark = [
     pytest.mark.broker,

@@ -17,7 +17,7 @@ from schemas.queries import QueryResponse
 from tests.support.broker import BrokerHarness, Tap
 from worker.amqp.queries import DIRECT_REPLY_TO, QueryClient
 from worker.amqp.taps import bound_queue
-from worker.outcome import derived_id
+from worker.engine.outcome import derived_id
 
 pytestmark = pytest.mark.broker
 

@@ -14,7 +14,7 @@ from schemas.topology import HEADER_DEAD_REASON
 from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
 from worker.amqp.publisher import json_message
-from worker.processor import ordering_key
+from worker.service.processor import ordering_key
 
 pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 

@@ -11,8 +11,8 @@ from scheduler.service import SchedulerService
 from schemas.events import ChatSource, InboundMessage, RetentionDue, SessionResetDue
 from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
-from worker.clock import ManualClock
-from worker.processor import ordering_key
+from worker.engine.clock import ManualClock
+from worker.service.processor import ordering_key
 
 pytestmark = [pytest.mark.broker, pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)]
 SOURCE = ChatSource(channel="telegram", peer_id="55", user_id="55")

@@ -42,7 +42,7 @@ from tests.support.scoped_stress import (
 from tests.support.wire import agent_doc
 from worker import create_session_manager
 from worker.amqp.taps import bound_queue
-from worker.tokens import TiktokenCounter
+from worker.engine.tokens import TiktokenCounter
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 TABLE_FILE = Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / "issue26-stress-table.txt"

@@ -18,8 +18,8 @@ from tests.support.broker import BrokerHarness, isolated_topology
 from tests.support.processes import WorkerProcesses
 from tests.support.small_disk import fill, require_root, small_disk
 from worker import create_session_manager
-from worker.processor import ordering_key
-from worker.tokens import TiktokenCounter
+from worker.engine.tokens import TiktokenCounter
+from worker.service.processor import ordering_key
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 log = logging.getLogger(__name__)

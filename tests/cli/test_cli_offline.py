@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from worker import create_session_manager
-from worker.scope import ChatAddress
+from worker.engine.scope import ChatAddress
 
 
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

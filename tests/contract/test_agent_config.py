@@ -11,8 +11,8 @@ import pytest
 from scheduler.sweeps import Sweeper
 from schemas.events import EventBase
 from tests.conftest import MakeManager
-from worker.agent_file import ConfigError, load_agent_file
-from worker.clock import ManualClock
+from worker.engine.clock import ManualClock
+from worker.sessions.agent_file import ConfigError, load_agent_file
 
 FILE = """
 defaults:

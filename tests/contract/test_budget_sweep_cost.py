@@ -16,9 +16,9 @@ from tests.support.backends import BACKENDS, server_of
 from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, deliver, handler_for
 from tests.support.work_meter import WorkMeter, metered_store
 from worker import SessionManager, create_session_manager
-from worker.clock import ManualClock
+from worker.engine.clock import ManualClock
+from worker.engine.tokens import CharRatioCounter
 from worker.stores.base import SessionStore
-from worker.tokens import CharRatioCounter
 
 KEEP_MINIMUM = 3
 

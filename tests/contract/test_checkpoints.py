@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.addresses import ADDR, Addr
 from worker import CheckpointNotFound, InvalidArgument, SessionManager
-from worker.clock import ManualClock
+from worker.engine.clock import ManualClock
 
 
 async def _conversation(manager: SessionManager, count: int, addr: Addr = ADDR) -> str:

@@ -12,9 +12,9 @@ import pytest
 from schemas import Checkpoint, Summary
 from tests.conftest import MakeManager
 from worker import SessionManager
-from worker.crypto import EncryptingCodec, KeyRing
-from worker.payload import PlainCodec, looks_sealed
-from worker.sealing import open_checkpoint, open_summary, seal_summary
+from worker.engine.crypto import EncryptingCodec, KeyRing
+from worker.engine.payload import PlainCodec, looks_sealed
+from worker.engine.sealing import open_checkpoint, open_summary, seal_summary
 from worker.stores.base import SessionStore
 from worker.stores.mongo import MongoStore
 from worker.stores.mongo_docs import to_doc

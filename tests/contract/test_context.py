@@ -17,8 +17,8 @@ from benchmarks.population import insert_entries
 from schemas import ContextStrategy, Summary
 from tests.support.addresses import ADDR
 from worker import InvalidArgument, SessionManager
-from worker.context import ContextWindow
-from worker.sealing import seal_summary
+from worker.engine.sealing import seal_summary
+from worker.sessions.context import ContextWindow
 from worker.stores.base import SessionStore, StoredEntry
 
 STRATEGIES: tuple[ContextStrategy, ...] = get_args(ContextStrategy)

@@ -14,12 +14,12 @@ from schemas.events import RetentionDue, SessionResetDue
 from schemas.topology import HEADER_FORWARDED
 from tests.conftest import MakeManager
 from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, delivery_of, handler_for
-from worker.clock import ManualClock
 from worker.commands.runner import is_admin
-from worker.manager import SessionManager
-from worker.outcome import Outcome
-from worker.processor import EventProcessor
-from worker.scope import ChatAddress
+from worker.engine.clock import ManualClock
+from worker.engine.outcome import Outcome
+from worker.engine.scope import ChatAddress
+from worker.service.processor import EventProcessor
+from worker.sessions.manager import SessionManager
 
 FORWARDED = {HEADER_FORWARDED: 1}
 RETENTION = RetentionPolicy(max_age="90d", max_inactive="30d", keep_minimum=0)
@@ -97,7 +97,7 @@ async def test_retention_of_a_young_session_of_another_agent_or_a_kept_one_chang
     young = await _session(manager, "young")
     clock.advance(timedelta(seconds=1))
     newest = await _session(manager, "newest")
-    caplog.set_level(logging.INFO, logger="worker.control")
+    caplog.set_level(logging.INFO, logger="worker.service.control")
     forged = [
         RetentionDue(event_id="e1", session_id=young, rule="max_age"),  # one second old
         RetentionDue(event_id="e2", session_id=young, rule="max_inactive"),
@@ -135,7 +135,7 @@ async def test_a_reset_of_a_session_not_due_or_of_another_agent_changes_nothing(
     manager = make_manager(reset_policy=ResetPolicy(mode="idle", idle_minutes=30))
     processor = EventProcessor(manager, clock)
     sid = await _session(manager, "u")
-    caplog.set_level(logging.INFO, logger="worker.control")
+    caplog.set_level(logging.INFO, logger="worker.service.control")
     far_future = clock() + timedelta(days=365)  # a forged due time does not make it due
     assert await processor.apply(SessionResetDue(event_id="x1", session_id=sid, reason="idle", due_at=far_future)) == (
         Outcome()

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import MakeManager
 from worker import SessionManager
 from worker.errors import EncryptionError
-from worker.rotation import rotate
+from worker.sessions.rotation import rotate
 from worker.stores.base import SessionStore, SessionUpdate
 from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore

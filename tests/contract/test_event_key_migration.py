@@ -7,7 +7,7 @@ import json
 
 from schemas import DeliveryContext
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
-from worker.manager import SessionManager
+from worker.sessions.manager import SessionManager
 from worker.stores.base import SessionStore
 from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore

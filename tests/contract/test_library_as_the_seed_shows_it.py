@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import MakeManager
 from worker import InvalidArgument, SessionsError, create_session_manager
-from worker.manager import SessionManager
-from worker.tokens import TiktokenCounter
+from worker.engine.tokens import TiktokenCounter
+from worker.sessions.manager import SessionManager
 
 
 async def test_a_manager_opens_itself_on_first_use(tmp_path: Path, token_counter: TiktokenCounter) -> None:

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import MakeManager
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
 from worker.errors import InvalidArgument
-from worker.manager import SessionManager
+from worker.sessions.manager import SessionManager
 
 KEY = "agent:main:telegram:peer:100"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
-from worker.manager import SessionManager
+from worker.sessions.manager import SessionManager
 
 READ_ONLY = ["/session", "/session list", "/history", "/history export", "/checkpoint list", "/help", "/session model"]
 

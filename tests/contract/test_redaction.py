@@ -15,13 +15,13 @@ from schemas.outbound import TurnEvent
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
 from tests.support.secret_corpus import SECRETS
 from worker import create_session_manager
-from worker.clock import ManualClock
 from worker.config import Settings
+from worker.engine.clock import ManualClock
+from worker.engine.tokens import TiktokenCounter
 from worker.errors import InvalidArgument
-from worker.manager import SessionManager
-from worker.options import ManagerOptions
-from worker.processor import ordering_key
-from worker.tokens import TiktokenCounter
+from worker.service.processor import ordering_key
+from worker.sessions.manager import SessionManager
+from worker.sessions.options import ManagerOptions
 
 CARD = "4111 1111 1111 1111"
 KEY = next(secret for kind, secret, _ in SECRETS if kind == "openai")

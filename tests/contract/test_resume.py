@@ -10,10 +10,10 @@ import pytest
 
 from tests.conftest import MakeManager
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
-from worker.clock import ManualClock
+from worker.engine.clock import ManualClock
+from worker.engine.scope import ChatAddress
 from worker.errors import InvalidArgument
-from worker.manager import SessionManager
-from worker.scope import ChatAddress
+from worker.sessions.manager import SessionManager
 
 KEY = "agent:main:telegram:peer:100"
 ADDRESS = ChatAddress(channel="telegram", user_id="100")

@@ -9,10 +9,10 @@ from schemas import ResetPolicy, RetentionPolicy
 from schemas.events import EventBase, RetentionDue, SessionResetDue
 from tests.conftest import MakeManager
 from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, deliver, handler_for
-from worker.clock import ManualClock
-from worker.manager import SessionManager
-from worker.outcome import Outcome
-from worker.processor import EventProcessor
+from worker.engine.clock import ManualClock
+from worker.engine.outcome import Outcome
+from worker.service.processor import EventProcessor
+from worker.sessions.manager import SessionManager
 from worker.stores.base import RecordedOutcome
 
 

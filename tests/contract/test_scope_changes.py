@@ -10,8 +10,8 @@ import pytest
 
 from schemas import SCOPES, Scope
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
-from worker.manager import SessionManager
-from worker.scope import ChatAddress, key_fits, session_key
+from worker.engine.scope import ChatAddress, key_fits, session_key
+from worker.sessions.manager import SessionManager
 
 ADMIN = {"channel": "telegram", "peerId": "1", "accountId": "bot"}
 CHATS = [("telegram", "1"), ("discord", "2")]

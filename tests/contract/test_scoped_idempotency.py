@@ -16,8 +16,8 @@ import pytest
 from tests.support.fakes import Delivery, RecordingPublisher, handler_for
 from tests.support.wire import agent_doc, command_doc, inbound_doc, key_of, reserialized, source_doc
 from worker.amqp.consumer import EventHandler
-from worker.manager import SessionManager
-from worker.outcome import Outcome
+from worker.engine.outcome import Outcome
+from worker.sessions.manager import SessionManager
 
 TG_100 = source_doc("telegram", "100", message_id="m-100")
 TG_200 = source_doc("telegram", "200", message_id="m-200")

@@ -6,8 +6,8 @@ import json
 
 from tests.conftest import MakeManager
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
-from worker.manager import SessionManager
-from worker.scope import ChatAddress, session_key
+from worker.engine.scope import ChatAddress, session_key
+from worker.sessions.manager import SessionManager
 
 
 def _message(event_id: str, channel: str, user: str, text: str, account: str | None = None) -> Delivery:

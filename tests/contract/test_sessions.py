@@ -11,7 +11,7 @@ from schemas import SessionEntry
 from tests.conftest import MakeManager
 from tests.support.addresses import ADDR
 from worker import ChatAddress, InvalidArgument, InvalidScope, SessionManager
-from worker.clock import ManualClock
+from worker.engine.clock import ManualClock
 from worker.stores.base import SessionStore
 from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore

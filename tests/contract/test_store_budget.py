@@ -9,8 +9,8 @@ from scheduler.sweeps import Sweeper
 from schemas.events import EventBase
 from tests.conftest import MakeManager
 from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, deliver, handler_for
-from worker.clock import ManualClock
-from worker.manager import SessionManager
+from worker.engine.clock import ManualClock
+from worker.sessions.manager import SessionManager
 
 
 async def _fill(manager: SessionManager, clock: ManualClock, count: int) -> list[str]:

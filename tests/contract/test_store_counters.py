@@ -10,9 +10,9 @@ from datetime import timedelta
 
 from tests.conftest import MakeManager
 from worker import SessionManager
-from worker.clock import ManualClock
-from worker.crypto import EncryptingCodec
-from worker.rotation import rotate
+from worker.engine.clock import ManualClock
+from worker.engine.crypto import EncryptingCodec
+from worker.sessions.rotation import rotate
 from worker.stores.base import SessionQuery, SessionStore
 from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore

@@ -19,9 +19,9 @@ from worker import (
     SessionNotFound,
     create_session_manager,
 )
-from worker.clock import ManualClock
+from worker.engine.clock import ManualClock
+from worker.engine.tokens import TiktokenCounter
 from worker.stores.base import SessionStore
-from worker.tokens import TiktokenCounter
 
 
 async def test_seed_conversation_counts_usage_and_tokens(manager: SessionManager) -> None:

@@ -23,7 +23,7 @@ from tests.support.fakes import Delivery, RecordingPublisher, handler_for
 from tests.support.hostile import CHAT, MAX_PAYLOAD_BYTES, REASONS, Hostile, hostile_bodies, oversize
 from worker import create_session_manager
 from worker.amqp.consumer import BadInput, decode
-from worker.tokens import CharRatioCounter
+from worker.engine.tokens import CharRatioCounter
 
 OPERATORS = [{"$gt": ""}, {"$where": "sleep(1000)"}, {"$ne": None}, "$gt", "a.b.c", "$where", {"a.b": 1}, ["$in"]]
 json_values = st.recursive(

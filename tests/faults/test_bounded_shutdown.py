@@ -22,7 +22,7 @@ from tests.support.broker import BrokerHarness
 from tests.support.processes import WorkerProcesses
 from tests.support.rabbit_nodes import RabbitNode, private_nodes
 from tests.support.stream_audit import StreamLoad, StreamStats, audit, publish_stream, wait_answered
-from worker.tokens import TiktokenCounter
+from worker.engine.tokens import TiktokenCounter
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(300)]
 GRACE = 3.0

@@ -25,7 +25,7 @@ from tests.support.rabbit_nodes import RabbitNode, private_nodes
 from tests.support.stream_audit import Audit, StreamLoad, StreamStats, audit, publish_stream, wait_answered
 from worker.amqp.connection import connect_once
 from worker.amqp.topology import declare_topology
-from worker.tokens import TiktokenCounter
+from worker.engine.tokens import TiktokenCounter
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 WORKERS = 3

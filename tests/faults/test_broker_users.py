@@ -34,7 +34,7 @@ from worker.amqp.connection import connect_once
 from worker.amqp.gateway import GatewayClient
 from worker.amqp.publisher import json_message
 from worker.amqp.topology import declare_topology_if_allowed
-from worker.tokens import TiktokenCounter
+from worker.engine.tokens import TiktokenCounter
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]

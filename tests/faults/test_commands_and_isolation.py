@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from schemas.events import ChatSource, InboundMessage
 from schemas.settings import Scope
 from worker import create_session_manager
-from worker.manager import SessionManager
-from worker.processor import EventProcessor
-from worker.tokens import CharRatioCounter
+from worker.engine.tokens import CharRatioCounter
+from worker.service.processor import EventProcessor
+from worker.sessions.manager import SessionManager
 
 COMMAND_WORDS = ["/new", "/reset", "/session", "/checkpoint", "/history", "/help", "/bogus", "/", "//", "/session@bot"]
 ARGS = [

@@ -10,8 +10,8 @@ import pytest
 
 from tests.support.fakes import RecordingPublisher, delivery_of, handler_for
 from worker import create_session_manager
-from worker.logs import JsonFormatter, redact
-from worker.tokens import CharRatioCounter
+from worker.app.logs import JsonFormatter, redact
+from worker.engine.tokens import CharRatioCounter
 
 SECRET_TEXT = "the launch code is tangerine-4471"
 

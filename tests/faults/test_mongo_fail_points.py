@@ -23,11 +23,11 @@ from schemas.events import ChatSource, CommandEvent, InboundMessage
 from tests.support.fakes import Delivery, RecordingPublisher, delivery_of, handler_for
 from worker import create_session_manager
 from worker.amqp.consumer import EventHandler
-from worker.idempotency import bare_id
-from worker.manager import SessionManager
-from worker.processor import ordering_key
+from worker.engine.idempotency import bare_id
+from worker.engine.tokens import CharRatioCounter
+from worker.service.processor import ordering_key
+from worker.sessions.manager import SessionManager
 from worker.stores.mongo import MongoStore
-from worker.tokens import CharRatioCounter
 
 pytestmark = [pytest.mark.realmongo, pytest.mark.slow]
 SOURCE = ChatSource(channel="telegram", peer_id="7", user_id="7")

@@ -17,10 +17,10 @@ from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness, isolated_topology, require_broker
 from tests.support.rabbit_nodes import RabbitNode, private_nodes
 from worker.amqp.service import WorkerService
-from worker.processor import ordering_key
+from worker.engine.tokens import TiktokenCounter
+from worker.service.processor import ordering_key
 from worker.stores.cached import CachedStore
 from worker.stores.sqlite import SqliteStore
-from worker.tokens import TiktokenCounter
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(180)]
 NAMES = Topology(prefix="ready", shards=2)

@@ -7,8 +7,8 @@ from typing import Any
 
 from schemas.events import ChatSource
 from tests.support.fakes import Delivery, RecordingPublisher, deliver, handler_for
-from worker.manager import SessionManager
-from worker.processor import ordering_key
+from worker.service.processor import ordering_key
+from worker.sessions.manager import SessionManager
 
 
 def _inbound(event_id: str, peer: str, text: str, **extra: Any) -> dict[str, Any]:

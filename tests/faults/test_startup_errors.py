@@ -17,8 +17,8 @@ import pytest
 from tests.support.broker import isolated_topology, require_broker
 from tests.support.processes import free_port
 from worker.amqp.topology import declare_topology
-from worker.crypto import KeyRing
 from worker.errors import EncryptionError
+from worker.sessions.key_file import read_key_ring
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,12 +106,12 @@ def test_a_key_file_open_to_others_is_refused_unless_allowed(tmp_path: Path) -> 
     key.chmod(0o644)
     keyed = {"SESSIONS_ENCRYPTION_KEY_FILE": str(key), "SESSIONS_DB_PATH": str(tmp_path / "s.db")}
     _one_line_failure(_worker(**keyed), str(key), "mode 644", "chmod 600", "SESSIONS_ALLOW_SHARED_KEY_FILE")
-    assert KeyRing.from_file(key, allow_shared=True).primary == "primary"  # allowed explicitly
+    assert read_key_ring(key, allow_shared=True).primary == "primary"  # allowed explicitly
     key.chmod(0o600)
-    assert KeyRing.from_file(key).primary == "primary"  # or made private
+    assert read_key_ring(key).primary == "primary"  # or made private
     key.chmod(0o640)
     with pytest.raises(EncryptionError, match="open to its group or others"):
-        KeyRing.from_file(key)
+        read_key_ring(key)
 
 
 @pytest.mark.broker

@@ -14,10 +14,10 @@ from typing import Any, cast
 from schemas.events import ChatSource, CommandEvent, InboundMessage
 from tests.support.fakes import Delivery, RecordingPublisher, delivery_of, handler_for
 from worker import create_session_manager
-from worker.manager import SessionManager
-from worker.processor import ordering_key
+from worker.engine.tokens import CharRatioCounter
+from worker.service.processor import ordering_key
+from worker.sessions.manager import SessionManager
 from worker.stores.sqlite import SqliteStore
-from worker.tokens import CharRatioCounter
 
 SOURCE = ChatSource(channel="telegram", peer_id="7", user_id="7")
 

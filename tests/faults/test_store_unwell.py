@@ -16,14 +16,14 @@ from pymongo.errors import DuplicateKeyError, NotPrimaryError, OperationFailure
 from schemas.events import ChatSource, InboundMessage
 from tests.support.fakes import Delivery, RecordingPublisher, delivery_of, handler_for
 from worker import create_session_manager
-from worker.clock import system_clock
+from worker.engine.clock import system_clock
+from worker.engine.tokens import CharRatioCounter
 from worker.errors import StoreUnavailable
-from worker.manager import SessionManager
-from worker.processor import ordering_key
-from worker.store_health import StoreHealth, watch
+from worker.service.processor import ordering_key
+from worker.sessions.manager import SessionManager
 from worker.stores import mongo_base, sqlite_db
+from worker.stores.health import StoreHealth, watch
 from worker.stores.sqlite import SqliteStore
-from worker.tokens import CharRatioCounter
 
 
 def _delivery(slot: int, n: int) -> Delivery:
@@ -56,7 +56,7 @@ async def test_a_read_only_store_holds_every_event_logs_once_and_resumes(
     handler = handler_for(manager, publisher, health=health)
     watching = asyncio.create_task(watch(health, _probe(store), stop, _nothing, interval=0.1))
     await _writer_pragma(store, "query_only = 1")
-    caplog.set_level(logging.INFO, logger="worker.store_health")
+    caplog.set_level(logging.INFO, logger="worker.stores.health")
     held = [_delivery(slot, n) for slot in range(20) for n in (1, 2)]
     lanes = [asyncio.create_task(_lane(handler, held[i : i + 2])) for i in range(0, len(held), 2)]
     await asyncio.sleep(1.5)
@@ -68,7 +68,7 @@ async def test_a_read_only_store_holds_every_event_logs_once_and_resumes(
     assert health.well and not publisher.dead and all(d.acks == 1 for d in held)
     for slot in range(20):
         assert await _history(manager, slot) == [f"{slot}:1", f"{slot}:2"]
-    messages = [r.getMessage() for r in caplog.records if r.name == "worker.store_health"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "worker.stores.health"]
     assert len([m for m in messages if m.startswith("store unavailable")]) == 1, messages
     assert len([m for m in messages if m.startswith("store works again")]) == 1, messages
     stop.set()

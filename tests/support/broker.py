@@ -27,10 +27,10 @@ from worker.amqp.gateway import GatewayClient
 from worker.amqp.service import WorkerService
 from worker.amqp.taps import bound_queue
 from worker.amqp.topology import declare_topology_once, delete_topology
-from worker.clock import Clock, system_clock
 from worker.config import Settings
-from worker.manager import SessionManager
-from worker.tokens import TokenCounter
+from worker.engine.clock import Clock, system_clock
+from worker.engine.tokens import TokenCounter
+from worker.sessions.manager import SessionManager
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

@@ -13,10 +13,10 @@ import signal
 
 from worker import create_session_manager
 from worker.amqp.service import WorkerService
-from worker.cli_support import load_settings
-from worker.clock import system_clock
-from worker.ops_server import OpsServer
-from worker.tokens import TiktokenCounter
+from worker.app.cli_support import load_settings
+from worker.app.ops_server import OpsServer
+from worker.engine.clock import system_clock
+from worker.engine.tokens import TiktokenCounter
 
 CRASH_MARKER = "kill-the-worker"
 

@@ -12,13 +12,13 @@ from typing import Any, cast
 from worker.amqp.consumer import EventHandler
 from worker.amqp.poison import PoisonGuard
 from worker.amqp.trust import ControlTrust
-from worker.clock import Clock, system_clock
-from worker.manager import SessionManager
-from worker.metrics import WorkerMetrics
-from worker.outcome import Outcome
-from worker.outcome_log import OutcomeLog
-from worker.processor import EventProcessor
-from worker.store_health import StoreHealth
+from worker.engine.clock import Clock, system_clock
+from worker.engine.outcome import Outcome
+from worker.service.metrics import WorkerMetrics
+from worker.service.outcome_log import OutcomeLog
+from worker.service.processor import EventProcessor
+from worker.sessions.manager import SessionManager
+from worker.stores.health import StoreHealth
 
 SCHEDULER_USER = "scheduler"  # the broker user whose control events handler_for's handler accepts
 

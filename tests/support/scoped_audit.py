@@ -19,7 +19,7 @@ from tests.support.scoped_stress import (
     labels_in,
     message_text,
 )
-from worker.manager import SessionManager
+from worker.sessions.manager import SessionManager
 
 
 async def sessions_of(plan: Plan, manager: SessionManager) -> dict[int, str]:

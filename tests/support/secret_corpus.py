@@ -29,7 +29,7 @@ def _jwt(header: dict[str, object], claims: dict[str, object]) -> str:
 
 def _luhn_fail(prefix: str, length: int) -> str:
     """A number of `length` digits whose Luhn checksum is wrong."""
-    from worker.redaction import luhn_valid
+    from worker.engine.redaction import luhn_valid
 
     number = prefix + _draw(string.digits, length - len(prefix))
     while luhn_valid(number):

@@ -13,8 +13,8 @@ from schemas.events import ChatSource, InboundMessage
 from tests.support.broker import BrokerHarness
 from worker import create_session_manager
 from worker.amqp.gateway import GatewayClient
-from worker.processor import ordering_key
-from worker.tokens import TokenCounter
+from worker.engine.tokens import TokenCounter
+from worker.service.processor import ordering_key
 
 PUBLISH_ATTEMPT_SECONDS = 10.0
 PUBLISH_GIVE_UP_SECONDS = 120.0

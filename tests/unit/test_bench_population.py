@@ -12,7 +12,7 @@ import pytest
 from benchmarks import population
 from benchmarks.cases import KEY
 from benchmarks.population import _session, _session_rows, populate, prefill
-from worker.crypto import EncryptingCodec, KeyRing
+from worker.engine.crypto import EncryptingCodec, KeyRing
 from worker.stores.sqlite import SqliteStore
 from worker.stores.sqlite_rows import session_params
 

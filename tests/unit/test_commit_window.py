@@ -14,11 +14,11 @@ import pytest
 from schemas import SessionEntry
 from tests.support.rows_db import insert_row, open_rows_db
 from worker import create_session_manager
-from worker.manager import SessionManager
+from worker.engine.tokens import CharRatioCounter
+from worker.sessions.manager import SessionManager
 from worker.stores import sqlite_db
 from worker.stores.commit_window import CommitWindow
 from worker.stores.mongo import MongoStore
-from worker.tokens import CharRatioCounter
 
 WINDOW_MS = 200.0  # far longer than a commit here: whoever waits it shows
 
@@ -170,8 +170,8 @@ async def test_a_group_that_cannot_reach_the_writer_leaves_the_store_usable(
 
 def test_the_setting_reaches_both_stores() -> None:
     from worker.config import Settings
-    from worker.factory import build_store
-    from worker.options import ManagerOptions
+    from worker.sessions.factory import build_store
+    from worker.sessions.options import ManagerOptions
     from worker.stores.sqlite import SqliteStore
 
     settings = Settings(commit_window_ms=7.5, db_path="unused.db")

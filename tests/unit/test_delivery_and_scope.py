@@ -4,8 +4,8 @@ import pytest
 
 from schemas import DeliveryContext
 from worker import ChatAddress, InvalidArgument
-from worker.delivery import merge_delivery, normalize_delivery
-from worker.scope import parse_scope, session_key
+from worker.engine.delivery import merge_delivery, normalize_delivery
+from worker.engine.scope import parse_scope, session_key
 
 
 def test_normalize_trims_canonicalizes_and_drops_empty() -> None:

@@ -12,12 +12,12 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.gc_tuning import tune_collector
-from worker.keyed_lock import KeyedLock
-from worker.outcome import derived_id
-from worker.payload import pack_payload, unpack_payload
-from worker.scope import key_part
-from worker.tokens import DEFAULT_ENCODING, TiktokenCounter
+from worker.app.gc_tuning import tune_collector
+from worker.engine.keyed_lock import KeyedLock
+from worker.engine.outcome import derived_id
+from worker.engine.payload import pack_payload, unpack_payload
+from worker.engine.scope import key_part
+from worker.engine.tokens import DEFAULT_ENCODING, TiktokenCounter
 
 NAMESPACE = uuid.UUID("5b1f8a3e-9c52-4a57-8d8e-2f0c9e7d4a11")
 

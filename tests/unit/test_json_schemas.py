@@ -18,8 +18,8 @@ from schemas.events import INBOUND_EVENT
 from schemas.jsonschema import event_schemas, render
 from schemas.outbound import NoticeEvent, ReplyEvent, SummarizeRequest, TurnEvent
 from schemas.queries import QueryRequest, QueryResponse
-from worker import cli  # noqa: F401 - registers the commands on `app`
-from worker.cli_support import app
+from worker.app import cli  # noqa: F401 - registers the commands on `app`
+from worker.app.cli_support import app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTED = ROOT / "schemas/json"

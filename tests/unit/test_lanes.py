@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from worker.lanes import Lanes
+from worker.service.lanes import Lanes
 
 
 async def test_an_item_arriving_after_its_lane_was_cancelled_does_not_run_ahead_of_it() -> None:

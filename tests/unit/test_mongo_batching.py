@@ -12,8 +12,8 @@ from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from worker import create_session_manager
+from worker.engine.tokens import CharRatioCounter
 from worker.stores.mongo import MongoStore
-from worker.tokens import CharRatioCounter
 
 pytestmark = pytest.mark.realmongo
 

@@ -11,9 +11,9 @@ from schemas.events import ChatSource, InboundMessage
 from tests.support.fakes import Delivery, RecordingPublisher, delivery_of, handler_for
 from worker import create_session_manager
 from worker.amqp.poison import _Gate
-from worker.clock import system_clock
-from worker.processor import ordering_key
-from worker.tokens import CharRatioCounter
+from worker.engine.clock import system_clock
+from worker.engine.tokens import CharRatioCounter
+from worker.service.processor import ordering_key
 
 SOURCE = ChatSource(channel="telegram", peer_id="9", user_id="9")
 

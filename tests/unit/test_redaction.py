@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.secret_corpus import LOOK_ALIKES, SECRETS
-from worker.redaction import BUILT_IN, Findings, Redactor, custom_detector, iban_valid, jwt_header, luhn_valid
+from worker.engine.redaction import BUILT_IN, Findings, Redactor, custom_detector, iban_valid, jwt_header, luhn_valid
 
 REDACTOR = Redactor()
 

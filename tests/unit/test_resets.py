@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from schemas import ResetPolicy
-from worker.resets import last_daily_boundary, next_daily_boundary, reset_due
+from worker.engine.resets import last_daily_boundary, next_daily_boundary, reset_due
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

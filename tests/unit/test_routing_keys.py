@@ -14,9 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.events import ChatSource, InboundMessage
-from worker.announcements import address_of
-from worker.processor import ordering_key
-from worker.scope import ChatAddress, session_key
+from worker.engine.scope import ChatAddress, session_key
+from worker.service.announcements import address_of
+from worker.service.processor import ordering_key
 
 VECTORS = json.loads((Path(__file__).resolve().parents[2] / "schemas/vectors/routing-keys.json").read_text())
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from worker.shards import assignment, owned_shards
+from worker.service.shards import assignment, owned_shards
 
 
 def test_every_shard_has_one_owner_and_load_is_bounded() -> None:

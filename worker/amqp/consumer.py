@@ -18,14 +18,14 @@ from worker.amqp.acks import ack_now
 from worker.amqp.poison import PoisonGuard, attempt_key
 from worker.amqp.publisher import Publisher
 from worker.amqp.trust import ControlTrust
-from worker.clock import Clock
+from worker.engine.clock import Clock
+from worker.engine.idempotency import Identity, identify
 from worker.errors import EventIdConflict, StoreUnavailable
-from worker.idempotency import Identity, identify
-from worker.inbound import BadInput, decode_body
-from worker.metrics import HandlerStats, WorkerMetrics
-from worker.outcome_log import OutcomeLog, legacy_filter
-from worker.processor import EventProcessor, Rejected, recorded_first
-from worker.store_health import StoreHealth
+from worker.service.inbound import BadInput, decode_body
+from worker.service.metrics import HandlerStats, WorkerMetrics
+from worker.service.outcome_log import OutcomeLog, legacy_filter
+from worker.service.processor import EventProcessor, Rejected, recorded_first
+from worker.stores.health import StoreHealth
 
 log = logging.getLogger(__name__)
 MAX_FORWARD_HOPS = 3

@@ -13,7 +13,7 @@ from schemas.outbound import TurnEvent
 from schemas.topology import Topology
 from worker.amqp.connection import connect
 from worker.amqp.publisher import json_message
-from worker.processor import ordering_key
+from worker.service.processor import ordering_key
 
 
 class GatewayClient:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from worker.clock import Clock
+from worker.engine.clock import Clock
 from worker.stores.base import SessionStore
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from schemas.topology import (
     Topology,
     reply_routing_key,
 )
-from worker.outcome import Outcome
+from worker.engine.outcome import Outcome
 
 PUBLISH_TIMEOUT = 10.0
 

@@ -24,10 +24,10 @@ from schemas.session import SessionStatus
 from schemas.settings import ContextStrategy
 from schemas.topology import Topology
 from worker.amqp.publisher import Publisher
-from worker.context import ContextWindow, summarize_request
+from worker.engine.outcome import Outcome
 from worker.errors import InvalidArgument, SessionsError
-from worker.manager import SessionManager
-from worker.outcome import Outcome
+from worker.sessions.context import ContextWindow, summarize_request
+from worker.sessions.manager import SessionManager
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"

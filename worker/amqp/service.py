@@ -19,14 +19,14 @@ from worker.amqp.queries import QueryResponder
 from worker.amqp.subscription import ShardSubscription, lanes_for
 from worker.amqp.topology import declare_topology_once
 from worker.amqp.trust import ControlTrust
-from worker.clock import Clock
 from worker.config import Settings
-from worker.manager import SessionManager
-from worker.metrics import WorkerMetrics
-from worker.outcome_log import OutcomeLog
-from worker.processor import EventProcessor
-from worker.shards import owned_shards
-from worker.store_health import PROBE_TIMEOUT, StoreHealth, probe_once, watch
+from worker.engine.clock import Clock
+from worker.service.metrics import WorkerMetrics
+from worker.service.outcome_log import OutcomeLog
+from worker.service.processor import EventProcessor
+from worker.service.shards import owned_shards
+from worker.sessions.manager import SessionManager
+from worker.stores.health import PROBE_TIMEOUT, StoreHealth, probe_once, watch
 
 log = logging.getLogger(__name__)
 __all__ = ["WorkerService", "connect"]

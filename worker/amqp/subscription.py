@@ -11,7 +11,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from worker.amqp.acks import AckBatch
 from worker.amqp.consumer import EventHandler
-from worker.lanes import Lanes
+from worker.service.lanes import Lanes
 
 log = logging.getLogger(__name__)
 CANCEL_TIMEOUT = 5.0  # a blocked connection may hold the cancel back

@@ -8,9 +8,9 @@ from typing import Literal
 
 from schemas import AgentSettings, SessionEntry
 from worker.commands.parsing import Command
+from worker.engine.scope import ChatAddress
 from worker.errors import InvalidArgument
-from worker.manager import SessionManager
-from worker.scope import ChatAddress
+from worker.sessions.manager import SessionManager
 
 DEFAULT_HISTORY = 10
 MAX_HISTORY = 100

@@ -7,10 +7,10 @@ from schemas.delivery import normalize_channel
 from worker.commands.handlers import CommandContext, CommandResult
 from worker.commands.parsing import Command
 from worker.commands.registry import BY_WORDS, ChatCommand
-from worker.delivery import clean_id
+from worker.engine.delivery import clean_id
+from worker.engine.scope import ChatAddress
 from worker.errors import RequestError
-from worker.manager import SessionManager
-from worker.scope import ChatAddress
+from worker.sessions.manager import SessionManager
 
 
 class CommandRefused(RequestError):

@@ -17,7 +17,7 @@ from schemas import (
     SessionStatus,
     Summary,
 )
-from worker.tokens import TokenCount
+from worker.engine.tokens import TokenCount
 
 
 class DuplicateEvent(Exception):
@@ -41,7 +41,7 @@ class StoredEntry:
     delivery: DeliveryContext | None
     payload: bytes
     key_id: str | None
-    # What the event that wrote it meant (worker.idempotency.fingerprint); None for older rows.
+    # What the event that wrote it meant (worker.engine.idempotency.fingerprint); None for older rows.
     fingerprint: str | None = None
 
 

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from schemas import ArchiveReason, DeliveryContext, SessionEntry
+from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import DeletedCounts, SessionStore, SessionUpdate, StoredEntry, ViewChange
 from worker.stores.delegating import DelegatingStore
-from worker.tokens import TokenCount
 
 
 class CachedStore(DelegatingStore):

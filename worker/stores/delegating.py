@@ -17,6 +17,7 @@ from schemas import (
     SessionStatus,
     Summary,
 )
+from worker.engine.tokens import TokenCount
 from worker.stores.base import (
     DeletedCounts,
     RecordedOutcome,
@@ -27,7 +28,6 @@ from worker.stores.base import (
     StoredEntry,
     ViewChange,
 )
-from worker.tokens import TokenCount
 
 
 class DelegatingStore(SessionStore):

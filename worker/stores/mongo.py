@@ -17,7 +17,8 @@ from pymongo.errors import (
 )
 
 from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry, SessionStatus
-from worker.delivery import merge_delivery
+from worker.engine.delivery import merge_delivery
+from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import (
     DuplicateEvent,
@@ -41,7 +42,6 @@ from worker.stores.mongo_docs import (
 )
 from worker.stores.mongo_maintenance import MongoMaintenance
 from worker.stores.mongo_migrations import migrate_agent_bytes, migrate_event_keys, migrate_stored_bytes
-from worker.tokens import TokenCount
 
 
 class MongoStore(MongoMaintenance):

@@ -6,7 +6,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from schemas import DeliveryContext
-from worker.idempotency import SEPARATOR, legacy_entry_key
+from worker.engine.idempotency import SEPARATOR, legacy_entry_key
 from worker.stores.mongo_bytes import recount_agent_bytes
 from worker.stores.mongo_docs import Doc
 
@@ -20,7 +20,7 @@ _BACKFILL_ATTEMPTS = 5
 async def migrate_event_keys(
     meta: AsyncCollection[Doc], sessions: AsyncCollection[Doc], entries: AsyncCollection[Doc]
 ) -> None:
-    """Rewrites older entries' bare event ids as scoped keys (worker.idempotency), so that an
+    """Rewrites older entries' bare event ids as scoped keys (worker.engine.idempotency), so that an
     event applied before the upgrade is still recognised when it comes back. Resumable: each
     batch is written on its own and only bare ids are read again."""
     if await meta.find_one({"_id": SCOPED_EVENT_KEYS}) is not None:

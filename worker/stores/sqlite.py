@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry, SessionStatus
+from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import (
     DuplicateEvent,
@@ -33,7 +34,6 @@ from worker.stores.sqlite_rows import (
     session_params,
     to_ms,
 )
-from worker.tokens import TokenCount
 
 _SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM sessions"
 _SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from schemas import DeliveryContext
-from worker.idempotency import legacy_entry_key
+from worker.engine.idempotency import legacy_entry_key
 from worker.stores.sqlite_bytes import AGENT_BYTES_TABLE, recount_agent_bytes
 
 SCOPED_EVENT_KEYS = 1  # entries and outcomes carry fingerprints; entries' event ids are scoped

@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import os
 from collections import OrderedDict
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -21,8 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from worker.engine.payload import TEXT_PREFIX, Sealed, SealedText, sealed_text_parts
 from worker.errors import EncryptionError
-from worker.payload import TEXT_PREFIX, Sealed, SealedText, sealed_text_parts
 
 _VERSION = b"\x01"
 _NONCE = 12
@@ -86,22 +85,6 @@ class KeyRing:
         if not order:
             raise EncryptionError("no encryption key configured")
         return cls(keys, order[0])
-
-    @classmethod
-    def from_file(cls, path: Path, *, allow_shared: bool = False) -> KeyRing:
-        """The keys in `path`; a file its group or others may read or write is refused unless
-        `allow_shared` (its directory or volume keeps others out: a compose or Kubernetes secret)."""
-        try:
-            mode = path.stat().st_mode
-            if mode & 0o077 and not allow_shared:
-                raise EncryptionError(
-                    f"the encryption key file {path} is open to its group or others (mode {mode & 0o777:o}):"
-                    " run `chmod 600` on it, or set SESSIONS_ALLOW_SHARED_KEY_FILE=true if its directory or"
-                    " volume keeps other users out"
-                )
-            return cls.parse(path.read_text())
-        except OSError as exc:
-            raise EncryptionError(f"cannot read the encryption key file {path}: {exc.strerror}") from exc
 
     def key(self, key_id: str) -> bytes:
         try:

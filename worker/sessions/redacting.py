@@ -1,6 +1,6 @@
 """Redaction by agent: each agent's settings pick its redactor, applied to what is about to be stored.
 
-The engine (worker/redaction.py) knows detectors; this knows agents, drafts and command texts. A
+The engine (worker/engine/redaction.py) knows detectors; this knows agents, drafts and command texts. A
 redactor is built once per distinct set of an agent's own patterns and shared by the agents that
 have the same set, so an event costs a settings lookup (cached) and the engine's pre-filter.
 """
@@ -12,9 +12,9 @@ import json
 from collections.abc import Awaitable, Callable
 
 from schemas import AgentSettings, RedactionPattern
-from worker.redaction import BUILT_IN, MARKER, Findings, Redactor, custom_detector
+from worker.engine.redaction import BUILT_IN, MARKER, Findings, Redactor, custom_detector
+from worker.sessions.transcript import Draft, Transcript
 from worker.stores.base import SessionStore
-from worker.transcript import Draft, Transcript
 
 SettingsLookup = Callable[[str], Awaitable[AgentSettings]]
 RedactionCounter = Callable[[str], None]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.crypto import EncryptingCodec
-from worker.payload import Sealed
-from worker.sealing import open_checkpoint, open_summary, seal_checkpoint, seal_summary, sealed_with
+from worker.engine.crypto import EncryptingCodec
+from worker.engine.payload import Sealed
+from worker.engine.sealing import open_checkpoint, open_summary, seal_checkpoint, seal_summary, sealed_with
 from worker.stores.base import SessionStore
 
 Progress = Callable[[int], None]

@@ -35,7 +35,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def load_settings(*, json_logs: bool = False) -> Settings:
-    from worker.logs import configure
+    from worker.app.logs import configure
 
     try:
         settings = Settings()
@@ -56,9 +56,9 @@ def require_database(settings: Settings) -> None:
 @asynccontextmanager
 async def opened_manager(settings: Settings) -> AsyncIterator[Any]:
     """The session manager, opened; a store or key that cannot be used at start-up is one line
-    naming it and what to do, and exit status 2 (worker/startup.py)."""
+    naming it and what to do, and exit status 2 (worker/app/startup.py)."""
     from worker import create_session_manager
-    from worker.startup import startup_failure
+    from worker.app.startup import startup_failure
 
     manager = None
     try:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas import AgentSettings, ContextDefaults, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
-from worker.tokens import DEFAULT_ENCODING
+from worker.engine.tokens import DEFAULT_ENCODING
 
 Storage = Literal["sqlite", "mongodb"]
 
@@ -38,12 +38,12 @@ class ManagerOptions(BaseModel):
     encryption_key: str | None = Field(default=None, repr=False)
     encryption_keys: str | None = Field(default=None, repr=False)
     encryption_key_file: str | None = None
-    # A key file its group or others may read is refused unless this is set (see KeyRing.from_file).
+    # A key file its group or others may read is refused unless this is set (see read_key_ring).
     allow_shared_key_file: bool = False
     allow_plaintext_records: bool = True
     token_encoding: str = DEFAULT_ENCODING
     max_content_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
-    # The agent configuration file (worker/agent_file.py): defaults and a section per agent.
+    # The agent configuration file (worker/sessions/agent_file.py): defaults and a section per agent.
     config: str | None = None
 
     @model_validator(mode="after")

@@ -10,8 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import ROLES, DeliveryContext, Role, SessionEntry, TranscriptEntry, Usage
-from worker.clock import Clock
-from worker.delivery import merge_delivery
+from worker.engine.clock import Clock
+from worker.engine.delivery import merge_delivery
+from worker.engine.idempotency import bare_id
+from worker.engine.keyed_lock import KeyedLock
+from worker.engine.payload import PayloadCodec, Sealed, pack_payload, unpack_payload
+from worker.engine.tokens import TokenCount, TokenCounter
+from worker.engine.view import newest_first
 from worker.errors import (
     ContentTooLarge,
     EventIdConflict,
@@ -20,12 +25,7 @@ from worker.errors import (
     SessionNotFound,
     StoreConflict,
 )
-from worker.idempotency import bare_id
-from worker.keyed_lock import KeyedLock
-from worker.payload import PayloadCodec, Sealed, pack_payload, unpack_payload
 from worker.stores.base import DuplicateEvent, SessionStore, SessionUpdate, StoredEntry
-from worker.tokens import TokenCount, TokenCounter
-from worker.view import newest_first
 
 _APPEND_ATTEMPTS = 8
 _NO_USAGE = Usage()
@@ -111,7 +111,7 @@ class Transcript:
     ) -> tuple[TranscriptEntry, bool]:
         """Append the draft unless its event's entry is stored already: (the entry, whether it was).
 
-        The event id is the key as given (the worker passes scoped keys, worker.idempotency); the
+        The event id is the key as given (the worker passes scoped keys, worker.engine.idempotency); the
         same key with another fingerprint raises EventIdConflict.
         """
         payload = self._check(draft)

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from schemas import SCOPES, AgentSettings, ChatType, DeliveryContext, Origin, Scope
 from schemas.delivery import normalize_channel
-from worker.delivery import clean_id
+from worker.engine.delivery import clean_id
 from worker.errors import InvalidArgument, InvalidScope
 
 # Chat aliases used by `/session scope main|peer|channel`.

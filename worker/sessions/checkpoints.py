@@ -5,13 +5,13 @@ from __future__ import annotations
 import secrets
 
 from schemas import Checkpoint, SessionEntry
-from worker.clock import Clock
+from worker.engine.clock import Clock
+from worker.engine.keyed_lock import KeyedLock
+from worker.engine.payload import PayloadCodec
+from worker.engine.sealing import open_checkpoint, seal_checkpoint
+from worker.engine.view import close_view, restored_view
 from worker.errors import CheckpointNotFound, InvalidArgument, SessionNotFound, StoreConflict
-from worker.keyed_lock import KeyedLock
-from worker.payload import PayloadCodec
-from worker.sealing import open_checkpoint, seal_checkpoint
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
-from worker.view import close_view, restored_view
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000

@@ -14,13 +14,13 @@ from typing import Any
 
 from schemas import ContextStrategy, SessionEntry, Summary, TranscriptEntry
 from schemas.outbound import SummarizeRequest
+from worker.engine.outcome import derived_id
+from worker.engine.render import entry_text
+from worker.engine.sealing import open_summary
+from worker.engine.view import newest_first
 from worker.errors import InvalidArgument
-from worker.outcome import derived_id
-from worker.render import entry_text
-from worker.sealing import open_summary
+from worker.sessions.transcript import Transcript
 from worker.stores.base import SessionStore, StoredEntry
-from worker.transcript import Transcript
-from worker.view import newest_first
 
 # Pages start small and double: a small window reads little it does not use, a large one
 # still needs only a few queries.

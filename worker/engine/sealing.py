@@ -11,8 +11,8 @@ must parse whole as a sealed one).
 from __future__ import annotations
 
 from schemas import Checkpoint, Summary
-from worker.crypto import sealed_text_key
-from worker.payload import PayloadCodec, SealedText
+from worker.engine.crypto import sealed_text_key
+from worker.engine.payload import PayloadCodec, SealedText
 
 
 def seal_checkpoint(codec: PayloadCodec, checkpoint: Checkpoint) -> Checkpoint:

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas import SessionEntry
-from worker.clock import Clock
+from worker.engine.clock import Clock
+from worker.engine.idempotency import scoped, session_scope
+from worker.engine.keyed_lock import KeyedLock
 from worker.errors import InvalidArgument, SessionNotFound
-from worker.idempotency import scoped, session_scope
-from worker.keyed_lock import KeyedLock
+from worker.sessions.transcript import Draft, Transcript
 from worker.stores.base import SessionQuery, SessionStore
-from worker.transcript import Draft, Transcript
 
 _SLOT_SESSIONS = 200
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from schemas import RetentionPolicy, SessionEntry, parse_duration
 from schemas.events import RetentionDue, SessionResetDue
-from worker.outcome import Outcome
+from worker.engine.outcome import Outcome
 from worker.stores.base import SessionQuery, SessionStore
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from worker import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
-from worker.cli_support import app, console, errors, fail, load_settings, opened_manager
+from worker.app import cli_config, cli_sessions  # noqa: F401 - they register their commands on `app`
+from worker.app.cli_support import app, console, errors, fail, load_settings, opened_manager
 from worker.config import Settings
 from worker.errors import StartupError
 
@@ -26,9 +26,9 @@ async def _serve(settings: Settings, *, worker: bool, scheduler: bool) -> None:
     from prometheus_client import CollectorRegistry
 
     from worker.amqp.service import WorkerService
-    from worker.clock import system_clock
-    from worker.gc_tuning import tune_collector
-    from worker.ops_server import OpsServer, Readiness
+    from worker.app.gc_tuning import tune_collector
+    from worker.app.ops_server import OpsServer, Readiness
+    from worker.engine.clock import system_clock
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,7 +84,7 @@ async def _run_scheduler(settings: Settings, manager: Any, stop: asyncio.Event, 
     from worker.amqp.gateway import GatewayClient
     from worker.amqp.service import CLOSE_SECONDS, connect
     from worker.amqp.topology import declare_topology_if_allowed
-    from worker.clock import system_clock
+    from worker.engine.clock import system_clock
 
     connection = await connect(settings.amqp_url.get_secret_value())
     try:
@@ -372,14 +372,14 @@ def bench(
 def _broker(coro: Coroutine[Any, Any, T]) -> T:
     import logging
 
-    import aio_pika
+    from worker.amqp.failures import CLIENT_LOGGERS, NO_SUCH_ENTITY, UNREACHABLE
 
     # The failure is reported below in one line; the client libraries' own error logs would repeat it.
-    for name in ("aiormq", "aio_pika", "asyncio"):
+    for name in (*CLIENT_LOGGERS, "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return asyncio.run(coro)
-    except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+    except UNREACHABLE as exc:
         fail(f"cannot reach RabbitMQ: {exc}. Is it running? (make broker, or set AMQP_URL)", code=2)
-    except aio_pika.exceptions.ChannelNotFoundEntity as exc:
+    except NO_SUCH_ENTITY as exc:
         fail(f"the broker has no such exchange or queue ({exc}): declare the topology with `sessions topology`", code=2)

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from schemas import AgentSettings, ResetMode
 from schemas.base import describe_errors
 from schemas.settings import check_hhmm, check_time_zone
-from worker.agent_file import AgentFile, Layer, deep_merge, merged_settings
+from worker.engine.scope import parse_scope
 from worker.errors import InvalidArgument, InvalidResetTime, InvalidTimeZone
-from worker.scope import parse_scope
+from worker.sessions.agent_file import AgentFile, Layer, deep_merge, merged_settings
 from worker.stores.base import SessionStore
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from schemas import DeliveryContext, SessionEntry
 from schemas.events import ChatSource
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind
-from worker.clock import Clock
-from worker.idempotency import Identity
-from worker.outcome import Outcome, derived_id
-from worker.scope import ChatAddress
+from worker.engine.clock import Clock
+from worker.engine.idempotency import Identity
+from worker.engine.outcome import Outcome, derived_id
+from worker.engine.scope import ChatAddress
 
 
 def address_of(agent_id: str, source: ChatSource) -> ChatAddress:

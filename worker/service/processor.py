@@ -1,10 +1,10 @@
 """Applying inbound events through the engine. Pure domain: no broker here.
 
-Each handler is idempotent on the event's scoped key (worker.idempotency: the event id within its
+Each handler is idempotent on the event's scoped key (worker.engine.idempotency: the event id within its
 chat or session): stored entries, session openers and checkpoint ids derive from it, and so does
 every produced event's id, so a replay yields the same effect and the same outbound ids, while the
 same id from another chat is another event.
-Secrets are redacted (worker.redacting) before anything is stored, sealed, counted or published.
+Secrets are redacted (worker.sessions.redacting) before anything is stored, sealed, counted or published.
 """
 
 from __future__ import annotations
@@ -29,11 +29,14 @@ from schemas.events import (
     SummaryProduced,
 )
 from schemas.outbound import ReplyEvent, TurnEvent
-from worker.announcements import Announcer, address_of
-from worker.clock import Clock
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
 from worker.commands.handlers import UNDO, model_name, plural
-from worker.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
+from worker.engine.clock import Clock
+from worker.engine.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scoped, source_scope
+from worker.engine.outcome import Outcome, derived_id
+from worker.engine.redaction import Findings
+from worker.engine.resets import session_policy, session_reset_due
+from worker.engine.scope import session_key, slot_key
 from worker.errors import (
     ContentTooLarge,
     EventIdConflict,
@@ -43,17 +46,14 @@ from worker.errors import (
     SessionNotFound,
     SessionsError,
 )
-from worker.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scoped, source_scope
-from worker.inbound import ChatToAnswer
-from worker.manager import SessionManager
-from worker.outcome import Outcome, derived_id
-from worker.redacting import RedactionCounter, RedactionStep
-from worker.redaction import Findings
-from worker.resets import session_policy, session_reset_due
-from worker.scope import session_key, slot_key
-from worker.slots import Resolution
+from worker.service.announcements import Announcer, address_of
+from worker.service.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
+from worker.service.inbound import ChatToAnswer
+from worker.sessions.manager import SessionManager
+from worker.sessions.redacting import RedactionCounter, RedactionStep
+from worker.sessions.slots import Resolution
+from worker.sessions.transcript import Draft
 from worker.stores.base import StoredEntry
-from worker.transcript import Draft
 
 
 class Rejected(Exception):

@@ -8,18 +8,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.base import describe_errors
-from worker.agent_file import load_agent_file
-from worker.agents import AgentDirectory
-from worker.clock import Clock, system_clock
+from worker.engine.clock import Clock, system_clock
+from worker.engine.keyed_lock import KeyedLock
+from worker.engine.payload import PayloadCodec, PlainCodec
+from worker.engine.tokens import TiktokenCounter, TokenCounter
 from worker.errors import InvalidArgument
-from worker.keyed_lock import KeyedLock
-from worker.manager import SessionManager
-from worker.options import ManagerOptions
-from worker.payload import PayloadCodec, PlainCodec
+from worker.sessions.agent_file import load_agent_file
+from worker.sessions.agents import AgentDirectory
+from worker.sessions.manager import SessionManager
+from worker.sessions.options import ManagerOptions
+from worker.sessions.transcript import Transcript
 from worker.stores.base import SessionStore
 from worker.stores.cached import CachedStore
-from worker.tokens import TiktokenCounter, TokenCounter
-from worker.transcript import Transcript
 
 
 def build_store(options: ManagerOptions) -> SessionStore:
@@ -37,10 +37,11 @@ def build_store(options: ManagerOptions) -> SessionStore:
 
 def build_codec(options: ManagerOptions) -> PayloadCodec:
     """Keys configured: seal new records if encrypt_transcripts, open sealed ones either way."""
-    from worker.crypto import EncryptingCodec, KeyRing
+    from worker.engine.crypto import EncryptingCodec, KeyRing
+    from worker.sessions.key_file import read_key_ring
 
     if options.encryption_key_file:
-        ring = KeyRing.from_file(Path(options.encryption_key_file), allow_shared=options.allow_shared_key_file)
+        ring = read_key_ring(Path(options.encryption_key_file), allow_shared=options.allow_shared_key_file)
     elif options.encryption_keys or options.encryption_key:
         ring = KeyRing.parse(options.encryption_keys or options.encryption_key or "")
     else:

@@ -6,12 +6,12 @@ import secrets
 from dataclasses import dataclass
 
 from schemas import AgentSettings, ArchiveReason, SessionEntry
-from worker.clock import Clock
-from worker.delivery import merge_delivery
-from worker.errors import StoreConflict
-from worker.keyed_lock import KeyedLock
-from worker.resets import ResetDue, session_reset_due
-from worker.scope import ChatAddress, slot_key
+from worker.engine.clock import Clock
+from worker.engine.delivery import merge_delivery
+from worker.engine.keyed_lock import KeyedLock
+from worker.engine.resets import ResetDue, session_reset_due
+from worker.engine.scope import ChatAddress, slot_key
+from worker.errors import InvalidArgument, StoreConflict
 from worker.stores.base import SessionStore
 
 _RESOLVE_ATTEMPTS = 8
@@ -116,6 +116,17 @@ class SlotResolver:
         )
         # The unique (agent, key, generation) index lets exactly one concurrent creator win.
         return session if await self._store.insert_session(session) else None
+
+    async def reactivate(self, target: SessionEntry) -> None:
+        """Make an archived session the active one of its slot again (the current one is archived)."""
+        async with self._locks.hold(f"slot:{target.agent_id}:{target.key}"):
+            now = self._clock()
+            current = await self._store.find_active(target.agent_id, target.key)
+            if current is not None:
+                await self._store.archive_session(current.id, "superseded", now)
+            generation = await self._store.last_generation(target.agent_id, target.key) + 1
+            if not await self._store.reactivate_session(target.id, generation, now):
+                raise InvalidArgument(f"session {target.id} could not be restored; it changed meanwhile")
 
     async def _touch_delivery(self, session: SessionEntry, address: ChatAddress) -> SessionEntry:
         fresh = address.delivery()

@@ -8,10 +8,19 @@ from typing import Annotated, Any
 
 import typer
 
-from worker.agent_file import load_agent_file
-from worker.cli_support import app, console, fail, load_settings, opened_manager, print_json, require_database, table
+from worker.app.cli_support import (
+    app,
+    console,
+    fail,
+    load_settings,
+    opened_manager,
+    print_json,
+    require_database,
+    table,
+)
 from worker.commands.handlers import plural
 from worker.errors import SessionsError
+from worker.sessions.agent_file import load_agent_file
 
 config_app = typer.Typer(help="Check the agent configuration file and show effective settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

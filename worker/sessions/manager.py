@@ -1,18 +1,11 @@
-"""SessionManager: the seed-000 API in Python. The worker is a thin event-driven shell around it."""
+"""SessionManager: the library's API. The worker is a thin event-driven shell around it."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import functools
-import json
-import uuid
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
-
-from pydantic import ValidationError
+from datetime import timedelta
+from typing import Any, Literal, overload
 
 from schemas import (
     AgentSettings,
@@ -28,24 +21,26 @@ from schemas import (
     TranscriptEntry,
     Usage,
 )
-from schemas.base import describe_errors
-from worker.agents import AgentDirectory
-from worker.checkpoints import CheckpointBook
-from worker.clock import Clock
-from worker.context import ContextWindow, build_window
+from worker.engine.clock import Clock
+from worker.engine.keyed_lock import KeyedLock
+from worker.engine.redaction import Findings
+from worker.engine.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
+from worker.engine.scope import ChatAddress, key_fits, slot_key
+from worker.engine.view import cleared_view
 from worker.errors import InvalidArgument, SessionNotFound
-from worker.keyed_lock import KeyedLock
-from worker.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
-from worker.redacting import Redactions
-from worker.redaction import Findings
-from worker.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
-from worker.resume import Resumed, Resumer
-from worker.scope import ChatAddress, key_fits, slot_key
-from worker.sealing import seal_summary
-from worker.slots import Resolution, SlotResolver
+from worker.sessions.agents import AgentDirectory
+from worker.sessions.checkpoints import CheckpointBook
+from worker.sessions.context import ContextWindow, build_window
+from worker.sessions.drafts import checked_draft
+from worker.sessions.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
+from worker.sessions.opening import opening
+from worker.sessions.pages import every_session, page_of
+from worker.sessions.redacting import Redactions
+from worker.sessions.resume import Resumed, Resumer
+from worker.sessions.slots import Resolution, SlotResolver
+from worker.sessions.summaries import check_summary, store_summary
+from worker.sessions.transcript import Transcript
 from worker.stores.base import SessionQuery, SessionStore, ViewChange
-from worker.transcript import Draft, Transcript
-from worker.view import cleared_view
 
 HistoryFormat = Literal["messages", "markdown", "text"]
 
@@ -57,61 +52,6 @@ class ScopeChange:
 
 
 ExportFormat = Literal["markdown", "json", "jsonl"]
-MAX_PAGE = 500
-
-
-def _usage(value: Usage | dict[str, int] | None) -> Usage | None:
-    if value is None or isinstance(value, Usage):
-        return value
-    try:
-        return Usage.model_validate(value)
-    except ValidationError as exc:
-        raise InvalidArgument(f"invalid usage: {describe_errors(exc, where='usage')}") from exc
-
-
-def _check_content(role: Role, content: str | None, tool: str | None, result: Any) -> None:
-    """An entry must say something: text for a message, a name for a tool call, a result."""
-    if role == "tool":
-        if not tool:
-            raise InvalidArgument("a tool entry needs the tool's name")
-    elif role == "tool-result":
-        if result is None and not content:
-            raise InvalidArgument("a tool-result entry needs a result or content")
-    elif not isinstance(content, str) or not content.strip():
-        raise InvalidArgument(f"{role} entries need text (got {'nothing' if not content else type(content).__name__})")
-
-
-def _encode_cursor(session: SessionEntry) -> str:
-    raw = json.dumps([session.last_activity_at.isoformat(), session.id])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        moment, session_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(moment).astimezone(UTC), str(session_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidArgument("invalid page cursor: pass the next_cursor of the previous page") from exc
-
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-Method = Callable[Concatenate["SessionManager", P], Coroutine[Any, Any, T]]
-
-
-def _opening(method: Method[P, T]) -> Method[P, T]:
-    """A manager opens itself (tables, indexes) on first use:
-    `create_session_manager(...)` then calls; `async with` and `open()` still work."""
-
-    @functools.wraps(method)
-    async def opened(self: SessionManager, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        if not self._is_open:
-            await self.open()
-        return await method(self, *args, **kwargs)
-
-    return opened
 
 
 class SessionManager:
@@ -136,6 +76,10 @@ class SessionManager:
         self._is_open = False
         self._opening = asyncio.Lock()
 
+    @property
+    def is_open(self) -> bool:
+        return self._is_open
+
     # Lifecycle ------------------------------------------------------------------------------
     async def open(self) -> SessionManager:
         """Create the store's tables or collections and indexes (idempotent)."""
@@ -156,12 +100,12 @@ class SessionManager:
         await self.close()
 
     # Sessions -------------------------------------------------------------------------------
-    @_opening
+    @opening
     async def resolve(self, address: ChatAddress, event_id: str | None = None, *, touch: bool = True) -> Resolution:
         """Like get_or_create_session, but also says whether a reset happened on the way."""
         return await self._slots.resolve(await self.agents.get(address.agent_id), address, event_id, touch=touch)
 
-    @_opening
+    @opening
     async def reset_address(
         self, address: ChatAddress, reason: Literal["reset", "new"] = "reset", event_id: str | None = None
     ) -> Resolution:
@@ -169,32 +113,32 @@ class SessionManager:
         settings = await self.agents.get(address.agent_id)
         return await self._slots.reset(settings, address, reason, event_id)
 
-    @_opening
+    @opening
     async def resume(self, address: ChatAddress, session_id: str | None = None, *, key: str | None = None) -> Resumed:
         """Undo a reset: make the address's previous session (or `session_id`, any archived
         session of its slot) active again; what arrived since is appended at its end."""
         settings = await self.agents.get(address.agent_id)
         return await self._resumer.resume(settings.agent_id, slot_key(settings, address), session_id, key)
 
-    @_opening
+    @opening
     async def resume_session(self, session_id: str, *, key: str | None = None) -> Resumed:
         """Resume an archived session by id, in its own slot."""
         target = await self.get_session(session_id)
         return await self._resumer.resume(target.agent_id, target.key, target.id, key)
 
-    @_opening
+    @opening
     async def find_session(self, address: ChatAddress) -> SessionEntry | None:
         """The address's active session if it has one; never creates or resets one."""
         settings = await self.agents.get(address.agent_id)
         return await self.store.find_active(settings.agent_id, slot_key(settings, address))
 
-    @_opening
+    @opening
     async def slot_members(self, address: ChatAddress) -> list[SessionEntry]:
         """Every session (active and archived) of the address's slot, newest first; creates none."""
         settings = await self.agents.get(address.agent_id)
         return await self._checkpoints.sessions_of_slot(settings.agent_id, slot_key(settings, address))
 
-    @_opening
+    @opening
     async def checkpoints_of(self, sessions: list[SessionEntry]) -> list[Checkpoint]:
         return await self._checkpoints.list_of([session.id for session in sessions])
 
@@ -206,7 +150,7 @@ class SessionManager:
             allowed = ", ".join(settings.allowed_models)
             raise InvalidArgument(f"model {model!r} is not available here; choose one of: {allowed}")
 
-    @_opening
+    @opening
     async def set_model(self, session_id: str, model: str | None) -> SessionEntry:
         """Set the session's model override (None: back to the agent's default); every turn event
         of the session then carries it, so the agent runtime answers with that model."""
@@ -218,12 +162,12 @@ class SessionManager:
             raise SessionNotFound(f"no session {session_id}")
         return await self.get_session(session_id)
 
-    @_opening
+    @opening
     async def slot_sessions(self, session_id: str) -> list[SessionEntry]:
         """Every session (active and archived) of the session's slot, newest first."""
         return await self._checkpoints.slot_sessions(await self.get_session(session_id))
 
-    @_opening
+    @opening
     async def get_or_create_session(
         self,
         *,
@@ -248,7 +192,7 @@ class SessionManager:
         )
         return (await self.resolve(address)).session
 
-    @_opening
+    @opening
     async def reset(
         self,
         *,
@@ -269,30 +213,23 @@ class SessionManager:
         )
         return (await self.reset_address(address, reason)).session
 
-    @_opening
+    @opening
     async def get_session(self, session_id: str) -> SessionEntry:
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
         return session
 
-    @_opening
+    @opening
     async def restore_session(self, session_id: str) -> SessionEntry:
         """Make an archived session the active one of its slot again (the current one is archived)."""
         target = await self.get_session(session_id)
         if target.status == "active":
             return target
-        async with self._locks.hold(f"slot:{target.agent_id}:{target.key}"):
-            now = self._clock()
-            current = await self.store.find_active(target.agent_id, target.key)
-            if current is not None:
-                await self.store.archive_session(current.id, "superseded", now)
-            generation = await self.store.last_generation(target.agent_id, target.key) + 1
-            if not await self.store.reactivate_session(target.id, generation, now):
-                raise InvalidArgument(f"session {session_id} could not be restored; it changed meanwhile")
+        await self._slots.reactivate(target)
         return await self.get_session(session_id)
 
-    @_opening
+    @opening
     async def list_sessions(
         self,
         *,
@@ -302,25 +239,12 @@ class SessionManager:
         limit: int = 50,
         cursor: str | None = None,
     ) -> SessionPage:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}")
-        since = None
-        if active_within_minutes is not None:
-            since = self._clock() - timedelta(minutes=active_within_minutes)
-        query = SessionQuery(
-            agent_id=agent_id,
-            status=status,
-            active_since=since,
-            limit=limit + 1,
-            after=None if cursor is None else _decode_cursor(cursor),
-        )
-        found = await self.store.list_sessions(query)
-        items = tuple(found[:limit])
-        next_cursor = _encode_cursor(items[-1]) if len(found) > limit else None
-        return SessionPage(items=items, next_cursor=next_cursor)
+        since = None if active_within_minutes is None else self._clock() - timedelta(minutes=active_within_minutes)
+        query = SessionQuery(agent_id=agent_id, status=status, active_since=since, limit=limit)
+        return await page_of(self.store, query, cursor)
 
     # Messages and history ---------------------------------------------------------------------
-    @_opening
+    @opening
     async def add_message(
         self,
         session_id: str,
@@ -338,14 +262,13 @@ class SessionManager:
     ) -> TranscriptEntry:
         """Append one entry, its secrets redacted first (as the agent's settings say).
         `allow_archived` lets a late agent reply land in a session reset meanwhile."""
-        _check_content(role, content, tool, result)
-        draft = Draft(
-            role=role,
-            content=content,
+        draft = checked_draft(
+            role,
+            content,
+            usage=usage,
             tool=tool,
             args=args,
             result=result,
-            usage=_usage(usage),
             important=important,
             event_id=event_id,
             delivery=delivery,
@@ -366,7 +289,7 @@ class SessionManager:
     async def get_history(
         self, session_id: str, *, limit: int = 50, format: HistoryFormat = "messages"
     ) -> list[TranscriptEntry] | str:
-        await self.open()  # overloaded, so not @_opening: opens itself on first use all the same
+        await self.open()  # overloaded, so not @opening: opens itself on first use all the same
         entries = await self.transcript.newest(await self.get_session(session_id), limit)
         if format == "messages":
             return entries
@@ -376,7 +299,7 @@ class SessionManager:
             return as_text(entries)
         raise InvalidArgument(f"unknown history format {format!r}: use messages, markdown or text")
 
-    @_opening
+    @opening
     async def clear_history(self, session_id: str) -> SessionEntry:
         """Hide every entry so far; the session, its counters and checkpoints stay."""
         async with self._locks.hold(session_id):
@@ -391,12 +314,12 @@ class SessionManager:
                 raise InvalidArgument(f"session {session_id} changed during the clear; try again")
             return session.model_copy(update={"view": change.view, "message_count": 0, "updated_at": change.at})
 
-    @_opening
+    @opening
     async def mark_important(self, session_id: str, seq: int, important: bool = True) -> None:
         if not await self.store.set_important(session_id, seq, important):
             raise InvalidArgument(f"session {session_id} has no entry #{seq}")
 
-    @_opening
+    @opening
     async def export(
         self, session_id: str, *, format: ExportFormat = "markdown", include_metadata: bool = False
     ) -> str:
@@ -411,7 +334,7 @@ class SessionManager:
         raise InvalidArgument(f"unknown export format {format!r}: use markdown, json or jsonl")
 
     # Checkpoints ------------------------------------------------------------------------------
-    @_opening
+    @opening
     async def save_checkpoint(
         self, session_id: str, name: str, description: str | None = None, *, checkpoint_id: str | None = None
     ) -> Checkpoint:
@@ -422,11 +345,11 @@ class SessionManager:
         description = await self.redactions.optional(agent_id, description, findings)
         return await self._checkpoints.save(session_id, name, description, checkpoint_id)
 
-    @_opening
+    @opening
     async def list_checkpoints(self, session_id: str, *, whole_slot: bool = False) -> list[Checkpoint]:
         return await self._checkpoints.list_for(session_id, whole_slot=whole_slot)
 
-    @_opening
+    @opening
     async def restore_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> SessionEntry:
         """Bring the checkpoint's session back to its saved history.
 
@@ -439,50 +362,45 @@ class SessionManager:
             owner = await self.restore_session(owner.id)
         return await self._checkpoints.apply(checkpoint, owner.id)
 
-    @_opening
+    @opening
     async def delete_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> None:
         within = None if session_id is None else await self.get_session(session_id)
         await self._checkpoints.find(checkpoint_id, within)
         await self._checkpoints.delete(checkpoint_id)
 
     # Settings and maintenance -----------------------------------------------------------------
-    @_opening
+    @opening
     async def get_settings(self, agent_id: str | None = None) -> AgentSettings:
         return await self.agents.get(agent_id or self._default_agent)
 
-    @_opening
+    @opening
     async def set_scope(self, scope: str, *, agent_id: str | None = None) -> AgentSettings:
         return (await self.change_scope(scope, agent_id=agent_id)).settings
 
-    @_opening
+    @opening
     async def change_scope(self, scope: str, *, agent_id: str | None = None) -> ScopeChange:
         """Change who shares a session. Each active session whose slot the new scope no longer
         has is archived (reason scope-change), so none is left active and unreachable; the
         chat's next message opens its session under the new scope."""
         settings = await self.agents.set_scope(agent_id or self._default_agent, scope)
         archived: list[SessionEntry] = []
-        after: tuple[datetime, str] | None = None
-        while page := await self.store.list_sessions(
-            SessionQuery(agent_id=settings.agent_id, status="active", limit=MAX_PAGE, after=after)
-        ):
-            for session in page:
-                misfit = not key_fits(settings.scope, session.key)
-                if misfit and await self.store.archive_session(session.id, "scope-change", self._clock()):
-                    archived.append(session)
-            after = (page[-1].last_activity_at, page[-1].id)
+        async for session in every_session(self.store, SessionQuery(agent_id=settings.agent_id, status="active")):
+            misfit = not key_fits(settings.scope, session.key)
+            if misfit and await self.store.archive_session(session.id, "scope-change", self._clock()):
+                archived.append(session)
         return ScopeChange(settings, tuple(archived))
 
-    @_opening
+    @opening
     async def set_reset_time(
         self, daily_at: str, *, time_zone: str | None = None, agent_id: str | None = None
     ) -> AgentSettings:
         return await self.agents.set_reset_time(agent_id or self._default_agent, daily_at, time_zone)
 
-    @_opening
+    @opening
     async def set_idle_reset(self, minutes: int, *, agent_id: str | None = None) -> AgentSettings:
         return await self.agents.set_idle_reset(agent_id or self._default_agent, minutes)
 
-    @_opening
+    @opening
     async def set_redaction(
         self, *, enabled: bool | None = None, patterns: list[dict[str, str]] | None = None, agent_id: str | None = None
     ) -> AgentSettings:
@@ -490,7 +408,7 @@ class SessionManager:
         changes = {name: value for name, value in (("enabled", enabled), ("patterns", patterns)) if value is not None}
         return await self.agents.update(agent_id or self._default_agent, redaction=changes)
 
-    @_opening
+    @opening
     async def cleanup(
         self,
         *,
@@ -505,7 +423,7 @@ class SessionManager:
         request = CleanupRequest(older_than, keep_checkpoints, agent_id, dry_run, include_active)
         return await cleanup(self.store, self._clock, request)
 
-    @_opening
+    @opening
     async def cleanup_budget(self, *, agent_id: str | None = None, dry_run: bool = False) -> CleanupReport:
         """Bring an agent over its store budget (retention.max_store_bytes) back under its
         high-water mark now: the longest-inactive sessions go, never below keep_minimum."""
@@ -513,33 +431,19 @@ class SessionManager:
         return await cleanup_budget(self.store, self._clock, settings.agent_id, settings.retention, dry_run=dry_run)
 
     # Context windows --------------------------------------------------------------------------
-    @_opening
+    @opening
     async def add_summary(
         self, session_id: str, from_seq: int, to_seq: int, content: str, *, summary_id: str | None = None
     ) -> Summary:
         """Store a summary of entries from_seq..to_seq (the `summarize` context strategy uses it),
         its secrets redacted first."""
         session = await self.get_session(session_id)
-        if not 1 <= from_seq <= to_seq <= session.last_seq:
-            raise InvalidArgument(
-                f"summary range {from_seq}..{to_seq} is outside the transcript (entries 1..{session.last_seq})"
-            )
-        if not content.strip():
-            raise InvalidArgument("a summary needs text")
+        check_summary(session, (from_seq, to_seq), content)
         content = await self.redactions.text(session.agent_id, content, Findings())
-        summary = Summary(
-            id=summary_id or f"sum_{uuid.uuid4().hex[:16]}",
-            session_id=session.id,
-            from_seq=from_seq,
-            to_seq=to_seq,
-            content=content,
-            token_count=self.transcript.count_tokens(content),
-            created_at=self._clock(),
-        )
-        await self.store.insert_summary(seal_summary(self.transcript.codec, summary))
-        return summary
+        summary_of = (session.id, from_seq, to_seq)
+        return await store_summary(self.store, self.transcript, self._clock, summary_of, content, summary_id)
 
-    @_opening
+    @opening
     async def get_context_history(
         self, session_id: str, *, max_tokens: int | None = None, strategy: ContextStrategy | None = None
     ) -> ContextWindow:

@@ -1,6 +1,6 @@
 """The record of what each applied event produced, so that a duplicate re-publishes exactly that.
 
-Records are keyed by the event's scoped key (worker.idempotency) and carry its fingerprint, so the
+Records are keyed by the event's scoped key (worker.engine.idempotency) and carry its fingerprint, so the
 same key with other content is told apart as a conflict. They are sealed with the transcript codec
 when encryption is on: they carry reply and command texts, which are content. The handler records
 only outcomes that re-applying their event would not rebuild exactly (Outcome.rebuilt_on_replay),
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from schemas.delivery import normalize_channel
 from schemas.events import InboundEvent
-from worker.clock import Clock
+from worker.engine.clock import Clock
+from worker.engine.idempotency import CHAT_EVENTS, Identity, bare_id
+from worker.engine.outcome import Outcome
+from worker.engine.payload import PayloadCodec
 from worker.errors import EventIdConflict
-from worker.idempotency import CHAT_EVENTS, Identity, bare_id
-from worker.outcome import Outcome
-from worker.payload import PayloadCodec
 from worker.stores.base import RecordedOutcome, SessionStore
 
 # Sealing derives a key per "session"; outcomes have their own, and the event id binds each record.

@@ -10,7 +10,16 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from rich.progress import Progress
 
-from worker.cli_support import app, console, fail, load_settings, opened_manager, print_json, require_database, table
+from worker.app.cli_support import (
+    app,
+    console,
+    fail,
+    load_settings,
+    opened_manager,
+    print_json,
+    require_database,
+    table,
+)
 from worker.commands.handlers import model_name, plural
 from worker.errors import NotFound, SessionsError
 
@@ -261,8 +270,8 @@ def rotate_key(
     as_json: JsonOption = False,
 ) -> None:
     """Re-encrypt every record under the primary key (resumable; workers may keep running)."""
-    from worker.crypto import EncryptingCodec
-    from worker.rotation import count_pending, rotate
+    from worker.engine.crypto import EncryptingCodec
+    from worker.sessions.rotation import count_pending, rotate
 
     async def run(manager: Any) -> Any:
         codec = manager.transcript.codec

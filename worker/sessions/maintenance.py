@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from schemas import RetentionPolicy, SessionEntry, SessionStatus, parse_duration
-from worker.clock import Clock
+from worker.engine.clock import Clock
 from worker.errors import InvalidArgument
 from worker.stores.base import DeletedCounts, SessionQuery, SessionScan, SessionStore
 

@@ -22,7 +22,7 @@ from schemas.events import (
     InboundEvent,
     InboundMessage,
 )
-from worker.scope import key_part
+from worker.engine.scope import key_part
 
 SEPARATOR = "\x1f"
 CHAT_EVENTS = (InboundMessage, CommandEvent, CheckpointSave, CheckpointRestore, CheckpointDelete)

@@ -1,0 +1,1 @@
+"""The application: the `sessions` CLI, configuration, logs, metrics endpoint, ops server and the worker process."""
