@@ -18,11 +18,11 @@ from tests.support.backends import (
     server_of,
 )
 from worker import create_session_manager
+from worker.config import Storage
 from worker.engine.clock import ManualClock
 from worker.engine.tokens import TiktokenCounter
 from worker.sessions.manager import SessionManager
 from worker.stores.base import SessionStore
-from worker.stores.kinds import Storage
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

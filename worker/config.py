@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import RedactionPattern, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
 from schemas.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
-from worker.stores.kinds import Storage, describe_kinds
+
+# The kinds of store: worker/stores/kinds.py opens each (and checks it has one for every value).
+Storage = Literal["sqlite", "mongodb"]
 
 
 def _default_worker_id() -> str:
@@ -37,7 +39,7 @@ class Settings(BaseSettings):
         description="MongoDB URL, for SESSIONS_STORAGE=mongodb",
         validation_alias=AliasChoices("MONGODB_URL", "SESSIONS_MONGODB_URL"),
     )
-    storage: Storage = Field(default="sqlite", description=describe_kinds())
+    storage: Storage = Field(default="sqlite", description="sqlite (embedded, one machine) or mongodb (scale-out)")
     db_path: str = Field(default="./data/sessions.db", description="SQLite file path")
     mongodb_database: str = Field(default="sessions", description="MongoDB database name")
     commit_window_ms: float = Field(

@@ -22,8 +22,9 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
 from tests.support.wire_server import running_wire_server, wire_server_binary
+from worker.config import Storage
 from worker.stores.base import SessionStore
-from worker.stores.kinds import KINDS, Storage, open_store
+from worker.stores.kinds import KINDS, open_store
 
 
 def docker_engine_available() -> bool:

@@ -16,8 +16,8 @@ from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from tests.support.backends import opened_worker_store
+from worker.config import Storage
 from worker.stores.base import SessionStore
-from worker.stores.kinds import Storage
 from worker.stores.mongo import MongoStore
 from worker.stores.sqlite import SqliteStore
 

@@ -266,6 +266,10 @@ class RetentionRecords(Protocol):
         """Count (and with `delete`, delete) the session's entries numbered above `seq`."""
 
 
+class RetentionStore(SessionRecords, CheckpointRecords, RetentionRecords, Protocol):
+    """What cleanup and retention read and delete: sessions, their checkpoints, the budget."""
+
+
 class SessionStore(
     StoreAdmin,
     SettingsRecords,

@@ -1,17 +1,15 @@
-"""The kinds of store, in one registry: the storage setting, the factory and the test backends
-all derive from it. A new kind is its store module plus one entry here (and its test backend)."""
+"""The kinds of store, in one registry: how each opens and what it needs. The factory and the test
+backends derive from it; its keys are the storage setting's values (worker.config.Storage),
+checked below. A new kind: its store module, one entry here, its name in Storage, its test backend."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import Protocol, get_args
 
-if TYPE_CHECKING:  # the settings import this module: at run time it imports no store until one opens
-    from worker.stores.base import SessionStore
-
-# The storage setting's values: KINDS' keys (checked below, so the two cannot drift apart).
-Storage = Literal["sqlite", "mongodb"]
+from worker.config import Storage
+from worker.stores.base import SessionStore
 
 
 class StoreOptions(Protocol):
@@ -29,7 +27,6 @@ class StoreOptions(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StoreKind:
-    summary: str  # what it is for, in the storage setting's description
     opens: Callable[[StoreOptions], SessionStore]  # no I/O: ensure_schema() connects
     # StoreOptions it cannot open without (a server's URL, say), each with an example value.
     needs: tuple[tuple[str, str], ...] = ()
@@ -50,16 +47,11 @@ def _mongodb(options: StoreOptions) -> SessionStore:
 
 
 KINDS: dict[Storage, StoreKind] = {
-    "sqlite": StoreKind("embedded, one machine", _sqlite),
-    "mongodb": StoreKind("scale-out", _mongodb, needs=(("mongodb_url", "mongodb://localhost:27017"),)),
+    "sqlite": StoreKind(_sqlite),
+    "mongodb": StoreKind(_mongodb, needs=(("mongodb_url", "mongodb://localhost:27017"),)),
 }
 if set(KINDS) != set(get_args(Storage)):
     raise ImportError(f"store kinds {sorted(KINDS)} and the Storage values {get_args(Storage)} differ")
-
-
-def describe_kinds() -> str:
-    """The storage setting's description: each kind and what it is for."""
-    return " or ".join(f"{name} ({kind.summary})" for name, kind in KINDS.items())
 
 
 def missing_options(storage: Storage, options: StoreOptions) -> str | None:
