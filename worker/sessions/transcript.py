@@ -129,6 +129,7 @@ class Transcript:
                     input_tokens=entry.input_tokens,
                     output_tokens=entry.output_tokens,
                     stored_bytes=len(entry.payload),
+                    agent_id=session.agent_id,
                     delivery=None
                     if draft.delivery is None
                     else merge_delivery(session.delivery_context, draft.delivery),
