@@ -16,6 +16,7 @@ from tests.support.rows_db import insert_row, open_rows_db
 from worker import create_session_manager
 from worker.engine.tokens import CharRatioCounter
 from worker.sessions.manager import SessionManager
+from worker.sessions.options import options_from_settings
 from worker.stores import sqlite_db
 from worker.stores.commit_window import CommitWindow
 from worker.stores.mongo import MongoStore
@@ -175,7 +176,7 @@ def test_the_setting_reaches_both_stores() -> None:
     from worker.stores.sqlite import SqliteStore
 
     settings = Settings(commit_window_ms=7.5, db_path="unused.db")
-    sqlite_store = build_store(ManagerOptions(**settings.manager_options()))
+    sqlite_store = build_store(ManagerOptions(**options_from_settings(settings)))
     assert isinstance(sqlite_store, SqliteStore)
     assert sqlite_store._db._window.seconds == 0.0075
     options = ManagerOptions(storage="mongodb", mongodb_url="mongodb://127.0.0.1:1", commit_window_ms=3)
