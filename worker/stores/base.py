@@ -266,8 +266,23 @@ class RetentionRecords(Protocol):
         """Count (and with `delete`, delete) the session's entries numbered above `seq`."""
 
 
+# The few callers that need two or three roles name them together here.
+
+
+class CheckpointStore(SessionRecords, CheckpointRecords, Protocol):
+    """Checkpoints: saved and restored against their sessions."""
+
+
+class HistoryStore(EntryRecords, CheckpointRecords, Protocol):
+    """Context windows: entries, pinned ones, and the summaries that stand in for older ones."""
+
+
 class RetentionStore(SessionRecords, CheckpointRecords, RetentionRecords, Protocol):
     """What cleanup and retention read and delete: sessions, their checkpoints, the budget."""
+
+
+class SweepStore(RetentionStore, OutcomeRecords, Protocol):
+    """The scheduler's sweeps: retention's reads, and the outcomes that say a warning was given."""
 
 
 class SessionStore(
