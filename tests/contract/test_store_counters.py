@@ -8,10 +8,13 @@ import base64
 import sqlite3
 from datetime import timedelta
 
+import pytest
+
 from tests.conftest import MakeManager
 from worker import SessionManager
 from worker.engine.clock import ManualClock
 from worker.engine.crypto import EncryptingCodec
+from worker.errors import SessionNotFound
 from worker.sessions.rotation import rotate
 from worker.stores.base import SessionQuery, SessionStore
 from worker.stores.mongo import MongoStore
@@ -129,3 +132,21 @@ async def test_an_older_store_gets_its_counters_at_start_up(manager: SessionMana
     await manager.add_message(session_id, "user", "four")
     await store.ensure_schema()
     assert await _assert_counted(store, "main") > expected[0] + 4
+
+
+async def test_an_append_after_another_process_changed_the_session_is_counted_once(make_manager: MakeManager) -> None:
+    left, right = make_manager(), make_manager()  # two workers: each its own session cache
+    session_id = await _chat(left, "u1", ["first"])
+    await right.set_model(session_id, "gpt-x")  # left's cached copy is one version behind now
+    await left.add_message(session_id, "user", "second")
+    assert (await right.get_session(session_id)).message_count == 2
+    await _assert_counted(left.store, "main")
+
+
+async def test_an_append_racing_a_deletion_counts_nothing(make_manager: MakeManager) -> None:
+    left, right = make_manager(), make_manager()
+    session_id = await _chat(left, "u1", ["first"])
+    await right.store.delete_sessions([session_id])  # left still holds the session in its cache
+    with pytest.raises(SessionNotFound):
+        await left.add_message(session_id, "user", "too late")
+    await _assert_counted(left.store, "main", 0)

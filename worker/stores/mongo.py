@@ -29,6 +29,7 @@ from worker.stores.base import (
     ViewChange,
 )
 from worker.stores.mongo_base import ensure_one_active_per_slot, unavailable
+from worker.stores.mongo_bytes import count_bytes
 from worker.stores.mongo_docs import (
     Doc,
     delivery_fields,
@@ -231,6 +232,7 @@ class MongoStore(MongoMaintenance):
         # is stored, so settle the counters from the entries and let the caller re-read.
         await self._roll_forward(sid)
         if await self._last_seq(sid) >= update.seq or await self._apply(sid, update, check_version=False):
+            await count_bytes(self._counters, [counted])  # in its session: counted once, here
             return False
         raise StoreConflict(f"session {sid} moved on while appending sequence {entry.seq}")
 

@@ -53,9 +53,10 @@ class AppendBatcher:
 
     async def append(self, entry: Doc, guard: Doc, change: Doc, counted: tuple[str, int]) -> bool:
         """Insert `entry`, then apply `change` to the session `guard` matches and add `counted`
-        (agent, bytes) to that agent's counter. True when the update is known to have applied;
-        False when it did not or the batch cannot tell (the caller then settles the session from
-        its entries). An insert error is raised as the driver's own, and nothing is counted."""
+        (agent, bytes) to that agent's counter. True when the update is known to have applied (and
+        the entry is counted); False when it did not or the batch cannot tell (the caller then
+        settles the session from its entries, and counts the entry if it is in the session). An
+        insert error is raised as the driver's own, and nothing is counted."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append(_Append(entry, guard, change, counted, done))
         if self._flusher is None or self._flusher.done():
@@ -90,13 +91,18 @@ class AppendBatcher:
         sessions = self._sessions.bulk_write(
             [UpdateOne(append.guard, append.change) for append in stored], ordered=False
         )
-        counters = increments(append.counted for append in stored)  # only entries this batch stored
-        if counters:
+        counted = [append.counted for append in stored]  # only entries this batch stored
+        counters = increments(counted)
+        if counters:  # alongside the sessions' updates, not after them: no extra round trip
             result, _ = await asyncio.gather(sessions, self._counters.bulk_write(counters, ordered=False))
         else:
             result = await sessions
         # A bulk result counts matches but does not say which ones: all applied, or none is certain.
         applied = result.matched_count == len(stored)
+        if not applied and (undo := increments((agent, -size) for agent, size in counted)):
+            # Rare: each of these appends settles its session itself and counts its entry then,
+            # unless the session is gone (an append racing a deletion counts nothing).
+            await self._counters.bulk_write(undo, ordered=False)
         for append in stored:
             _settle(append.done, result=applied)
 
