@@ -117,6 +117,7 @@ class MongoStore(MongoMaintenance):
             await self._sessions.insert_one(to_doc(session))
         except DuplicateKeyError:
             return False
+        await count_bytes(self._counters, [(session.agent_id, session.stored_bytes)])  # 0: nothing to write
         return True
 
     @unavailable
