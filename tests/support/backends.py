@@ -128,7 +128,7 @@ def _mongodb_place(tmp_path: Path, server: str | None) -> Iterator[WorkerStore]:
 
 
 @dataclass(frozen=True)
-class TestBackend:
+class KindForTests:
     """How the tests provide one kind of store: a fresh place for one test, and the marks of its
     parameter. A kind that needs a server (KINDS[kind].needs) gets it from the session fixture
     named like that option (mongodb_url: the run's MongoDB server)."""
@@ -137,10 +137,10 @@ class TestBackend:
     marks: tuple[pytest.MarkDecorator, ...] = ()
 
 
-TEST_BACKENDS: dict[Storage, TestBackend] = {
-    "sqlite": TestBackend(_sqlite_place),
+TEST_BACKENDS: dict[Storage, KindForTests] = {
+    "sqlite": KindForTests(_sqlite_place),
     # Every MongoDB-backed parameter carries the realmongo marker (`-m "not realmongo"` leaves them out).
-    "mongodb": TestBackend(_mongodb_place, marks=(pytest.mark.realmongo,)),
+    "mongodb": KindForTests(_mongodb_place, marks=(pytest.mark.realmongo,)),
 }
 if set(TEST_BACKENDS) != set(KINDS):
     raise ImportError(f"every store kind needs a test backend: {sorted(set(KINDS) - set(TEST_BACKENDS))}")
