@@ -45,7 +45,7 @@ class BenchConfig:
     # Each latency case is warmed by a drain of this many messages before it is measured.
     latency_warm_up: int = 5_000
     # Fractions of the worker's maximum rate at which both sides' latency is measured; the
-    # issue's figure is the one at half.
+    # target figure is the one at half.
     latency_fractions: tuple[float, ...] = (0.125, 0.25, 0.375, 0.5)
     # How long each of the two offers that find a side's live maximum lasts.
     live_seconds: float = 10.0

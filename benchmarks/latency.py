@@ -1,6 +1,6 @@
 """Publish-to-reply latency of the worker and of the bare loop, side by side, at fixed rates.
 
-The rates are fractions of the worker's measured maximum (its drain rate); the issue's figure is
+The rates are fractions of the worker's measured maximum (its drain rate); the target figure is
 the one at half. Both sides are measured at every rate, the bare loop first, on consumer
 processes that are already running and warm, so that the worker's p99 can be read against what
 the reference loop, doing no work at all, reaches on the same machine at the same rate.
@@ -27,7 +27,7 @@ from benchmarks.wire import publish_frames
 from worker.amqp.publisher import outbound
 
 TARGET_P99_MS = 25.0
-HALF = 0.5  # of the worker's maximum rate: where the issue measures latency
+HALF = 0.5  # of the worker's maximum rate: where the target latency is measured
 # The live maximum is the reply rate between these shares of the offering time: past the start,
 # before the end. It is offered this much more than a first estimate of it, so that it is above
 # what the consumer takes without burdening the broker with a backlog much larger than needed.
@@ -159,10 +159,10 @@ async def curve(
     bare: Case, worker: Case, max_rate: float, fractions: tuple[float, ...], seconds: float, live_max: float
 ) -> dict[str, Any]:
     """Both sides at each fraction of `max_rate`, lowest first, and at half `live_max`; the figures
-    at one half of `max_rate`, which `fractions` must hold, are also given under the keys the
-    issue names (p50_ms, p99_ms...), those at half the live maximum under live_half_*."""
+    at one half of `max_rate`, which `fractions` must hold, are also given under the target's
+    keys (p50_ms, p99_ms...), those at half the live maximum under live_half_*."""
     if HALF not in fractions:
-        raise ValueError(f"the latency fractions {fractions} lack {HALF}, where the issue's figure is measured")
+        raise ValueError(f"the latency fractions {fractions} lack {HALF}, where the target figure is measured")
     live = live_max * HALF
     rates = [(max_rate * fraction, fraction, "") for fraction in fractions] + [
         (live, round(live / max_rate, 3), "half the live max")

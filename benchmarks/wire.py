@@ -1,13 +1,12 @@
 """The load generator's own AMQP connection: frames encoded ahead of time, replies read raw.
 
 The benchmark shares the machine's two cores with the broker and the consumers it measures, so
-whatever it spends per message is taken from them: on a trickle of messages, publishing and
-reading replies through aiormq cost the benchmark process about 700 µs a message, a sixth of the
-machine's whole budget. A gateway's publisher runs elsewhere in production. This client does the
-least the protocol allows: every publish is one write of frames marshalled before the clock
-starts, and the tap (no-ack) hands each reply's body over without decoding its method or its
-properties. The handshake and the few synchronous methods go through pamqp; only the frames that
-carry messages are read by hand.
+whatever it spends per message is taken from them, and publishing and reading replies through
+aiormq cost a large share of a small machine's budget. A gateway's publisher runs elsewhere in
+production. This client does the least the protocol allows: every publish is one write of frames
+marshalled before the clock starts, and the tap (no-ack) hands each reply's body over without
+decoding its method or its properties. The handshake and the few synchronous methods go through
+pamqp; only the frames that carry messages are read by hand.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared pydantic configuration: snake_case in Python, camelCase on the wire (as in the seeds)."""
+"""Shared pydantic configuration: snake_case in Python, camelCase on the wire."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Where a reply goes (seed 003's DeliveryContext) and where a session started (Origin)."""
+"""Where a reply goes (DeliveryContext) and where a session started (Origin)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The session document: seed 003's SessionEntry plus id, status, activity, usage and view."""
+"""The session document: the session entry (key, agent, channel, last route, delivery context,
+counters, model, origin) plus id, status, activity, usage and view."""
 
 from __future__ import annotations
 

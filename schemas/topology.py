@@ -18,6 +18,8 @@ HEADER_DEAD_REASON = "x-sessions-dead-reason"
 HEADER_DEAD_DETAIL = "x-sessions-dead-detail"
 HEADER_FORWARDED = "x-sessions-forwarded"
 HEADER_ORIGINAL_KEY = "x-sessions-original-key"
+# On a dead letter whose body had secrets redacted: the kinds, comma-separated (never the values).
+HEADER_REDACTED = "x-sessions-redacted"
 
 # Why bad input was dead-lettered (HEADER_DEAD_REASON), each decided on the event's first delivery.
 BAD_INPUT_REASONS: dict[str, str] = {
@@ -34,9 +36,22 @@ BAD_INPUT_REASONS: dict[str, str] = {
 }
 
 
+# AMQP carries a routing key of at most 255 bytes; a longer one cannot be published at all.
+MAX_ROUTING_KEY_BYTES = 255
+
+
+def routable(key: str) -> str:
+    """An ordering key cut to what AMQP carries. Keys are ASCII once encoded, so characters are
+    bytes; chats whose keys share their first 255 characters share a shard and a lane, each still in order."""
+    return key[:MAX_ROUTING_KEY_BYTES]
+
+
 def reply_routing_key(channel: str | None, kind: str) -> str:
-    """Replies are routed "<channel>.<kind>": a Telegram dispatcher binds "telegram.#"."""
-    return f"{channel or 'none'}.{kind}"
+    """Replies are routed "<channel>.<kind>": a Telegram dispatcher binds "telegram.#". A channel
+    too long for that is cut to fit, at a character boundary (UTF-8)."""
+    room = MAX_ROUTING_KEY_BYTES - len(kind) - 1
+    name = (channel or "none").encode()[:room].decode(errors="ignore")
+    return f"{name}.{kind}"
 
 
 @dataclass(frozen=True, slots=True)

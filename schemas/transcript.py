@@ -35,8 +35,8 @@ class TranscriptEntry(WireModel):
     important: bool = False
     delivery: DeliveryContext | None = None
 
-    def seed_line(self, *, include_metadata: bool = False) -> dict[str, Any]:
-        """Seed 003's JSONL line: role plus the fields that role carries, then the timestamp."""
+    def export_line(self, *, include_metadata: bool = False) -> dict[str, Any]:
+        """The entry as a JSONL export line: role plus the fields that role carries, then the timestamp."""
         line: dict[str, Any] = {"role": self.role}
         if self.role == "tool":
             line["tool"] = self.tool

@@ -1,5 +1,5 @@
-"""Regenerate the reference pages in docs/reference, the README's command table and the JSON Schemas in
-schemas/json from the models.
+"""Regenerate what the docs derive from the code: the reference pages in docs/reference (settings,
+contracts), the README's chat-command table and the JSON Schemas in schemas/json.
 
 .venv/bin/python ops/scripts/update-docs.py [--check]
 """
@@ -32,7 +32,8 @@ def reference_pages() -> dict[str, str]:
     aliases = {"amqp_url": "AMQP_URL", "mongodb_url": "MONGODB_URL"}
     settings = (
         "# Settings\n\nEvery setting comes from the environment (prefix `SESSIONS_`, plus `AMQP_URL` and"
-        " `MONGODB_URL`); agents' own settings can also come from the agent configuration file (README).\n\n"
+        " `MONGODB_URL`); agents' own settings can also come from the agent configuration file"
+        " ([README, Configuration](../../README.md#configuration)).\n\n"
         + settings_markdown(Settings, "SESSIONS_", aliases)
     )
     return {
@@ -60,7 +61,11 @@ def main() -> int:
     if "--check" in sys.argv:
         committed = {path.name: path.read_text() for path in SCHEMAS.glob("*.json")}
         written = {name: (REFERENCE / name).read_text() if (REFERENCE / name).exists() else "" for name in pages}
-        return 0 if fresh == current and committed == files and written == pages else 1
+        stale = [name for name, ok in (("README.md", fresh == current), ("schemas/json", committed == files)) if not ok]
+        stale += [f"docs/reference/{name}" for name, text in pages.items() if written[name] != text]
+        for name in stale:
+            sys.stderr.write(f"stale: {name}; run .venv/bin/python ops/scripts/update-docs.py\n")
+        return 1 if stale else 0
     README.write_text(fresh)
     REFERENCE.mkdir(parents=True, exist_ok=True)
     for name, text in pages.items():

@@ -1,5 +1,5 @@
 """Real platform ids end to end through the broker: published as the platform sends them, stored,
-and every reply routed back with the very same ids (issue 26, item 2)."""
+and every reply routed back with the very same ids."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic.alias_generators import to_snake
 
+from schemas.topology import reply_routing_key
 from tests.support.backends import BACKENDS
 from tests.support.broker import BrokerHarness
 from tests.support.raw_gateway import RawGateway, dead_letters, raw_gateway
@@ -103,6 +104,10 @@ PLATFORMS = {
     ),
     "operator-like": Platform("webchat", "$gt", "a.b", ("$where", '{"$ne": null}'), thread="$in", account="x.$y"),
     "unicode-and-separators": Platform("line", "Ünïcødé:チャット/1", "ユーザー 7", ("メッセージ#1", "a:b/c?d=e&f")),
+    # Every id at its longest (256 characters), none ASCII: no key fits AMQP's 255 bytes uncut.
+    "longest-ids": Platform(
+        "ë" * 256, "ü" * 256, "ユ" * 256, ("メ" * 256, "ッ" * 256), thread="ス" * 256, account="ア" * 256
+    ),
 }
 
 
@@ -133,7 +138,7 @@ async def test_platform_ids_are_stored_and_routed_back_unchanged(
     [turn] = await harness.turns.wait_for(said)
     assert turn["delivery"] == platform.route(said), "the turn carries the chat's own ids"
 
-    answer = agent_doc(f"answer-{said}", turn["sessionId"], "the agent's answer", in_reply_to=said)
+    answer = agent_doc(f"answer-{said}"[:256], turn["sessionId"], "the agent's answer", in_reply_to=said)
     await raw.publish(answer, turn["orderingKey"])
     [reply] = await harness.replies.wait_for(said)
     assert reply["kind"] == "assistant" and reply["text"] == "the agent's answer"
@@ -144,7 +149,8 @@ async def test_platform_ids_are_stored_and_routed_back_unchanged(
     [listing] = await harness.replies.wait_for(asked)
     assert listing["kind"] == "command-result" and "hello from" in listing["text"]
     assert listing["delivery"] == platform.route(asked)
-    assert set(harness.replies.routing_keys) == {f"{platform.channel}.assistant", f"{platform.channel}.command-result"}
+    kinds = ("assistant", "command-result")
+    assert set(harness.replies.routing_keys) == {reply_routing_key(platform.channel, kind) for kind in kinds}
 
     manager = harness.manager
     session = await manager.get_session(turn["sessionId"])

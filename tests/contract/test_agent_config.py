@@ -1,5 +1,5 @@
-"""The agent configuration file: layers and precedence, seed 003's block, validation, and reset
-policies by chat type and channel (lazily and through the scheduler alike)."""
+"""The agent configuration file: layers and precedence, the `session: maintenance:` block,
+validation, and reset policies by chat type and channel (lazily and through the scheduler alike)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from worker.engine.tokens import TiktokenCounter
 from worker.stores.base import SessionStore
 
 
-async def test_seed_conversation_counts_usage_and_tokens(manager: SessionManager) -> None:
+async def test_a_conversation_counts_usage_and_tokens(manager: SessionManager) -> None:
     session = await manager.get_or_create_session(**ADDR)
     await manager.add_message(session.id, "user", "What is my portfolio value?")
     reply = await manager.add_message(

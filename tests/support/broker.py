@@ -73,6 +73,8 @@ class Tap:
         self.items: list[dict[str, Any]] = []
         self.by_reply: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.routing_keys: list[str] = []
+        self.headers: list[dict[str, Any]] = []
+        self.bodies: list[bytes] = []
         self._changed = asyncio.Condition()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
@@ -85,6 +87,8 @@ class Tap:
         async with self._changed:
             self.items.append(doc)
             self.routing_keys.append(message.routing_key or "")
+            self.headers.append(dict(message.headers or {}))
+            self.bodies.append(message.body)
             if "inReplyTo" in doc:
                 self.by_reply[doc["inReplyTo"]].append(doc)
             self._changed.notify_all()

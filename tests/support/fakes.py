@@ -49,6 +49,7 @@ class Delivery:
 class RecordingPublisher:
     outcomes: list[Outcome] = field(default_factory=list)
     dead: list[tuple[str, str]] = field(default_factory=list)
+    dead_bodies: list[bytes] = field(default_factory=list)  # as published: secrets redacted
     forwarded: list[str] = field(default_factory=list)
     fail_next: int = 0
 
@@ -61,8 +62,11 @@ class RecordingPublisher:
     async def forward(self, message: Any, routing_key: str, hops: int) -> None:
         self.forwarded.append(routing_key)
 
-    async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
+    async def dead_letter(
+        self, message: Any, reason: str, detail: str, *, body: bytes | None = None, redacted: tuple[str, ...] = ()
+    ) -> None:
         self.dead.append((reason, detail))
+        self.dead_bodies.append(message.body if body is None else body)
 
 
 def handler_for(

@@ -1,4 +1,4 @@
-"""Hostile message bodies, each with the dead-letter reasons it may get (issue 26, item 5).
+"""Hostile message bodies, each with the dead-letter reasons it may get.
 
 Every body is decided on its first delivery: dead-lettered at once with one of its reasons (or
 applied, where `reasons` includes "ok"). `error_reply` names the limit an `error` reply to the chat

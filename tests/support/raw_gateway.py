@@ -22,7 +22,8 @@ class RawGateway:
         """Publish and wait for the broker's confirm; a dict is sent as compact JSON."""
         data = json.dumps(body).encode() if isinstance(body, dict) else body
         if message_id is None and isinstance(body, dict):
-            message_id = str(body.get("eventId", ""))[:200] or None
+            # AMQP's message-id is a short string: at most 255 bytes.
+            message_id = str(body.get("eventId", "")).encode()[:255].decode(errors="ignore") or None
         message = aio_pika.Message(
             data,
             content_type="application/json",

@@ -1,4 +1,4 @@
-"""The plan of the scoped-idempotency stress test (issue 26) and its audit.
+"""The plan of the scoped-idempotency stress test and its audit.
 
 2,000 events over 200 chats: 20% reuse another chat's eventId, 100 more are exact duplicates (50
 redelivered by the broker, 50 re-published: 25 byte-exact, 25 re-serialized). Chats pair up on the

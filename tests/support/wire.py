@@ -94,9 +94,9 @@ def key_of(doc: dict[str, Any]) -> str:
     channel = CHANNEL_ALIASES.get(channel, channel)
     agent = key_part(str(doc.get("agentId", "main")))
     if source.get("chatType") == "group":
-        return f"agent:{agent}:{key_part(channel)}:group:{key_part(str(source['peerId']))}"
+        return f"agent:{agent}:{key_part(channel)}:group:{key_part(str(source['peerId']))}"[:255]
     person = str(source.get("userId") or source["peerId"]).strip()
-    return f"agent:{agent}:{key_part(channel)}:peer:{key_part(person)}"
+    return f"agent:{agent}:{key_part(channel)}:peer:{key_part(person)}"[:255]  # rule 6: AMQP's 255 bytes
 
 
 def reserialized(doc: dict[str, Any], *, occurred_at: str = "2026-03-03T10:07:31.250+00:00") -> bytes:

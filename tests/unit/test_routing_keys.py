@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.events import ChatSource, InboundMessage
+from schemas.topology import MAX_ROUTING_KEY_BYTES, reply_routing_key, routable
 from worker.engine.scope import ChatAddress, session_key
 from worker.service.announcements import address_of
 from worker.service.processor import ordering_key
@@ -45,7 +46,7 @@ def test_the_session_key_of_an_untrimmed_address(vector: dict[str, Any]) -> None
         peer_id=source.get("peerId"),
         chat_type=source.get("chatType", "direct"),
     )
-    assert session_key("per-channel-peer", address) == vector["key"]
+    assert routable(session_key("per-channel-peer", address)) == vector["key"]
 
 
 @pytest.mark.parametrize("case", VECTORS["slots"]["cases"], ids=lambda c: f"{c['scope']}-{c['slot']}")
@@ -76,3 +77,10 @@ def test_the_specifications_python_snippet_computes_every_vector() -> None:
     exec(snippet, namespace)  # our own documentation
     for vector in VECTORS["vectors"]:
         assert namespace["routing_key"](vector.get("agentId"), vector["source"]) == vector["key"], vector["name"]
+
+
+@pytest.mark.parametrize("channel", ["telegram", "ë" * 200, "チ" * 256, "x" * 256])
+def test_a_reply_routing_key_always_fits_amqp(channel: str) -> None:
+    key = reply_routing_key(channel, "command-result")
+    assert len(key.encode()) <= MAX_ROUTING_KEY_BYTES and key.endswith(".command-result")
+    assert channel.startswith(key.removesuffix(".command-result")), "cut at a character boundary"

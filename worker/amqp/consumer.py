@@ -237,7 +237,8 @@ class EventHandler:
             detail[:200],
             extra={"event_id": message.message_id, "outcome": "dead_lettered"},
         )
-        await self._publisher.dead_letter(message, reason, detail)
+        body, redacted = await self._processor.dead_letter_body(message.body)
+        await self._publisher.dead_letter(message, reason, detail, body=body, redacted=redacted)
         await settle(message)
         self.metrics.event(event_type, "dead_lettered")
         self.metrics.dead_letters.labels(reason).inc()

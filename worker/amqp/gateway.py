@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from schemas.delivery import ChatType
 from schemas.events import AgentMessage, ChatSource, EventBase, InboundMessage
 from schemas.outbound import TurnEvent
-from schemas.topology import Topology
+from schemas.topology import Topology, routable
 from worker.amqp.connection import connect
 from worker.amqp.publisher import json_message
 from worker.service.processor import ordering_key
@@ -39,7 +39,8 @@ class GatewayClient:
 
     async def publish(self, event: EventBase, routing_key: str) -> None:
         """Publish any inbound event; returns once the broker has confirmed it."""
-        await self._exchange.publish(json_message(event, user_id=self._user_id), routing_key=routing_key)
+        message = json_message(event, user_id=self._user_id)
+        await self._exchange.publish(message, routing_key=routable(routing_key))
 
     async def send_message(
         self,

@@ -19,6 +19,7 @@ from schemas.topology import (
     HEADER_DEAD_REASON,
     HEADER_FORWARDED,
     HEADER_ORIGINAL_KEY,
+    HEADER_REDACTED,
     Topology,
     reply_routing_key,
 )
@@ -76,12 +77,17 @@ def outbound(event: WireModel) -> Outbound:
     )
 
 
-def _copy(message: AbstractIncomingMessage, extra: dict[str, str | int], user_id: str | None = None) -> Outbound:
+def _copy(
+    message: AbstractIncomingMessage,
+    extra: dict[str, str | int],
+    user_id: str | None = None,
+    body: bytes | None = None,
+) -> Outbound:
     """The same event, persistent, with its original routing key and `extra` added to the headers,
     published as `user_id` (validated by the broker) when given."""
     headers = {**(message.headers or {}), **extra, HEADER_ORIGINAL_KEY: message.routing_key or ""}
     return Outbound(
-        message.body,
+        message.body if body is None else body,
         spec.Basic.Properties(
             content_type=message.content_type,
             delivery_mode=DeliveryMode.PERSISTENT,
@@ -149,6 +155,19 @@ class Publisher:
         copy = _copy(message, {HEADER_FORWARDED: hops}, self._user_id)
         await self.publish(self._names.inbound_exchange, routing_key, copy)
 
-    async def dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
-        copy = _copy(message, {HEADER_DEAD_REASON: reason, HEADER_DEAD_DETAIL: detail[:1000]})
+    async def dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        reason: str,
+        detail: str,
+        *,
+        body: bytes | None = None,
+        redacted: tuple[str, ...] = (),
+    ) -> None:
+        """Publish the rejected event with its reason; `body`, when given, replaces its body
+        (the secrets redacted), and HEADER_REDACTED names the kinds that were."""
+        headers: dict[str, str | int] = {HEADER_DEAD_REASON: reason, HEADER_DEAD_DETAIL: detail[:1000]}
+        if redacted:
+            headers[HEADER_REDACTED] = ",".join(sorted(set(redacted)))
+        copy = _copy(message, headers, body=body)
         await self.publish(self._names.dead_letter_exchange, reason, copy)

@@ -56,7 +56,7 @@ async def _declare_shard(channel: AbstractChannel, name: str, arguments: FieldTa
                 " SESSIONS_POISON_ATTEMPTS, works either way), or move to a new SESSIONS_TOPOLOGY_PREFIX"
                 " after draining the old queues;"
             )
-        message = f"shard queue {name} exists with other arguments: {exc};{hint} see the README runbook"
+        message = f"shard queue {name} exists with other arguments: {exc};{hint} see ops/README.md, Upgrading"
         raise TopologyMismatch(message) from exc
 
 

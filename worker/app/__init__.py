@@ -1,1 +1,1 @@
-"""The application: the `sessions` CLI, configuration, logs, metrics endpoint, ops server and the worker process."""
+"""The application: the `sessions` CLI, logs, the ops server (metrics, health, readiness) and start-up checks."""

@@ -1,4 +1,4 @@
-"""DeliveryContext normalization and merging (seed 003), never crossing channels."""
+"""DeliveryContext normalization and merging, never crossing channels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""History and export formats: messages, markdown, text, json, jsonl (seed 003's lines)."""
+"""History and export formats: messages, markdown, text, json, jsonl (one line per entry)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def export_markdown(session: SessionEntry, entries: Iterable[TranscriptEntry], *
 
 
 def export_json(session: SessionEntry, entries: Iterable[TranscriptEntry], *, include_metadata: bool) -> str:
-    messages = [entry.seed_line(include_metadata=include_metadata) for entry in entries]
+    messages = [entry.export_line(include_metadata=include_metadata) for entry in entries]
     doc: dict[str, Any] = {"sessionId": session.id, "messages": messages}
     if include_metadata:
         doc["session"] = session.to_wire()
@@ -70,7 +70,7 @@ def export_json(session: SessionEntry, entries: Iterable[TranscriptEntry], *, in
 
 def export_jsonl(entries: Iterable[TranscriptEntry], *, include_metadata: bool) -> str:
     lines = [
-        json.dumps(entry.seed_line(include_metadata=include_metadata), ensure_ascii=False, separators=(",", ":"))
+        json.dumps(entry.export_line(include_metadata=include_metadata), ensure_ascii=False, separators=(",", ":"))
         for entry in entries
     ]
     return "".join(line + "\n" for line in lines)

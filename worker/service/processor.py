@@ -29,6 +29,7 @@ from schemas.events import (
     SummaryProduced,
 )
 from schemas.outbound import ReplyEvent, TurnEvent
+from schemas.topology import routable
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
 from worker.commands.handlers import UNDO, model_name, plural
 from worker.engine.clock import Clock
@@ -48,6 +49,7 @@ from worker.errors import (
 )
 from worker.service.announcements import Announcer, address_of
 from worker.service.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
+from worker.service.dead_letter_body import redacted_body
 from worker.service.inbound import ChatToAnswer
 from worker.sessions.manager import SessionManager
 from worker.sessions.redacting import RedactionCounter, RedactionStep
@@ -78,7 +80,7 @@ def recorded_first(event: InboundEvent) -> bool:
 
 def ordering_key(agent_id: str, source: ChatSource) -> str:
     """The routing key gateways publish with: the finest slot, so one chat is always in order."""
-    return session_key("per-channel-peer", address_of(agent_id, source))
+    return routable(session_key("per-channel-peer", address_of(agent_id, source)))
 
 
 class EventProcessor:
@@ -114,9 +116,9 @@ class EventProcessor:
         """The routing key under which this event must be applied: its session's slot key."""
         if isinstance(event, CHAT_EVENTS):
             settings = await self._manager.get_settings(event.agent_id)
-            return slot_key(settings, address_of(event.agent_id, event.source))
+            return routable(slot_key(settings, address_of(event.agent_id, event.source)))
         try:
-            return (await self._manager.get_session(event.session_id)).key
+            return routable((await self._manager.get_session(event.session_id)).key)
         except SessionNotFound:
             return ""  # nothing to order against: apply wherever it landed
 
@@ -130,6 +132,13 @@ class EventProcessor:
     async def entry_holds(self, key: str) -> bool:
         """Whether a transcript entry is stored under this key."""
         return await self._manager.store.find_entry_by_event(key) is not None
+
+    async def dead_letter_body(self, body: bytes) -> tuple[bytes, tuple[str, ...]]:
+        """A rejected event's body as it may be kept, secrets redacted, and the kinds found (counted)."""
+        findings = Findings()
+        cleaned = await redacted_body(body, self._redacting.redactions, findings)
+        self._redacting.count(findings)
+        return cleaned, tuple(findings.kinds)
 
     def answer_rejected(self, chat: ChatToAnswer, text: str, fallback_id: str) -> Outcome:
         """The error reply to the chat a rejected event came from (`fallback_id` when its id is unreadable)."""
@@ -171,7 +180,7 @@ class EventProcessor:
             seq=entry.seq,
             text=entry.content or "",  # as stored: redacted
             delivery=delivery,
-            ordering_key=resolution.session.key,
+            ordering_key=routable(resolution.session.key),
             occurred_at=entry.timestamp,  # the stored entry's: a replay rebuilds this very event
         )
         turns = Outcome(turns=(turn,), applied_before=before)

@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas import ContextStrategy, SessionEntry, Summary, TranscriptEntry
 from schemas.outbound import SummarizeRequest
+from schemas.topology import routable
 from worker.engine.outcome import derived_id
 from worker.engine.render import entry_text
 from worker.engine.sealing import open_summary
@@ -91,7 +92,7 @@ def summarize_request(session: SessionEntry, window: ContextWindow) -> Summarize
         session_id=session.id,
         from_seq=low,
         to_seq=high,
-        ordering_key=session.key,
+        ordering_key=routable(session.key),
     )
 
 

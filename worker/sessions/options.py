@@ -1,4 +1,4 @@
-"""The options of `create_session_manager`, named as in seed 000 (snake_case)."""
+"""The options of `create_session_manager` (snake_case), checked together as one pydantic model."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class ManagerOptions(BaseModel):
     # (worker/stores/commit_window.py); 0 never waits.
     commit_window_ms: float = Field(default=2.0, ge=0, le=100)
     encrypt_transcripts: bool = False
-    # One key (the seed's option), or several as "id:key,id:key" (first seals, all open), or a file.
+    # One key (`encryption_key`), or several as "id:key,id:key" (first seals, all open), or a file.
     encryption_key: str | None = Field(default=None, repr=False)
     encryption_keys: str | None = Field(default=None, repr=False)
     encryption_key_file: str | None = None
@@ -57,7 +57,8 @@ class ManagerOptions(BaseModel):
         return self
 
     def reset(self) -> ResetPolicy:
-        """The full reset policy, derived from the seed's two shorthand options if needed."""
+        """The full reset policy, derived from the two shorthand options (daily_reset_hour,
+        idle_reset_minutes) if needed."""
         if self.reset_policy is not None:
             return self.reset_policy
         daily = self.daily_reset_hour is not None

@@ -7,6 +7,8 @@ const WS = "[\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\
 const EDGES = new RegExp(`^${WS}+|${WS}+$`, "gu");
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 const MAX_ID = 256;
+// AMQP carries a routing key of at most 255 bytes; a key is ASCII once encoded (rule 6: cut).
+const MAX_KEY = 255;
 
 /** The complete alias list: every other channel is only lower-cased. */
 export const CHANNEL_ALIASES = Object.freeze({ tg: "telegram", wa: "whatsapp", dc: "discord", msteams: "teams" });
@@ -44,9 +46,10 @@ export function routingKey(agentId, source) {
   const channel = encodePart(normalizeChannel(source.channel));
   if (source.chatType === "group") {
     if (source.peerId == null) throw new InvalidId("a group source needs peerId (the group)");
-    return `agent:${agent}:${channel}:group:${encodePart(cleanId(source.peerId, "peerId"))}`;
+    return `agent:${agent}:${channel}:group:${encodePart(cleanId(source.peerId, "peerId"))}`.slice(0, MAX_KEY);
   }
   const person = source.userId ?? source.peerId;
   if (person == null) throw new InvalidId("a direct source needs userId or peerId");
-  return `agent:${agent}:${channel}:peer:${encodePart(cleanId(person, source.userId != null ? "userId" : "peerId"))}`;
+  const key = `agent:${agent}:${channel}:peer:${encodePart(cleanId(person, source.userId != null ? "userId" : "peerId"))}`;
+  return key.slice(0, MAX_KEY);
 }

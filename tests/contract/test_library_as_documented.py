@@ -1,4 +1,4 @@
-"""The library as the seed's API is used: no open() needed, typed errors only, content required."""
+"""The library as its documented API is used: no open() needed, typed errors only, content required."""
 
 from __future__ import annotations
 
