@@ -12,7 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from scheduler.sweeps import Emit, Sweeper, SweepReport
 from worker.engine.clock import Clock
 from worker.sessions.agents import AgentDirectory
-from worker.stores.base import SessionStore
+from worker.stores.base import SweepStore
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class SchedulerService:
     def __init__(
         self,
-        store: SessionStore,
+        store: SweepStore,
         agents: AgentDirectory,
         clock: Clock,
         emit: Emit,

@@ -21,7 +21,7 @@ from worker.engine.outcome import derived_id
 from worker.engine.resets import last_daily_boundary, session_reset_due
 from worker.sessions.agents import AgentDirectory
 from worker.sessions.maintenance import over_budget_sessions
-from worker.stores.base import SessionQuery, SessionScan, SessionStore
+from worker.stores.base import SessionQuery, SessionScan, SweepStore
 
 log = logging.getLogger(__name__)
 Emit = Callable[[EventBase, str], Awaitable[None]]
@@ -67,7 +67,7 @@ def _cutoff(policy: ResetPolicy, now: datetime) -> datetime | None:
     return max(cutoffs) if cutoffs else None
 
 
-async def _scan(store: SessionStore, scan: SessionScan) -> AsyncIterator[SessionEntry]:
+async def _scan(store: SweepStore, scan: SessionScan) -> AsyncIterator[SessionEntry]:
     while True:
         page = await store.scan_sessions(scan)
         for session in page:
@@ -87,7 +87,7 @@ async def _scan(store: SessionStore, scan: SessionScan) -> AsyncIterator[Session
 
 
 class Sweeper:
-    def __init__(self, store: SessionStore, agents: AgentDirectory, clock: Clock, emit: Emit) -> None:
+    def __init__(self, store: SweepStore, agents: AgentDirectory, clock: Clock, emit: Emit) -> None:
         self._store = store
         self._agents = agents
         self._clock = clock

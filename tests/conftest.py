@@ -12,11 +12,13 @@ from tests.support.backends import (
     WorkerStore,
     drop_database,
     fresh_database_name,
-    open_store,
+    opened_store,
     opened_worker_store,
     real_mongodb_url,
+    server_of,
 )
 from worker import create_session_manager
+from worker.config import Storage
 from worker.engine.clock import ManualClock
 from worker.engine.tokens import TiktokenCounter
 from worker.sessions.manager import SessionManager
@@ -64,17 +66,15 @@ def clock() -> ManualClock:
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
-    url = request.getfixturevalue("mongodb_url") if request.param == "mongodb" else None
-    async with open_store(request.param, tmp_path, url) as opened:
+    async with opened_store(request.param, tmp_path, server_of(request, request.param)) as opened:
         yield opened
 
 
 @pytest.fixture
 def worker_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerStore]:
     """SQLite unless a test parametrizes it (indirectly) with `BACKENDS`."""
-    backend = getattr(request, "param", "sqlite")
-    url = request.getfixturevalue("mongodb_url") if backend == "mongodb" else None
-    with opened_worker_store(backend, tmp_path, url) as chosen:
+    backend: Storage = getattr(request, "param", "sqlite")
+    with opened_worker_store(backend, tmp_path, server_of(request, backend)) as chosen:
         yield chosen
 
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas import CacheSizes, RedactionPattern, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
+from schemas import RedactionPattern, Scope
 from schemas.settings import CIPHER_CACHE_SIZE, SESSION_CACHE_SIZE
 from schemas.topology import DEFAULT_DELIVERY_LIMIT, DEFAULT_PREFIX, DEFAULT_SHARDS, Topology
+
+# The kinds of store: worker/stores/kinds.py opens each (and checks it has one for every value).
+Storage = Literal["sqlite", "mongodb"]
 
 
 def _default_worker_id() -> str:
@@ -67,9 +70,7 @@ class Settings(BaseSettings):
         description="MongoDB URL, for SESSIONS_STORAGE=mongodb",
         validation_alias=AliasChoices("MONGODB_URL", "SESSIONS_MONGODB_URL"),
     )
-    storage: Literal["sqlite", "mongodb"] = Field(
-        default="sqlite", description="sqlite (embedded, one machine) or mongodb (scale-out)"
-    )
+    storage: Storage = Field(default="sqlite", description="sqlite (embedded, one machine) or mongodb (scale-out)")
     db_path: str = Field(default="./data/sessions.db", description="SQLite file path")
     mongodb_database: str = Field(default="sessions", description="MongoDB database name")
 
@@ -207,41 +208,3 @@ class Settings(BaseSettings):
 
     def admin_list(self) -> tuple[str, ...]:
         return tuple(item.strip() for item in self.admins.split(",") if item.strip())
-
-    def manager_options(self) -> dict[str, Any]:
-        """Keyword arguments for create_session_manager."""
-
-        options: dict[str, Any] = {
-            "scope": self.scope,
-            "reset_policy": ResetPolicy(
-                mode=self.reset_mode,
-                daily_at=self.reset_time,
-                time_zone=self.reset_time_zone,
-                idle_minutes=self.idle_minutes,
-            ),
-            "admins": self.admin_list(),
-            "retention": RetentionPolicy(
-                max_age=self.retention_max_age,
-                max_inactive=self.retention_max_inactive,
-                keep_minimum=self.retention_keep_minimum,
-                mode=self.retention_mode,
-            ),
-            "default_agent": self.agent,
-            "storage": self.storage,
-            "db_path": self.db_path,
-            "mongodb_database": self.mongodb_database,
-            "token_encoding": self.token_encoding,
-            "max_content_bytes": self.max_content_bytes,
-            "caches": CacheSizes(sessions=self.session_cache_size, ciphers=self.cipher_cache_size),
-            "redaction": RedactionPolicy(enabled=self.redaction, patterns=self.redaction_patterns),
-            "config": self.config,
-        }
-        options["encrypt_transcripts"] = self.encrypt_transcripts
-        options["encryption_key_file"] = self.encryption_key_file
-        options["allow_shared_key_file"] = self.allow_shared_key_file
-        options["allow_plaintext_records"] = self.allow_plaintext_records
-        if self.encryption_keys is not None:
-            options["encryption_keys"] = self.encryption_keys.get_secret_value()
-        if self.mongodb_url is not None:
-            options["mongodb_url"] = self.mongodb_url.get_secret_value()
-        return options

@@ -21,7 +21,7 @@ from worker.engine.tokens import TiktokenCounter
 from worker.errors import InvalidArgument
 from worker.service.processor import ordering_key
 from worker.sessions.manager import SessionManager
-from worker.sessions.options import ManagerOptions
+from worker.sessions.options import ManagerOptions, options_from_settings
 
 CARD = "4111 1111 1111 1111"
 KEY = next(secret for kind, secret, _ in SECRETS if kind == "openai")
@@ -171,8 +171,8 @@ async def test_a_first_redaction_in_an_agent_message_tells_the_chat_too(sqlite_m
 def test_the_environment_sets_the_default_for_agents_without_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SESSIONS_REDACTION", "false")
     monkeypatch.setenv("SESSIONS_REDACTION_PATTERNS", '[{"kind": "employee-id", "pattern": "EMP-\\\\d{6}"}]')
-    defaults = ManagerOptions(**Settings().manager_options()).agent_defaults().redaction
+    defaults = ManagerOptions(**options_from_settings(Settings())).agent_defaults().redaction
     assert not defaults.enabled and [(p.kind, p.pattern) for p in defaults.patterns] == [("employee-id", r"EMP-\d{6}")]
     monkeypatch.delenv("SESSIONS_REDACTION")
     monkeypatch.delenv("SESSIONS_REDACTION_PATTERNS")
-    assert ManagerOptions(**Settings().manager_options()).agent_defaults().redaction.enabled  # on by default
+    assert ManagerOptions(**options_from_settings(Settings())).agent_defaults().redaction.enabled  # on by default

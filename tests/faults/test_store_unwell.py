@@ -96,15 +96,17 @@ async def test_a_corrupt_file_is_an_unwell_store_not_a_bad_event(tmp_path: Path)
     path = tmp_path / "c.db"
     manager = create_session_manager(db_path=str(path), token_counter=CharRatioCounter())
     await manager.open()
+    with sqlite3.connect(path) as conn:  # the schema's pages: those of the empty store
+        schema_pages = conn.execute("PRAGMA page_count").fetchone()[0]
     for n in range(200):
         await manager.get_or_create_session(user_id=str(n), channel_id="telegram", peer_id=str(n))
     await manager.close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    with path.open("r+b") as raw:  # garble every page after the first (the header stays valid)
-        raw.seek(page_size)
-        raw.write(b"\xa5" * (path.stat().st_size - page_size))
+    with path.open("r+b") as raw:  # garble every page the rows went to (the header and schema stay valid)
+        raw.seek(page_size * schema_pages)
+        raw.write(b"\xa5" * (path.stat().st_size - page_size * schema_pages))
     store = SqliteStore.at_path(str(path))
     await store.ensure_schema()
     with pytest.raises(StoreUnavailable, match=r"malformed|not a database"):

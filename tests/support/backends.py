@@ -12,8 +12,8 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,9 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
 from tests.support.wire_server import running_wire_server, wire_server_binary
+from worker.config import Storage
 from worker.stores.base import SessionStore
-from worker.stores.mongo import MongoStore
-from worker.stores.sqlite import SqliteStore
-
-# Every MongoDB-backed parameter carries the realmongo marker (`-m "not realmongo"` leaves them out).
-MONGODB = pytest.param("mongodb", marks=pytest.mark.realmongo)
-# The contract suite's `store` runs on each; broker tests whose workers should run on each say
-# `pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)` (else they run on SQLite).
-BACKENDS = ("sqlite", MONGODB)
+from worker.stores.kinds import KINDS, open_store
 
 
 def docker_engine_available() -> bool:
@@ -81,31 +75,12 @@ async def drop_database(url: str, name: str) -> None:
         await client.close()
 
 
-@asynccontextmanager
-async def open_store(backend: str, tmp_path: Path, mongodb_url: str | None) -> AsyncIterator[SessionStore]:
-    store: SessionStore
-    database = None
-    if backend == "sqlite":
-        store = SqliteStore.at_path(str(tmp_path / "sessions.db"))
-    else:
-        assert mongodb_url is not None
-        database = fresh_database_name()
-        store = MongoStore.from_url(mongodb_url, database)
-    try:
-        await store.ensure_schema()
-        yield store
-    finally:
-        await store.close()
-        if database is not None:
-            assert mongodb_url is not None
-            await drop_database(mongodb_url, database)
-
-
 @dataclass(frozen=True)
 class WorkerStore:
-    """Where workers (in-process or processes) and the test's own managers keep sessions."""
+    """Where workers (in-process or processes) and the test's own managers keep sessions; the
+    StoreOptions the store kinds open from (worker/stores/kinds.py)."""
 
-    storage: str
+    storage: Storage
     db_path: str
     mongodb_url: str | None = None
     mongodb_database: str = "sessions"
@@ -131,18 +106,66 @@ class WorkerStore:
 
 
 @contextmanager
-def opened_worker_store(backend: str, tmp_path: Path, mongodb_url: str | None) -> Iterator[WorkerStore]:
-    db_path = str(tmp_path / "sessions.db")
-    if backend == "sqlite":
-        yield WorkerStore("sqlite", db_path)
-        return
-    assert mongodb_url is not None
-    chosen = WorkerStore("mongodb", db_path, mongodb_url, fresh_database_name())
+def _sqlite_place(tmp_path: Path, server: str | None) -> Iterator[WorkerStore]:
+    yield WorkerStore("sqlite", str(tmp_path / "sessions.db"))
+
+
+@contextmanager
+def _mongodb_place(tmp_path: Path, server: str | None) -> Iterator[WorkerStore]:
+    """A database of its own on the run's server, dropped afterwards."""
+    assert server is not None
+    chosen = WorkerStore("mongodb", str(tmp_path / "sessions.db"), server, fresh_database_name())
     try:
         yield chosen
     finally:
-        client: MongoClient[dict[str, Any]] = MongoClient(mongodb_url)
+        client: MongoClient[dict[str, Any]] = MongoClient(server)
         try:
             client.drop_database(chosen.mongodb_database)
         finally:
             client.close()
+
+
+@dataclass(frozen=True)
+class KindForTests:
+    """How the tests provide one kind of store: a fresh place for one test, and the marks of its
+    parameter. A kind that needs a server (KINDS[kind].needs) gets it from the session fixture
+    named like that option (mongodb_url: the run's MongoDB server)."""
+
+    place: Callable[[Path, str | None], AbstractContextManager[WorkerStore]]
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+
+
+TEST_BACKENDS: dict[Storage, KindForTests] = {
+    "sqlite": KindForTests(_sqlite_place),
+    # Every MongoDB-backed parameter carries the realmongo marker (`-m "not realmongo"` leaves them out).
+    "mongodb": KindForTests(_mongodb_place, marks=(pytest.mark.realmongo,)),
+}
+if set(TEST_BACKENDS) != set(KINDS):
+    raise ImportError(f"every store kind needs a test backend: {sorted(set(KINDS) - set(TEST_BACKENDS))}")
+# The contract suite's `store` runs on each kind; broker tests whose workers should run on each say
+# `pytest.mark.parametrize("worker_store", BACKENDS, indirect=True)` (else they run on SQLite).
+BACKENDS = tuple(pytest.param(kind, marks=TEST_BACKENDS[kind].marks) for kind in KINDS)
+
+
+def server_of(request: pytest.FixtureRequest, backend: Storage) -> str | None:
+    """The server the kind needs (the session fixture named like its needed option), if any."""
+    needs = KINDS[backend].needs
+    return str(request.getfixturevalue(needs[0][0])) if needs else None
+
+
+@contextmanager
+def opened_worker_store(backend: Storage, tmp_path: Path, server: str | None) -> Iterator[WorkerStore]:
+    with TEST_BACKENDS[backend].place(tmp_path, server) as chosen:
+        yield chosen
+
+
+@asynccontextmanager
+async def opened_store(backend: Storage, tmp_path: Path, server: str | None) -> AsyncIterator[SessionStore]:
+    """A store of that kind, opened through the registry as the product opens it, closed after."""
+    with opened_worker_store(backend, tmp_path, server) as place:
+        store = open_store(backend, place)
+        try:
+            await store.ensure_schema()
+            yield store
+        finally:
+            await store.close()

@@ -31,6 +31,7 @@ from worker.config import Settings
 from worker.engine.clock import Clock, system_clock
 from worker.engine.tokens import TokenCounter
 from worker.sessions.manager import SessionManager
+from worker.sessions.options import options_from_settings
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -172,7 +173,9 @@ class BrokerHarness:
 
     async def start_worker(self, **overrides: Any) -> WorkerService:
         settings = self.settings(**overrides)
-        manager = create_session_manager(clock=self.clock, token_counter=self.counter, **settings.manager_options())
+        manager = create_session_manager(
+            clock=self.clock, token_counter=self.counter, **options_from_settings(settings)
+        )
         await manager.open()
         worker = WorkerService(settings, manager, self.clock)
         await worker.start()

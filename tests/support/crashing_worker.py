@@ -17,6 +17,7 @@ from worker.app.cli_support import load_settings
 from worker.app.ops_server import OpsServer
 from worker.engine.clock import system_clock
 from worker.engine.tokens import TiktokenCounter
+from worker.sessions.options import options_from_settings
 
 CRASH_MARKER = "kill-the-worker"
 
@@ -36,7 +37,7 @@ async def main() -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     counter = CrashingCounter(TiktokenCounter.load(settings.token_encoding))
-    async with create_session_manager(token_counter=counter, **settings.manager_options()) as manager:
+    async with create_session_manager(token_counter=counter, **options_from_settings(settings)) as manager:
         service = WorkerService(settings, manager, system_clock)
         ops = OpsServer([service.metrics.registry], [service.readiness], "127.0.0.1", settings.metrics_port)
         await ops.start()

@@ -14,6 +14,7 @@ from worker import create_session_manager
 from worker.config import Settings
 from worker.errors import InvalidArgument
 from worker.sessions.manager import SessionManager
+from worker.sessions.options import options_from_settings
 from worker.stores.cached import CachedStore
 from worker.stores.sqlite import SqliteStore
 
@@ -50,7 +51,7 @@ async def test_the_session_cache_keeps_its_size_and_drops_the_least_recently_use
 
 async def test_the_sizes_come_from_the_worker_settings(tmp_path: Path) -> None:
     settings = Settings(session_cache_size=4, cipher_cache_size=2, db_path=str(tmp_path / "w.db"))
-    options = settings.manager_options()
+    options = options_from_settings(settings)
     assert options["caches"] == CacheSizes(sessions=4, ciphers=2)
     inner = SqliteStore.at_path(settings.db_path)
     options.pop("db_path")
@@ -61,9 +62,9 @@ async def test_the_sizes_come_from_the_worker_settings(tmp_path: Path) -> None:
 
 def test_the_environment_sets_them_and_the_defaults_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SESSIONS_SESSION_CACHE_SIZE", "1234")
-    assert Settings().manager_options()["caches"].sessions == 1234
+    assert options_from_settings(Settings())["caches"].sessions == 1234
     monkeypatch.delenv("SESSIONS_SESSION_CACHE_SIZE")
-    assert Settings().manager_options()["caches"].sessions == SESSION_CACHE_SIZE == CacheSizes().sessions
+    assert options_from_settings(Settings())["caches"].sessions == SESSION_CACHE_SIZE == CacheSizes().sessions
     assert 0 < SESSION_CACHE_SIZE <= 50_000
 
 

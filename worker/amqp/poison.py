@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.engine.clock import Clock
-from worker.stores.base import SessionStore
+from worker.stores.base import AttemptRecords
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def attempt_key(message: AbstractIncomingMessage, event_id: str) -> str:
 
 
 class PoisonGuard:
-    def __init__(self, store: SessionStore, clock: Clock, limit: int) -> None:
+    def __init__(self, store: AttemptRecords, clock: Clock, limit: int) -> None:
         self._store = store
         self._clock = clock
         self.limit = limit

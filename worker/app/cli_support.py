@@ -18,6 +18,7 @@ from rich.table import Table
 
 from schemas.base import describe_errors
 from worker.config import Settings
+from worker.sessions.options import options_from_settings
 
 app = typer.Typer(
     help="Chat sessions: the worker, its scheduler and the tools to operate them.",
@@ -62,7 +63,7 @@ async def opened_manager(settings: Settings) -> AsyncIterator[Any]:
 
     manager = None
     try:
-        manager = create_session_manager(**settings.manager_options())
+        manager = create_session_manager(**options_from_settings(settings))
         await manager.open()
     except Exception as exc:
         line = startup_failure(settings, exc)

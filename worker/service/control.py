@@ -13,7 +13,7 @@ from datetime import datetime
 from schemas import RetentionPolicy, SessionEntry, parse_duration
 from schemas.events import RetentionDue, SessionResetDue
 from worker.engine.outcome import Outcome
-from worker.stores.base import SessionQuery, SessionStore
+from worker.stores.base import RetentionRecords, SessionQuery, SessionRecords
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def past_rule(session: SessionEntry, rule: str, retention: RetentionPolicy, now:
     return moment < now - parse_duration(rule_limit(rule, retention))
 
 
-async def kept_minimum(store: SessionStore, session: SessionEntry, keep_minimum: int) -> bool:
+async def kept_minimum(store: SessionRecords, session: SessionEntry, keep_minimum: int) -> bool:
     """One of its agent's `keep_minimum` most recently active sessions (the sweep's own query)."""
     if keep_minimum <= 0:
         return False
@@ -54,7 +54,7 @@ def ignored(event: SessionResetDue | RetentionDue, why: str) -> Outcome:
     return Outcome()
 
 
-async def over_budget(store: SessionStore, session: SessionEntry, retention: RetentionPolicy) -> bool:
+async def over_budget(store: RetentionRecords, session: SessionEntry, retention: RetentionPolicy) -> bool:
     """Whether the session's agent still holds more than its budget's high-water mark."""
     target = retention.budget_target
     return target is not None and await store.agent_stored_bytes(session.agent_id) > target

@@ -20,14 +20,14 @@ from worker.engine.idempotency import CHAT_EVENTS, Identity, bare_id
 from worker.engine.outcome import Outcome
 from worker.engine.payload import PayloadCodec
 from worker.errors import EventIdConflict
-from worker.stores.base import RecordedOutcome, SessionStore
+from worker.stores.base import OutcomeRecords, RecordedOutcome
 
 # Sealing derives a key per "session"; outcomes have their own, and the event id binds each record.
 _SEALING_SCOPE = "outcomes"
 
 
 class OutcomeLog:
-    def __init__(self, store: SessionStore, codec: PayloadCodec, clock: Clock) -> None:
+    def __init__(self, store: OutcomeRecords, codec: PayloadCodec, clock: Clock) -> None:
         self._store = store
         self._codec = codec
         self._clock = clock

@@ -15,7 +15,7 @@ from schemas.settings import check_hhmm, check_time_zone
 from worker.engine.scope import parse_scope
 from worker.errors import InvalidArgument, InvalidResetTime, InvalidTimeZone
 from worker.sessions.agent_file import AgentFile, Layer, deep_merge, merged_settings
-from worker.stores.base import SessionStore
+from worker.stores.base import SettingsRecords
 
 
 class AgentDirectory:
@@ -24,7 +24,7 @@ class AgentDirectory:
     others within the ttl)."""
 
     def __init__(
-        self, store: SessionStore, defaults: AgentSettings, *, file: AgentFile | None = None, ttl: float = 2.0
+        self, store: SettingsRecords, defaults: AgentSettings, *, file: AgentFile | None = None, ttl: float = 2.0
     ) -> None:
         self._store = store
         self._defaults = defaults

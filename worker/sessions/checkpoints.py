@@ -11,7 +11,7 @@ from worker.engine.payload import PayloadCodec
 from worker.engine.sealing import open_checkpoint, seal_checkpoint
 from worker.engine.view import close_view, restored_view
 from worker.errors import CheckpointNotFound, InvalidArgument, SessionNotFound, StoreConflict
-from worker.stores.base import SessionQuery, SessionStore, ViewChange
+from worker.stores.base import CheckpointStore, SessionQuery, ViewChange
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
@@ -23,7 +23,7 @@ def new_checkpoint_id() -> str:
 
 
 class CheckpointBook:
-    def __init__(self, store: SessionStore, clock: Clock, locks: KeyedLock, codec: PayloadCodec) -> None:
+    def __init__(self, store: CheckpointStore, clock: Clock, locks: KeyedLock, codec: PayloadCodec) -> None:
         self._store = store
         self._clock = clock
         self._locks = locks

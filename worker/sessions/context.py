@@ -21,7 +21,7 @@ from worker.engine.sealing import open_summary
 from worker.engine.view import newest_first
 from worker.errors import InvalidArgument
 from worker.sessions.transcript import Transcript
-from worker.stores.base import SessionStore, StoredEntry
+from worker.stores.base import HistoryStore, StoredEntry
 
 # Pages start small and double: a small window reads little it does not use, a large one
 # still needs only a few queries.
@@ -99,7 +99,7 @@ def summarize_request(session: SessionEntry, window: ContextWindow) -> Summarize
 class _Newest:
     """Visible entries newest first, fetched a page at a time only when the caller asks for more."""
 
-    def __init__(self, store: SessionStore, session_id: str, ranges: list[tuple[int, int]]) -> None:
+    def __init__(self, store: HistoryStore, session_id: str, ranges: list[tuple[int, int]]) -> None:
         self._store = store
         self._session_id = session_id
         self._ranges = list(ranges)
@@ -179,7 +179,7 @@ def fit_digest(snippets: list[str], room: int, count: Callable[[str], int]) -> t
 
 
 class _Builder:
-    def __init__(self, store: SessionStore, transcript: Transcript, session: SessionEntry, max_tokens: int) -> None:
+    def __init__(self, store: HistoryStore, transcript: Transcript, session: SessionEntry, max_tokens: int) -> None:
         self.store = store
         self.transcript = transcript
         self.session = session
@@ -296,7 +296,7 @@ _BUILDERS: dict[str, Callable[[_Builder], Awaitable[ContextWindow]]] = {
 
 
 async def build_window(
-    store: SessionStore, transcript: Transcript, session: SessionEntry, *, max_tokens: int, strategy: ContextStrategy
+    store: HistoryStore, transcript: Transcript, session: SessionEntry, *, max_tokens: int, strategy: ContextStrategy
 ) -> ContextWindow:
     if strategy not in _BUILDERS:
         raise InvalidArgument(f"unknown context strategy {strategy!r}: use {', '.join(STRATEGIES)}")

@@ -20,17 +20,12 @@ from worker.sessions.options import ManagerOptions
 from worker.sessions.transcript import Transcript
 from worker.stores.base import SessionStore
 from worker.stores.cached import CachedStore
+from worker.stores.kinds import open_store
 
 
 def build_store(options: ManagerOptions) -> SessionStore:
-    if options.storage == "mongodb":
-        from worker.stores.mongo import MongoStore
-
-        assert options.mongodb_url is not None
-        return MongoStore.from_url(options.mongodb_url, options.mongodb_database)
-    from worker.stores.sqlite import SqliteStore
-
-    return SqliteStore.at_path(options.db_path)
+    """The store of the kind `options.storage` names (worker/stores/kinds.py), not yet opened."""
+    return open_store(options.storage, options)
 
 
 def build_codec(options: ManagerOptions) -> PayloadCodec:

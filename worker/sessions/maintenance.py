@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from schemas import RetentionPolicy, SessionEntry, SessionStatus, parse_duration
 from worker.engine.clock import Clock
 from worker.errors import InvalidArgument
-from worker.stores.base import DeletedCounts, SessionQuery, SessionScan, SessionStore
+from worker.stores.base import DeletedCounts, RetentionStore, SessionQuery, SessionScan
 
 _PAGE = 500
+_FIRST_BUDGET_PAGE = 2  # the budget sweep's first page of candidates; each next one doubles
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class CleanupRequest:
     include_active: bool = False
 
 
-async def cleanup(store: SessionStore, clock: Clock, request: CleanupRequest) -> CleanupReport:
+async def cleanup(store: RetentionStore, clock: Clock, request: CleanupRequest) -> CleanupReport:
     """Delete sessions inactive for longer than `older_than`, archived ones only unless asked.
 
     With `keep_checkpoints`, a session that has checkpoints stays with them and the entries they
@@ -65,7 +66,7 @@ async def cleanup(store: SessionStore, clock: Clock, request: CleanupRequest) ->
 
 
 async def _candidates(
-    store: SessionStore, cutoff: datetime, request: CleanupRequest
+    store: RetentionStore, cutoff: datetime, request: CleanupRequest
 ) -> tuple[list[str], dict[str, int]]:
     """The sessions to delete, and those kept for their checkpoints with the last entry they need."""
     doomed: list[str] = []
@@ -95,7 +96,7 @@ def _add(a: DeletedCounts, b: DeletedCounts) -> DeletedCounts:
 
 
 async def over_budget_sessions(
-    store: SessionStore,
+    store: RetentionStore,
     agent_id: str,
     retention: RetentionPolicy,
     now: datetime,
@@ -104,8 +105,11 @@ async def over_budget_sessions(
     freed: int = 0,
 ) -> list[SessionEntry]:
     """The longest-inactive sessions that must go to bring an agent over its store budget back
-    under the high-water mark, never one of its `keep_minimum` most recently active. Reads only
-    those sessions (oldest activity first) and the agent's total."""
+    under the high-water mark, never one of its `keep_minimum` most recently active.
+
+    O(sessions touched): the agent's total is its byte counter (one lookup), and the candidates
+    come oldest first off the activity index in pages that start small and double, so a sweep
+    that removes two sessions reads about two (plus the `keep_minimum` it protects)."""
     budget, target = retention.max_store_bytes, retention.budget_target
     if budget is None or target is None:
         return []
@@ -116,24 +120,25 @@ async def over_budget_sessions(
     protected = {session.id for session in newest[: retention.keep_minimum]} | skip
     chosen: list[SessionEntry] = []
     after = None
+    limit = _FIRST_BUDGET_PAGE
     while total > target:
-        scan = SessionScan(before=now + timedelta(days=1), agent_id=agent_id, limit=_PAGE, after=after)
+        scan = SessionScan(before=now + timedelta(days=1), agent_id=agent_id, limit=limit, after=after)
         page = await store.scan_sessions(scan)
-        if not page:
-            break
-        after = (page[-1].last_activity_at, page[-1].id)
         for session in page:
-            if session.id in protected:
-                continue
-            chosen.append(session)
-            total -= session.stored_bytes
             if total <= target:
                 break
+            if session.id not in protected:
+                chosen.append(session)
+                total -= session.stored_bytes
+        if len(page) < limit:
+            break  # the agent has no older sessions left
+        after = (page[-1].last_activity_at, page[-1].id)
+        limit = min(limit * 2, _PAGE)
     return chosen
 
 
 async def cleanup_budget(
-    store: SessionStore, clock: Clock, agent_id: str, retention: RetentionPolicy, *, dry_run: bool
+    store: RetentionStore, clock: Clock, agent_id: str, retention: RetentionPolicy, *, dry_run: bool
 ) -> CleanupReport:
     """`sessions cleanup --budget`: what the scheduler's budget sweep does, at once."""
     doomed = [session.id for session in await over_budget_sessions(store, agent_id, retention, clock())]

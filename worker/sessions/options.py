@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from schemas import AgentSettings, CacheSizes, ContextDefaults, RedactionPolicy, ResetPolicy, RetentionPolicy, Scope
+from worker.config import Settings, Storage
 from worker.engine.tokens import DEFAULT_ENCODING
-
-Storage = Literal["sqlite", "mongodb"]
+from worker.stores.kinds import missing_options
 
 
 class ManagerOptions(BaseModel):
@@ -47,8 +47,8 @@ class ManagerOptions(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ManagerOptions:
-        if self.storage == "mongodb" and not self.mongodb_url:
-            raise ValueError("storage 'mongodb' needs mongodb_url (e.g. mongodb://localhost:27017)")
+        if (problem := missing_options(self.storage, self)) is not None:
+            raise ValueError(problem)
         if self.encrypt_transcripts and not (self.encryption_key or self.encryption_keys or self.encryption_key_file):
             raise ValueError("encrypt_transcripts needs encryption_key (or encryption_keys / encryption_key_file)")
         if self.reset_policy is not None and (self.daily_reset_hour is not None or self.idle_reset_minutes is not None):
@@ -81,3 +81,35 @@ class ManagerOptions(BaseModel):
             redaction=self.redaction,
             admins=self.admins,
         )
+
+
+def options_from_settings(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for create_session_manager from the service settings: every option a
+    setting of the same name holds (secrets unwrapped), the retention policy from the
+    `retention_*` settings, and the few options the settings spell otherwise."""
+    options: dict[str, Any] = {
+        name: _plain(getattr(settings, name)) for name in ManagerOptions.model_fields if name in Settings.model_fields
+    }
+    retention = {
+        name: getattr(settings, f"retention_{name}")
+        for name in RetentionPolicy.model_fields
+        if f"retention_{name}" in Settings.model_fields
+    }
+    reset = ResetPolicy(
+        mode=settings.reset_mode,
+        daily_at=settings.reset_time,
+        time_zone=settings.reset_time_zone,
+        idle_minutes=settings.idle_minutes,
+    )
+    return options | {
+        "retention": RetentionPolicy(**retention),
+        "reset_policy": reset,
+        "redaction": RedactionPolicy(enabled=settings.redaction, patterns=settings.redaction_patterns),
+        "admins": settings.admin_list(),
+        "default_agent": settings.agent,
+        "caches": CacheSizes(sessions=settings.session_cache_size, ciphers=settings.cipher_cache_size),
+    }
+
+
+def _plain(value: object) -> object:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value

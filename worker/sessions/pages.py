@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from schemas import SessionEntry, SessionPage
 from worker.errors import InvalidArgument
-from worker.stores.base import SessionQuery, SessionStore
+from worker.stores.base import SessionQuery, SessionRecords
 
 MAX_PAGE = 500
 
@@ -28,7 +28,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidArgument("invalid page cursor: pass the next_cursor of the previous page") from exc
 
 
-async def page_of(store: SessionStore, query: SessionQuery, cursor: str | None) -> SessionPage:
+async def page_of(store: SessionRecords, query: SessionQuery, cursor: str | None) -> SessionPage:
     """One page of `query.limit` sessions after `cursor`; next_cursor is None on the last page."""
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}")
@@ -39,7 +39,7 @@ async def page_of(store: SessionStore, query: SessionQuery, cursor: str | None) 
     return SessionPage(items=items, next_cursor=next_cursor)
 
 
-async def every_session(store: SessionStore, query: SessionQuery) -> AsyncIterator[SessionEntry]:
+async def every_session(store: SessionRecords, query: SessionQuery) -> AsyncIterator[SessionEntry]:
     """Every session the query matches, fetched MAX_PAGE at a time."""
     after: tuple[datetime, str] | None = None
     while page := await store.list_sessions(replace(query, limit=MAX_PAGE, after=after)):

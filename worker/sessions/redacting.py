@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from schemas import AgentSettings, RedactionPattern
 from worker.engine.redaction import BUILT_IN, MARKER, Findings, Redactor, custom_detector
 from worker.sessions.transcript import Draft, Transcript
-from worker.stores.base import SessionStore
+from worker.stores.base import EntryRecords
 
 SettingsLookup = Callable[[str], Awaitable[AgentSettings]]
 RedactionCounter = Callable[[str], None]
@@ -32,7 +32,7 @@ def notice_text(findings: Findings) -> str:
 
 
 class Redactions:
-    def __init__(self, settings: SettingsLookup, store: SessionStore, transcript: Transcript) -> None:
+    def __init__(self, settings: SettingsLookup, store: EntryRecords, transcript: Transcript) -> None:
         self._settings = settings
         self._store = store
         self._transcript = transcript

@@ -17,7 +17,7 @@ from worker.engine.idempotency import scoped, session_scope
 from worker.engine.keyed_lock import KeyedLock
 from worker.errors import InvalidArgument, SessionNotFound
 from worker.sessions.transcript import Draft, Transcript
-from worker.stores.base import SessionQuery, SessionStore
+from worker.stores.base import SessionQuery, SessionRecords
 
 _SLOT_SESSIONS = 200
 
@@ -30,7 +30,7 @@ class Resumed:
 
 
 class Resumer:
-    def __init__(self, store: SessionStore, transcript: Transcript, clock: Clock, locks: KeyedLock) -> None:
+    def __init__(self, store: SessionRecords, transcript: Transcript, clock: Clock, locks: KeyedLock) -> None:
         self._store = store
         self._transcript = transcript
         self._clock = clock

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from worker.engine.crypto import EncryptingCodec
 from worker.engine.payload import Sealed
 from worker.engine.sealing import open_checkpoint, open_summary, seal_checkpoint, seal_summary, sealed_with
-from worker.stores.base import SessionStore
+from worker.stores.base import RotationRecords
 
 Progress = Callable[[int], None]
 
@@ -27,12 +27,12 @@ class RotationReport:
     skipped: int = 0
 
 
-async def count_pending(store: SessionStore, codec: EncryptingCodec) -> int:
+async def count_pending(store: RotationRecords, codec: EncryptingCodec) -> int:
     return await store.count_unsealed(codec.ring.primary)
 
 
 async def rotate(
-    store: SessionStore, codec: EncryptingCodec, *, batch: int = 500, progress: Progress | None = None
+    store: RotationRecords, codec: EncryptingCodec, *, batch: int = 500, progress: Progress | None = None
 ) -> RotationReport:
     if not codec.seal_new:
         raise ValueError("rotation seals records: turn encrypt_transcripts on")
@@ -58,7 +58,9 @@ async def rotate(
     return report
 
 
-async def _rotate_checkpoints(store: SessionStore, codec: EncryptingCodec, report: RotationReport, batch: int) -> None:
+async def _rotate_checkpoints(
+    store: RotationRecords, codec: EncryptingCodec, report: RotationReport, batch: int
+) -> None:
     after: str | None = None
     while page := await store.scan_checkpoints(after, batch):
         after = page[-1].id
@@ -70,7 +72,7 @@ async def _rotate_checkpoints(store: SessionStore, codec: EncryptingCodec, repor
             report.checkpoints += 1
 
 
-async def _rotate_summaries(store: SessionStore, codec: EncryptingCodec, report: RotationReport, batch: int) -> None:
+async def _rotate_summaries(store: RotationRecords, codec: EncryptingCodec, report: RotationReport, batch: int) -> None:
     after: str | None = None
     while page := await store.scan_summaries(after, batch):
         after = page[-1].id

@@ -12,7 +12,7 @@ from worker.engine.keyed_lock import KeyedLock
 from worker.engine.resets import ResetDue, session_reset_due
 from worker.engine.scope import ChatAddress, slot_key
 from worker.errors import InvalidArgument, StoreConflict
-from worker.stores.base import SessionStore
+from worker.stores.base import SessionRecords
 
 _RESOLVE_ATTEMPTS = 8
 
@@ -32,7 +32,7 @@ def new_session_id() -> str:
 
 
 class SlotResolver:
-    def __init__(self, store: SessionStore, clock: Clock, locks: KeyedLock) -> None:
+    def __init__(self, store: SessionRecords, clock: Clock, locks: KeyedLock) -> None:
         self._store = store
         self._clock = clock
         self._locks = locks

@@ -9,7 +9,7 @@ from worker.engine.clock import Clock
 from worker.engine.sealing import seal_summary
 from worker.errors import InvalidArgument
 from worker.sessions.transcript import Transcript
-from worker.stores.base import SessionStore
+from worker.stores.base import CheckpointRecords
 
 
 def check_summary(session: SessionEntry, span: tuple[int, int], content: str) -> None:
@@ -24,7 +24,7 @@ def check_summary(session: SessionEntry, span: tuple[int, int], content: str) ->
 
 
 async def store_summary(
-    store: SessionStore,
+    store: CheckpointRecords,
     transcript: Transcript,
     clock: Clock,
     summary_of: tuple[str, int, int],

@@ -25,7 +25,7 @@ from worker.errors import (
     SessionNotFound,
     StoreConflict,
 )
-from worker.stores.base import DuplicateEvent, SessionStore, SessionUpdate, StoredEntry
+from worker.stores.base import DuplicateEvent, EntryRecords, SessionUpdate, StoredEntry
 
 _APPEND_ATTEMPTS = 8
 _NO_USAGE = Usage()
@@ -61,18 +61,18 @@ def token_text(draft: Draft) -> str:
 class Transcript:
     def __init__(
         self,
-        store: SessionStore,
+        store: EntryRecords,
         codec: PayloadCodec,
         counter: TokenCounter,
         clock: Clock,
         locks: KeyedLock,
         *,
         max_content_bytes: int,
-        lookup: SessionLookup | None = None,
+        lookup: SessionLookup,
     ) -> None:
         self._store = store
-        # How appends read their session: a cache's copy in workers (guarded by its version).
-        self._lookup = lookup or store.get_session
+        # How appends read their session: the cache's copy (guarded by its version).
+        self._lookup = lookup
         self._codec = codec
         self._counter = counter
         self._clock = clock
@@ -129,6 +129,7 @@ class Transcript:
                     input_tokens=entry.input_tokens,
                     output_tokens=entry.output_tokens,
                     stored_bytes=len(entry.payload),
+                    agent_id=session.agent_id,
                     delivery=None
                     if draft.delivery is None
                     else merge_delivery(session.delivery_context, draft.delivery),

@@ -64,6 +64,8 @@ class SessionUpdate:
     input_tokens: int = 0
     output_tokens: int = 0
     stored_bytes: int = 0  # the entry's payload as stored
+    # The session's agent, for its byte counter; None: the store looks it up.
+    agent_id: str | None = None
     delivery: DeliveryContext | None = None
     # Only while the session is active: a session archived by another process fails the guard.
     # SQLite checks this atomically with the insert. MongoDB inserts the entry first, so an append
@@ -111,17 +113,31 @@ class ViewChange:
     expected_version: int = field(default=0)
 
 
-class SessionStore(Protocol):
+# The roles a store serves. Callers depend on the role (or the few roles) they use; a store
+# implements them all (SessionStore). Every method is atomic on its own.
+
+
+class StoreAdmin(Protocol):
+    """Opening, closing and the health probe."""
+
     async def ensure_schema(self) -> None:
         """Create tables, collections and indexes. Idempotent; called explicitly, never implicitly."""
 
     async def close(self) -> None: ...
+    async def check_writable(self, at: datetime) -> None:
+        """A real write, so that a full disk or a missing primary shows; raises StoreUnavailable."""
 
-    # Agent settings
+
+class SettingsRecords(Protocol):
+    """Agent settings stored by admins."""
+
     async def get_settings(self, agent_id: str) -> AgentSettings | None: ...
     async def save_settings(self, settings: AgentSettings) -> None: ...
 
-    # Sessions
+
+class SessionRecords(Protocol):
+    """Sessions and the slots they occupy."""
+
     async def find_active(self, agent_id: str, key: str) -> SessionEntry | None: ...
     async def last_generation(self, agent_id: str, key: str) -> int: ...
     async def insert_session(self, session: SessionEntry) -> bool:
@@ -147,9 +163,13 @@ class SessionStore(Protocol):
     async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]: ...
     async def count_sessions(self, agent_id: str | None, status: SessionStatus | None) -> int: ...
 
-    # Transcript
+
+class EntryRecords(Protocol):
+    """Transcript entries."""
+
     async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
-        """Store one entry with seq == session.last_seq + 1 and apply `update`.
+        """Store one entry with seq == session.last_seq + 1 and apply `update` (its bytes counted
+        in the session's and its agent's stored bytes).
 
         `tokens`, when given, is the entry's token count, made while the entry is written (its
         `token_count` is then not read): a store with a thread for its blocking work counts there.
@@ -170,56 +190,65 @@ class SessionStore(Protocol):
 
     async def set_important(self, session_id: str, seq: int, important: bool) -> bool: ...
 
-    # Checkpoints
+
+class CheckpointRecords(Protocol):
+    """Checkpoints and summaries of sessions."""
+
     async def insert_checkpoint(self, checkpoint: Checkpoint) -> None: ...
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None: ...
     async def list_checkpoints(self, session_ids: list[str]) -> list[Checkpoint]: ...
     async def delete_checkpoint(self, checkpoint_id: str) -> bool: ...
-
-    # Summaries
     async def insert_summary(self, summary: Summary) -> None: ...
     async def list_summaries(self, session_id: str) -> list[Summary]: ...
     async def summaries_before(self, session_id: str, before_seq: int, limit: int) -> list[Summary]:
         """Summaries ending before `before_seq`, the latest-ending first."""
 
-    # Key rotation: records not sealed by `key_id` (plaintext included), and compare-and-set reseals
+
+class RotationRecords(Protocol):
+    """Key rotation: records not sealed by `key_id` (plaintext included), and compare-and-set reseals."""
+
     async def count_unsealed(self, key_id: str) -> int: ...
     async def scan_unsealed(self, key_id: str, after: str | None, limit: int) -> tuple[list[StoredEntry], str | None]:
         """Entries whose key id is not `key_id`, after the opaque cursor; returns the next cursor."""
 
     async def reseal_entry(self, entry: StoredEntry, payload: bytes, key_id: str) -> bool:
-        """Replace the payload if the entry is still sealed as `entry.key_id` says."""
+        """Replace the payload if the entry is still sealed as `entry.key_id` says (the stored
+        bytes of its session and agent follow the new payload's size)."""
 
     async def scan_checkpoints(self, after: str | None, limit: int) -> list[Checkpoint]: ...
-    async def reclaim(self) -> None:
-        """Flush rewritten records out of logs and free space, where the backend allows it."""
-
     async def replace_checkpoint_text(
         self, checkpoint_id: str, name: str, description: str | None, sealed_with: str | None
     ) -> None: ...
     async def scan_summaries(self, after: str | None, limit: int) -> list[Summary]: ...
     async def replace_summary_content(self, summary_id: str, content: str, sealed_with: str | None) -> None: ...
+    async def reclaim(self) -> None:
+        """Flush rewritten records out of logs and free space, where the backend allows it."""
 
-    # Processed events: the outcome (replies to re-publish) of each applied event, by its key
+
+class OutcomeRecords(Protocol):
+    """Processed events: the outcome (replies to re-publish) of each applied event, by its key."""
+
     async def get_outcome(self, key: str) -> RecordedOutcome | None: ...
     async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
         """Record once; a second save of the same key keeps the first."""
 
     async def prune_outcomes(self, before: datetime) -> int: ...
 
-    # Delivery attempts of redelivered events (poison detection) and the write probe
+
+class AttemptRecords(Protocol):
+    """Delivery attempts of redelivered events (poison detection)."""
+
     async def record_attempt(self, key: str, at: datetime) -> int:
         """Count one more attempt at the event `key`, durably, and return the total so far."""
-        ...
 
     async def forget_attempts(self, key: str) -> None: ...
-    async def check_writable(self, at: datetime) -> None:
-        """A real write, so that a full disk or a missing primary shows; raises StoreUnavailable."""
-        ...
 
-    # Maintenance
+
+class RetentionRecords(Protocol):
+    """Cleanup, retention and reset sweeps, and the store budget."""
+
     async def scan_sessions(self, scan: SessionScan) -> list[SessionEntry]:
-        """Sessions with `scan.field` before `scan.before`, oldest first, keyset-paged."""
+        """Sessions with `scan.field` before `scan.before`, oldest first, keyset-paged (by index)."""
 
     async def agent_ids(self) -> set[str]:
         """Every agent that has sessions or stored settings."""
@@ -227,10 +256,45 @@ class SessionStore(Protocol):
     async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]: ...
     async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts: ...
     async def agent_stored_bytes(self, agent_id: str) -> int:
-        """The transcript bytes (as stored) of the agent's sessions."""
+        """The transcript bytes (as stored) of the agent's sessions: a counter kept by every write
+        that changes them, read in one lookup."""
 
     async def count_records(self, session_ids: list[str]) -> DeletedCounts:
         """What delete_sessions would delete, deleting nothing."""
 
     async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
         """Count (and with `delete`, delete) the session's entries numbered above `seq`."""
+
+
+# The few callers that need two or three roles name them together here.
+
+
+class CheckpointStore(SessionRecords, CheckpointRecords, Protocol):
+    """Checkpoints: saved and restored against their sessions."""
+
+
+class HistoryStore(EntryRecords, CheckpointRecords, Protocol):
+    """Context windows: entries, pinned ones, and the summaries that stand in for older ones."""
+
+
+class RetentionStore(SessionRecords, CheckpointRecords, RetentionRecords, Protocol):
+    """What cleanup and retention read and delete: sessions, their checkpoints, the budget."""
+
+
+class SweepStore(RetentionStore, OutcomeRecords, Protocol):
+    """The scheduler's sweeps: retention's reads, and the outcomes that say a warning was given."""
+
+
+class SessionStore(
+    StoreAdmin,
+    SettingsRecords,
+    SessionRecords,
+    EntryRecords,
+    CheckpointRecords,
+    RotationRecords,
+    OutcomeRecords,
+    AttemptRecords,
+    RetentionRecords,
+    Protocol,
+):
+    """Every role: what a store implements, and what the library's manager holds."""

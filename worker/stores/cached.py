@@ -4,8 +4,8 @@ A worker owns its shards, so it is the only writer of most sessions it touches; 
 documents in memory takes the reads off the hot path. Every write in this process goes through
 here and updates the cache. Writes from other processes are caught by the stores' guarded
 updates (an append checks last_seq and status): a guard that fails drops the cached copy, and the
-caller's retry reads the fresh one. Only session documents are cached; everything else passes
-through untouched (via __getattr__).
+caller's retry reads the fresh one. Only session documents are cached; every other call passes
+through untouched (DelegatingStore).
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ from schemas.settings import SESSION_CACHE_SIZE
 from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import DeletedCounts, SessionStore, SessionUpdate, StoredEntry, ViewChange
+from worker.stores.delegating import DelegatingStore
 
 
-class CachedStore:
+class CachedStore(DelegatingStore):
     def __init__(self, inner: SessionStore, *, capacity: int = SESSION_CACHE_SIZE) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._capacity = capacity
         self._sessions: OrderedDict[str, SessionEntry] = OrderedDict()
         self._active: dict[tuple[str, str], str] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     # Cache bookkeeping ------------------------------------------------------------------------
     def _put(self, session: SessionEntry) -> SessionEntry:

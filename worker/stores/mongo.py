@@ -21,16 +21,15 @@ from worker.engine.delivery import merge_delivery
 from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import (
-    DeletedCounts,
     DuplicateEvent,
     RecordedOutcome,
     SessionQuery,
-    SessionScan,
     SessionUpdate,
     StoredEntry,
     ViewChange,
 )
 from worker.stores.mongo_base import ensure_one_active_per_slot, unavailable
+from worker.stores.mongo_bytes import count_bytes
 from worker.stores.mongo_docs import (
     Doc,
     delivery_fields,
@@ -42,11 +41,11 @@ from worker.stores.mongo_docs import (
     to_doc,
     utc,
 )
-from worker.stores.mongo_migrations import migrate_event_keys
-from worker.stores.mongo_records import MongoRecords
+from worker.stores.mongo_maintenance import MongoMaintenance
+from worker.stores.mongo_migrations import migrate_agent_bytes, migrate_event_keys, migrate_stored_bytes
 
 
-class MongoStore(MongoRecords):
+class MongoStore(MongoMaintenance):
     @classmethod
     def from_url(cls, url: str, database: str) -> MongoStore:
         return cls(AsyncMongoClient(url, tz_aware=True), database)
@@ -76,6 +75,8 @@ class MongoStore(MongoRecords):
             await collection.create_index(keys, unique=unique)
         await ensure_one_active_per_slot(self._sessions)
         await migrate_event_keys(self._meta, self._sessions, self._entries)
+        await migrate_stored_bytes(self._meta, self._sessions, self._entries)
+        await migrate_agent_bytes(self._meta, self._sessions, self._counters)
 
     async def close(self) -> None:
         await self._appends.drain()  # a batch in its commit window is written first
@@ -116,6 +117,7 @@ class MongoStore(MongoRecords):
             await self._sessions.insert_one(to_doc(session))
         except DuplicateKeyError:
             return False
+        await count_bytes(self._counters, [(session.agent_id, session.stored_bytes)])  # 0: nothing to write
         return True
 
     @unavailable
@@ -212,9 +214,10 @@ class MongoStore(MongoRecords):
         sid = entry.session_id
         if tokens is not None:  # the async driver has no thread of ours to count on
             entry = replace(entry, token_count=tokens())
+        counted = (update.agent_id or await self._agent_of(sid), update.stored_bytes)
         try:
             # Batched with the appends of other sessions that arrive meanwhile (mongo_appends.py).
-            applied = await self._appends.append(entry_doc(entry), *_guarded_update(sid, update))
+            applied = await self._appends.append(entry_doc(entry), *_guarded_update(sid, update), counted)
         except DuplicateKeyError as exc:
             # mongomock's error has no `details`, so ask the data which unique index was hit.
             if (stored := await self.find_entry_by_event(entry.event_id)) is not None:
@@ -230,6 +233,7 @@ class MongoStore(MongoRecords):
         # is stored, so settle the counters from the entries and let the caller re-read.
         await self._roll_forward(sid)
         if await self._last_seq(sid) >= update.seq or await self._apply(sid, update, check_version=False):
+            await count_bytes(self._counters, [counted])  # in its session: counted once, here
             return False
         raise StoreConflict(f"session {sid} moved on while appending sequence {entry.seq}")
 
@@ -238,6 +242,12 @@ class MongoStore(MongoRecords):
         guard, change = _guarded_update(session_id, update, check_version=check_version)
         result = await self._sessions.update_one(guard, change)
         return result.matched_count == 1
+
+    async def _agent_of(self, session_id: str) -> str:
+        doc = await self._sessions.find_one({"_id": session_id}, {"agent_id": 1})
+        if doc is None:
+            raise StoreConflict(f"session {session_id} does not exist")
+        return str(doc["agent_id"])
 
     async def _last_seq(self, session_id: str) -> int:
         doc = await self._sessions.find_one({"_id": session_id}, {"last_seq": 1})
@@ -264,6 +274,7 @@ class MongoStore(MongoRecords):
                 delivery=fresh,
                 input_tokens=entry.input_tokens,
                 output_tokens=entry.output_tokens,
+                stored_bytes=len(entry.payload),
             )
             if not await self._apply(session_id, update):
                 return  # another writer is rolling forward too; it finishes the job
@@ -291,37 +302,6 @@ class MongoStore(MongoRecords):
         )
         return result.matched_count == 1
 
-    # Maintenance
-
-    @unavailable
-    async def scan_sessions(self, scan: SessionScan) -> list[SessionEntry]:
-        if scan.limit <= 0:
-            return []
-        field = "created_at" if scan.field == "created_at" else "last_activity_at"
-        where: Doc = {field: {"$lt": scan.before}}
-        if scan.agent_id is not None:
-            where["agent_id"] = scan.agent_id
-        if scan.status is not None:
-            where["status"] = scan.status
-        if scan.after is not None:  # keyset, oldest first: strictly after (value, id)
-            value, after_id = scan.after
-            where["$or"] = [{field: {"$gt": value}}, {field: value, "_id": {"$gt": after_id}}]
-        cursor = self._sessions.find(where).sort([(field, ASCENDING), ("_id", ASCENDING)]).limit(scan.limit)
-        return [SessionEntry.model_validate(model_fields_of(doc)) async for doc in cursor]
-
-    @unavailable
-    async def agent_ids(self) -> set[str]:
-        with_sessions = await self._sessions.distinct("agent_id")
-        with_settings = await self._settings.distinct("_id")
-        return {str(agent) for agent in [*with_sessions, *with_settings]}
-
-    @unavailable
-    async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]:
-        if not session_ids:
-            return set()
-        owned = {"session_id": {"$in": list(session_ids)}}
-        return {str(sid) for sid in await self._checkpoints.distinct("session_id", owned)}
-
     # Processed events ------------------------------------------------------------------------
 
     @unavailable
@@ -339,53 +319,6 @@ class MongoStore(MongoRecords):
     async def prune_outcomes(self, before: datetime) -> int:
         result = await self._outcomes.delete_many({"at": {"$lt": before}})
         return int(result.deleted_count)
-
-    @unavailable
-    async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts:
-        if not session_ids:
-            return DeletedCounts()
-        owned: Doc = {"session_id": {"$in": list(session_ids)}}
-        # Children first, sessions last: if we die midway, the session is still there to be
-        # found and deleted again, instead of leaving orphaned entries nobody can reach.
-        entries = await self._entries.delete_many(owned)
-        checkpoints = await self._checkpoints.delete_many(owned)
-        summaries = await self._summaries.delete_many(owned)
-        sessions = await self._sessions.delete_many({"_id": {"$in": list(session_ids)}})
-        return DeletedCounts(
-            sessions=sessions.deleted_count,
-            entries=entries.deleted_count,
-            checkpoints=checkpoints.deleted_count,
-            summaries=summaries.deleted_count,
-        )
-
-    @unavailable
-    async def agent_stored_bytes(self, agent_id: str) -> int:
-        pipeline: list[Doc] = [
-            {"$match": {"agent_id": agent_id}},
-            {"$group": {"_id": None, "bytes": {"$sum": "$stored_bytes"}}},
-        ]
-        found = await (await self._sessions.aggregate(pipeline)).to_list(1)
-        return int(found[0]["bytes"]) if found else 0
-
-    @unavailable
-    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
-        owned: Doc = {"session_id": {"$in": list(session_ids)}}
-        return DeletedCounts(
-            sessions=await self._sessions.count_documents({"_id": {"$in": list(session_ids)}}),
-            entries=await self._entries.count_documents(owned),
-            checkpoints=await self._checkpoints.count_documents(owned),
-            summaries=await self._summaries.count_documents(owned),
-        )
-
-    @unavailable
-    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
-        later: Doc = {"session_id": session_id, "seq": {"$gt": seq}}
-        if not delete:
-            return int(await self._entries.count_documents(later))
-        size = sum([len(doc["payload"]) async for doc in self._entries.find(later, {"payload": 1})])
-        deleted = int((await self._entries.delete_many(later)).deleted_count)
-        await self._sessions.update_one({"_id": session_id}, {"$inc": {"stored_bytes": -size}})
-        return deleted
 
 
 def _guarded_update(session_id: str, update: SessionUpdate, *, check_version: bool = True) -> tuple[Doc, Doc]:

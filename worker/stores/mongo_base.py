@@ -141,4 +141,5 @@ class MongoCollections:
         self._meta: AsyncCollection[Doc] = db["meta"]
         self._attempts: AsyncCollection[Doc] = db["attempts"]
         self._liveness: AsyncCollection[Doc] = db["liveness"]
-        self._appends = AppendBatcher(self._entries, self._sessions)
+        self._counters: AsyncCollection[Doc] = db["agent_bytes"]  # worker/stores/mongo_bytes.py
+        self._appends = AppendBatcher(self._entries, self._sessions, self._counters)

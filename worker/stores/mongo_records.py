@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from schemas import Checkpoint, Summary
 from worker.stores.base import StoredEntry
 from worker.stores.mongo_attempts import MongoAttempts
 from worker.stores.mongo_base import insert_new, unavailable
+from worker.stores.mongo_bytes import count_bytes
 from worker.stores.mongo_docs import Doc, entry_from_doc, model_fields_of, to_doc
 
 
@@ -87,11 +88,25 @@ class MongoRecords(MongoAttempts):
 
     @unavailable
     async def reseal_entry(self, entry: StoredEntry, payload: bytes, key_id: str) -> bool:
-        result = await self._entries.update_one(
+        before = await self._entries.find_one_and_update(
             {"session_id": entry.session_id, "seq": entry.seq, "key_id": entry.key_id},
             {"$set": {"payload": payload, "key_id": key_id}},
+            {"payload": 1},
+            return_document=ReturnDocument.BEFORE,
         )
-        return result.modified_count == 1
+        if before is None:
+            return False
+        if len(payload) != len(before["payload"]):  # a sealed payload is longer: both counters follow
+            await self._shift_stored_bytes(entry.session_id, len(payload) - len(before["payload"]))
+        return True
+
+    async def _shift_stored_bytes(self, session_id: str, delta: int) -> None:
+        """Add `delta` to the session's stored bytes, then to its agent's counter."""
+        session = await self._sessions.find_one_and_update(
+            {"_id": session_id}, {"$inc": {"stored_bytes": delta}}, {"agent_id": 1}
+        )
+        if session is not None:
+            await count_bytes(self._counters, [(str(session["agent_id"]), delta)])
 
     @unavailable
     async def scan_checkpoints(self, after: str | None, limit: int) -> list[Checkpoint]:

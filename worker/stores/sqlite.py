@@ -11,19 +11,18 @@ from schemas import AgentSettings, ArchiveReason, DeliveryContext, SessionEntry,
 from worker.engine.tokens import TokenCount
 from worker.errors import StoreConflict
 from worker.stores.base import (
-    DeletedCounts,
     DuplicateEvent,
     RecordedOutcome,
     SessionQuery,
-    SessionScan,
     SessionUpdate,
     StoredEntry,
     ViewChange,
 )
 from worker.stores.sqlite_attempts import ATTEMPTS_SCHEMA
+from worker.stores.sqlite_bytes import count_agent_bytes
 from worker.stores.sqlite_db import Connection, SqliteDatabase
-from worker.stores.sqlite_migrations import migrate_event_keys, migrate_stored_bytes
-from worker.stores.sqlite_records import SqliteRecords
+from worker.stores.sqlite_maintenance import SqliteMaintenance
+from worker.stores.sqlite_migrations import migrate_agent_bytes, migrate_event_keys, migrate_stored_bytes
 from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
     SCHEMA,
@@ -56,7 +55,7 @@ def _placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
-class SqliteStore(SqliteRecords):
+class SqliteStore(SqliteMaintenance):
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
@@ -71,6 +70,7 @@ class SqliteStore(SqliteRecords):
         await self._db.write(ensure_one_active_per_slot, alone=True)
         await self._db.write(migrate_event_keys, alone=True)
         await self._db.write(migrate_stored_bytes, alone=True)
+        await self._db.write(migrate_agent_bytes, alone=True)
 
     async def close(self) -> None:
         await self._db.close()
@@ -120,6 +120,7 @@ class SqliteStore(SqliteRecords):
                 )
             except sqlite3.IntegrityError:
                 return False
+            count_agent_bytes(conn, session.id, session.stored_bytes)  # the agent's counter row, at least
             return True
 
         return await self._db.write(run)
@@ -238,6 +239,7 @@ class SqliteStore(SqliteRecords):
                 raise StoreConflict(f"session {entry.session_id} already has entry {entry.seq}") from exc
             if conn.execute(session_sql, session_params_).rowcount != 1:
                 raise StoreConflict(f"session {entry.session_id} changed (seq {update.seq - 1} or version)")
+            count_agent_bytes(conn, entry.session_id, update.stored_bytes)
 
         await self._db.write(run, prepare=tokens)  # counted before the transaction, kept for run()
         return update.version is not None
@@ -287,102 +289,6 @@ class SqliteStore(SqliteRecords):
         return await self._db.write(
             lambda conn: conn.execute("DELETE FROM outcomes WHERE at < ?", (to_ms(before),)).rowcount
         )
-
-    # Maintenance ----------------------------------------------------------------------------
-    async def scan_sessions(self, scan: SessionScan) -> list[SessionEntry]:
-        column = "created_at" if scan.field == "created_at" else "last_activity_at"
-        clauses: list[str] = [f"{column} < ?"]
-        params: list[Any] = [to_ms(scan.before)]
-        for name, value in (("agent_id", scan.agent_id), ("status", scan.status)):
-            if value is not None:
-                clauses.append(f"{name} = ?")
-                params.append(value)
-        if scan.after is not None:
-            clauses.append(f"({column} > ? OR ({column} = ? AND id > ?))")
-            params.extend((to_ms(scan.after[0]), to_ms(scan.after[0]), scan.after[1]))
-        sql = f"{_SELECT_SESSION} WHERE {' AND '.join(clauses)} ORDER BY {column}, id LIMIT ?"
-        return await self._many_sessions(sql, (*params, scan.limit))
-
-    async def agent_ids(self) -> set[str]:
-        def run(conn: Connection) -> set[str]:
-            rows = conn.execute("SELECT DISTINCT agent_id FROM sessions UNION SELECT agent_id FROM settings")
-            return {str(row[0]) for row in rows.fetchall()}
-
-        return await self._db.read(run)
-
-    async def sessions_with_checkpoints(self, session_ids: list[str]) -> set[str]:
-        def run(conn: Connection) -> set[str]:
-            rows = conn.execute(
-                f"SELECT DISTINCT session_id FROM checkpoints WHERE session_id IN ({_placeholders(len(session_ids))})",
-                session_ids,
-            ).fetchall()
-            return {row[0] for row in rows}
-
-        return await self._db.read(run) if session_ids else set()
-
-    async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts:
-        marks = _placeholders(len(session_ids))
-
-        def run(conn: Connection) -> DeletedCounts:
-            counts = {
-                table: conn.execute(
-                    f"DELETE FROM {table} WHERE {column} IN ({marks})",
-                    session_ids,
-                ).rowcount
-                for table, column in (
-                    ("entries", "session_id"),
-                    ("checkpoints", "session_id"),
-                    ("summaries", "session_id"),
-                    ("sessions", "id"),
-                )
-            }
-            return DeletedCounts(**counts)
-
-        return await self._db.write(run) if session_ids else DeletedCounts()
-
-    async def agent_stored_bytes(self, agent_id: str) -> int:
-        def run(conn: Connection) -> int:
-            sql = "SELECT coalesce(sum(stored_bytes), 0) FROM sessions WHERE agent_id = ?"
-            return int(conn.execute(sql, (agent_id,)).fetchone()[0])
-
-        return await self._db.read(run)
-
-    async def count_records(self, session_ids: list[str]) -> DeletedCounts:
-        marks = _placeholders(len(session_ids))
-
-        def run(conn: Connection) -> DeletedCounts:
-            tables = (
-                ("entries", "session_id"),
-                ("checkpoints", "session_id"),
-                ("summaries", "session_id"),
-                ("sessions", "id"),
-            )
-            return DeletedCounts(
-                **{
-                    table: conn.execute(
-                        f"SELECT count(*) FROM {table} WHERE {column} IN ({marks})", session_ids
-                    ).fetchone()[0]
-                    for table, column in tables
-                }
-            )
-
-        return await self._db.read(run) if session_ids else DeletedCounts()
-
-    async def entries_after(self, session_id: str, seq: int, *, delete: bool) -> int:
-        later = "FROM entries WHERE session_id = ? AND seq > ?"
-
-        def run(conn: Connection) -> int:
-            count, size = conn.execute(
-                f"SELECT count(*), coalesce(sum(length(payload)), 0) {later}", (session_id, seq)
-            ).fetchone()
-            if delete and count:
-                conn.execute(f"DELETE {later}", (session_id, seq))
-                conn.execute(
-                    "UPDATE sessions SET stored_bytes = max(stored_bytes - ?, 0) WHERE id = ?", (size, session_id)
-                )
-            return int(count)
-
-        return await (self._db.write(run) if delete else self._db.read(run))
 
     # Helpers ---------------------------------------------------------------------------------
     async def _one_session(self, sql: str, params: tuple[Any, ...]) -> SessionEntry | None:

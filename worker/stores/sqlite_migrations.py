@@ -8,9 +8,11 @@ from contextlib import contextmanager
 
 from schemas import DeliveryContext
 from worker.engine.idempotency import legacy_entry_key
+from worker.stores.sqlite_bytes import AGENT_BYTES_TABLE, recount_agent_bytes
 
 SCOPED_EVENT_KEYS = 1  # entries and outcomes carry fingerprints; entries' event ids are scoped
 STORED_BYTES = 2  # sessions count their transcript bytes as stored
+AGENT_BYTES = 3  # a counter per agent of its sessions' stored bytes
 
 
 def migrate_event_keys(conn: sqlite3.Connection) -> None:
@@ -65,3 +67,13 @@ def migrate_stored_bytes(conn: sqlite3.Connection) -> None:
             "(SELECT sum(length(payload)) FROM entries WHERE entries.session_id = sessions.id), 0)"
         )
         conn.execute(f"PRAGMA user_version = {STORED_BYTES}")
+
+
+def migrate_agent_bytes(conn: sqlite3.Connection) -> None:
+    """Adds the per-agent byte counters (worker/stores/sqlite_bytes.py), computed from the sessions once."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= AGENT_BYTES:
+        return
+    with _immediate(conn):
+        conn.execute(AGENT_BYTES_TABLE)
+        recount_agent_bytes(conn)
+        conn.execute(f"PRAGMA user_version = {AGENT_BYTES}")

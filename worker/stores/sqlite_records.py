@@ -7,6 +7,7 @@ from typing import Any
 from schemas import Checkpoint, Summary
 from worker.stores.base import StoredEntry
 from worker.stores.sqlite_attempts import SqliteAttempts
+from worker.stores.sqlite_bytes import shift_stored_bytes
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_rows import ENTRY_COLUMNS, checkpoint_from_doc, entry_from_row, summary_from_doc, to_ms
 
@@ -92,10 +93,19 @@ class SqliteRecords(SqliteAttempts):
         return await self._db.read(run)
 
     async def reseal_entry(self, entry: StoredEntry, payload: bytes, key_id: str) -> bool:
-        return await self._update(
-            "UPDATE entries SET payload = ?, key_id = ? WHERE session_id = ? AND seq = ? AND key_id IS ?",
-            (payload, key_id, entry.session_id, entry.seq, entry.key_id),
-        )
+        where = "WHERE session_id = ? AND seq = ? AND key_id IS ?"
+        params = (entry.session_id, entry.seq, entry.key_id)
+
+        def run(conn: Connection) -> bool:
+            row = conn.execute(f"SELECT length(payload) FROM entries {where}", params).fetchone()
+            if row is None:
+                return False
+            conn.execute(f"UPDATE entries SET payload = ?, key_id = ? {where}", (payload, key_id, *params))
+            if len(payload) != row[0]:  # a sealed payload is longer than the plaintext: both counters follow
+                shift_stored_bytes(conn, entry.session_id, len(payload) - int(row[0]))
+            return True
+
+        return await self._db.write(run)
 
     async def scan_checkpoints(self, after: str | None, limit: int) -> list[Checkpoint]:
         def run(conn: Connection) -> list[Checkpoint]:
