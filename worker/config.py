@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -208,3 +209,38 @@ class Settings(BaseSettings):
 
     def admin_list(self) -> tuple[str, ...]:
         return tuple(item.strip() for item in self.admins.split(",") if item.strip())
+
+
+# Settings that were renamed or removed: a deployment that still sets one is told so at start-up.
+RENAMED = {
+    "SESSIONS_ACK_DELAY_MS": "SESSIONS_ADVANCED__ACK_DELAY_MS",
+    "SESSIONS_GC_YOUNG_THRESHOLD": "SESSIONS_ADVANCED__GC_YOUNG_THRESHOLD",
+}
+REMOVED = ("SESSIONS_COMMIT_WINDOW_MS", "SESSIONS_AMQP_WRITE_BUFFER_FRAMES")
+
+
+def _variables(model: type[BaseModel], prefix: str) -> set[str]:
+    names = set()
+    for name, field in model.model_fields.items():
+        names.add(f"{prefix}{name}".upper())
+        if isinstance(field.validation_alias, AliasChoices):
+            names.update(str(choice).upper() for choice in field.validation_alias.choices)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names.update(_variables(field.annotation, f"{prefix}{name}__"))
+    return names
+
+
+def unread_variables(environ: Mapping[str, str]) -> list[str]:
+    """What each SESSIONS_* variable that no setting reads is: a typo, or a renamed or removed setting."""
+    known = _variables(Settings, "SESSIONS_")
+    found = []
+    for name in sorted(variable.upper() for variable in environ if variable.upper().startswith("SESSIONS_")):
+        if name in known:
+            continue
+        if name in RENAMED:
+            found.append(f"{name} is now {RENAMED[name]}")
+        elif name in REMOVED:
+            found.append(f"{name} is no longer a setting")
+        else:
+            found.append(f"{name} is not a setting (see docs/reference/settings.md)")
+    return found

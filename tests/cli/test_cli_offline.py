@@ -81,3 +81,10 @@ def test_read_only_commands_create_no_database(tmp_path: Path) -> None:
         done = _cli(tmp_path, *args, SESSIONS_DB_PATH=str(tmp_path / "typo" / "sessions.db"))
         assert done.returncode == 2 and "no database at" in done.stderr, args
     assert not (tmp_path / "typo").exists()
+
+
+async def test_a_renamed_setting_is_named_at_start_up(tmp_path: Path, sessions: tuple[str, str]) -> None:
+    _, current = sessions
+    done = _cli(tmp_path, "show", current, SESSIONS_ACK_DELAY_MS="10")
+    assert done.returncode == 0
+    assert "SESSIONS_ACK_DELAY_MS is now SESSIONS_ADVANCED__ACK_DELAY_MS" in done.stderr

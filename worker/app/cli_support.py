@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.base import describe_errors
-from worker.config import Settings
+from worker.config import Settings, unread_variables
 from worker.sessions.options import options_from_settings
 
 app = typer.Typer(
@@ -44,6 +46,8 @@ def load_settings(*, json_logs: bool = False) -> Settings:
         problems = describe_errors(exc, prefix="SESSIONS_")
         fail(f"invalid settings: {problems}", code=2)
     configure(settings.log_level if json_logs else "WARNING", json_logs=json_logs)
+    for problem in unread_variables(os.environ):
+        logging.getLogger("worker.config").warning("ignored environment variable: %s", problem)
     return settings
 
 
