@@ -17,8 +17,10 @@ from tests.support.secret_corpus import SECRETS
 from worker import create_session_manager
 from worker.config import Settings
 from worker.engine.clock import ManualClock
+from worker.engine.idempotency import identify
 from worker.engine.tokens import TiktokenCounter
 from worker.errors import InvalidArgument
+from worker.service.inbound import decode_body
 from worker.service.processor import ordering_key
 from worker.sessions.manager import SessionManager
 from worker.sessions.options import ManagerOptions, options_from_settings
@@ -176,3 +178,34 @@ def test_the_environment_sets_the_default_for_agents_without_settings(monkeypatc
     monkeypatch.delenv("SESSIONS_REDACTION")
     monkeypatch.delenv("SESSIONS_REDACTION_PATTERNS")
     assert ManagerOptions(**options_from_settings(Settings())).agent_defaults().redaction.enabled  # on by default
+
+
+def _raw_fingerprint(delivery: Delivery) -> str:
+    return identify(decode_body(delivery.body, 1 << 20)).fingerprint
+
+
+async def test_no_digest_of_a_secret_bearing_event_is_stored_whole(
+    sqlite_manager: SessionManager, tmp_path: Path
+) -> None:
+    """The fingerprint of an event is a digest of its text: stored whole, it would confirm a guessed
+    card number against the redacted text beside it. An event that held a secret keeps 16 bits of it."""
+    publisher = RecordingPublisher()
+    handler = handler_for(sqlite_manager, publisher)
+    said = _inbound("1", f"my card is {CARD}")
+    command = _inbound("2", f'/checkpoint save "card {CARD}"')
+    plain = _inbound("3", "no secret here")
+    for delivery in (said, command, plain):
+        await deliver(handler, delivery)
+    await deliver(handler, _inbound("1", f"my card is {CARD}"))  # a duplicate: replayed, not a conflict
+    await deliver(handler, _inbound("2", f'/checkpoint save "card {CARD}"'))
+    assert len(publisher.outcomes) == 5 and not publisher.dead
+    await deliver(handler, _inbound("1", f"my card is {CARD.replace('1111 1111', '1111 1112')}"))
+    assert [reason for reason, _ in publisher.dead] == ["event-id-conflict"], "another text is still told apart"
+
+    await sqlite_manager.store.close()
+    written = written_bytes(tmp_path)
+    for held_secret in (said, command):
+        whole = _raw_fingerprint(held_secret)
+        assert whole.encode() not in written
+        assert f"b:{whole[:4]}".encode() in written
+    assert _raw_fingerprint(plain).encode() in written, "an event without a secret keeps its whole fingerprint"

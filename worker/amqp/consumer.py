@@ -241,7 +241,7 @@ class EventHandler:
             detail[:200],
             extra={"event_id": message.message_id, "outcome": "dead_lettered"},
         )
-        body, redacted = await self._processor.dead_letter_body(message.body)
+        body, redacted = await self._processor.redacting.dead_letter_body(message.body)
         await self._publisher.dead_letter(message, reason, detail, body=body, redacted=redacted)
         await settle(message)
         self.metrics.event(event_type, "dead_lettered")

@@ -95,6 +95,27 @@ def legacy_entry_key(event_id: str, role: str, session_id: str, agent_id: str, d
     return scoped(event_id, session_scope(session_id))
 
 
+# What is stored of the fingerprint of an event that held a secret (it was redacted): 16 bits of
+# the digest. Enough to tell a reused id from a redelivery all but once in 65,536, too little to
+# confirm a guessed secret (a card number's billion candidates leave some 15,000).
+BLURRED = "b:"
+_BLURRED_HEX = 4
+
+
+def blurred(fingerprint: str) -> str:
+    return fingerprint if not fingerprint or fingerprint.startswith(BLURRED) else BLURRED + fingerprint[:_BLURRED_HEX]
+
+
+def same_meaning(stored: str | None, fingerprint: str) -> bool:
+    """Whether an event with `fingerprint` means what the event that stored `stored` meant (an
+    older record without one, or an event without one, is taken at its word)."""
+    if stored is None or not fingerprint:
+        return True
+    if stored.startswith(BLURRED) or fingerprint.startswith(BLURRED):
+        return blurred(stored) == blurred(fingerprint)
+    return stored == fingerprint
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """What makes an event itself: its scoped key and the fingerprint of its meaning."""

@@ -35,6 +35,8 @@ class Outcome(BaseModel):
     summarize: tuple[SummarizeRequest, ...] = ()
     # The event's entry was stored already: its recorded outcome, if any, is what to re-publish.
     applied_before: bool = Field(default=False, exclude=True)
+    # The event held a secret (it was redacted): its record keeps only a blurred fingerprint.
+    held_secret: bool = Field(default=False, exclude=True)
 
     @property
     def rebuilt_on_replay(self) -> bool:
@@ -49,4 +51,8 @@ class Outcome(BaseModel):
             notices=self.notices + other.notices,
             summarize=self.summarize + other.summarize,
             applied_before=self.applied_before or other.applied_before,
+            held_secret=self.held_secret or other.held_secret,
         )
+
+    def holding_secret(self, held: bool) -> Outcome:
+        return self.model_copy(update={"held_secret": True}) if held and not self.held_secret else self

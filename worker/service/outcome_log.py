@@ -16,7 +16,7 @@ from __future__ import annotations
 from schemas.delivery import normalize_channel
 from schemas.events import InboundEvent
 from worker.engine.clock import Clock
-from worker.engine.idempotency import CHAT_EVENTS, Identity, bare_id
+from worker.engine.idempotency import CHAT_EVENTS, Identity, bare_id, blurred, same_meaning
 from worker.engine.outcome import Outcome
 from worker.engine.payload import PayloadCodec
 from worker.errors import EventIdConflict
@@ -37,7 +37,7 @@ class OutcomeLog:
         used by an event that meant something else."""
         record = await self._store.get_outcome(identity.key)
         if record is not None:
-            if record.fingerprint is not None and record.fingerprint != identity.fingerprint:
+            if not same_meaning(record.fingerprint, identity.fingerprint):
                 raise EventIdConflict(f"event id {identity.event_id!r} was used before for another event")
             return self._open(identity.key, record)
         if belongs is None:
@@ -50,7 +50,8 @@ class OutcomeLog:
 
     async def record(self, identity: Identity, outcome: Outcome) -> None:
         doc = self._codec.seal_text(_SEALING_SCOPE, identity.event_id, outcome.model_dump_json())
-        await self._store.save_outcome(identity.key, doc, self._clock(), identity.fingerprint)
+        fingerprint = blurred(identity.fingerprint) if outcome.held_secret else identity.fingerprint
+        await self._store.save_outcome(identity.key, doc, self._clock(), fingerprint)
 
     def _open(self, key: str, record: RecordedOutcome) -> Outcome:
         # Sealed under the bare event id, so records moved to scoped keys still open.

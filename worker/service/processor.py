@@ -1,14 +1,13 @@
 """Applying inbound events through the engine. Pure domain: no broker here.
 
-Each handler is idempotent on the event's scoped key (worker.engine.idempotency: the event id within its
-chat or session): stored entries, session openers and checkpoint ids derive from it, and so does
-every produced event's id, so a replay yields the same effect and the same outbound ids, while the
-same id from another chat is another event.
+Each handler is idempotent on the event's scoped key (the event id within its chat or session,
+worker.engine.idempotency): every stored entry, session and produced event's id derives from it.
 Secrets are redacted (worker.sessions.redacting) before anything is stored, sealed, counted or published.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from schemas import DeliveryContext, SessionEntry, TranscriptEntry
@@ -33,7 +32,15 @@ from schemas.topology import routable
 from worker.commands import Command, CommandError, CommandRunner, command_for, is_command, parse_command
 from worker.commands.handlers import UNDO, model_name, plural
 from worker.engine.clock import Clock
-from worker.engine.idempotency import CHAT_EVENTS, Identity, chat_scope, identify, scoped, source_scope
+from worker.engine.idempotency import (
+    CHAT_EVENTS,
+    Identity,
+    blurred,
+    chat_scope,
+    identify,
+    scoped,
+    source_scope,
+)
 from worker.engine.outcome import Outcome, derived_id
 from worker.engine.redaction import Findings
 from worker.engine.resets import session_policy, session_reset_due
@@ -49,7 +56,6 @@ from worker.errors import (
 )
 from worker.service.announcements import Announcer, address_of
 from worker.service.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
-from worker.service.dead_letter_body import redacted_body
 from worker.service.inbound import ChatToAnswer
 from worker.sessions.manager import SessionManager
 from worker.sessions.redacting import RedactionCounter, RedactionStep
@@ -95,7 +101,7 @@ class EventProcessor:
         self._manager = manager
         self._clock = clock
         self._say = Announcer(clock)
-        self._redacting = RedactionStep(manager.redactions, on_redacted)
+        self.redacting = RedactionStep(manager.redactions, on_redacted)
         self._commands = CommandRunner(manager, max_reply_chars=max_reply_chars)
         self._handlers: dict[str, Callable[..., Awaitable[Outcome]]] = {
             "message.inbound": self._inbound,
@@ -133,13 +139,6 @@ class EventProcessor:
         """Whether a transcript entry is stored under this key."""
         return await self._manager.store.find_entry_by_event(key) is not None
 
-    async def dead_letter_body(self, body: bytes) -> tuple[bytes, tuple[str, ...]]:
-        """A rejected event's body as it may be kept, secrets redacted, and the kinds found (counted)."""
-        findings = Findings()
-        cleaned = await redacted_body(body, self._redacting.redactions, findings)
-        self._redacting.count(findings)
-        return cleaned, tuple(findings.kinds)
-
     def answer_rejected(self, chat: ChatToAnswer, text: str, fallback_id: str) -> Outcome:
         """The error reply to the chat a rejected event came from (`fallback_id` when its id is unreadable)."""
         key = scoped(chat.event_id or fallback_id, source_scope(chat.agent_id, chat.source))
@@ -152,10 +151,9 @@ class EventProcessor:
         address = address_of(event.agent_id, event.source)
         delivery = address.delivery()
         findings = Findings()
-        text = await self._redacting.text(event.agent_id, event.text, findings)
-        draft = Draft(
-            role="user", content=text, event_id=identity.key, delivery=delivery, fingerprint=identity.fingerprint
-        )
+        text = await self.redacting.text(event.agent_id, event.text, findings)
+        fingerprint = blurred(identity.fingerprint) if findings else identity.fingerprint
+        draft = Draft(role="user", content=text, event_id=identity.key, delivery=delivery, fingerprint=fingerprint)
         try:
             resolution = await self._manager.resolve(address, identity.key, touch=False)
             try:
@@ -169,7 +167,7 @@ class EventProcessor:
                 identity, event.agent_id, None, f"message not stored: {exc}", event.source, "error"
             )
             raise Rejected("too-long", str(exc), answer) from exc
-        self._redacting.count(findings, before)
+        self.redacting.count(findings, before)
         written = await self._manager.transcript.current_session(entry.session_id) or resolution.session
         turn = TurnEvent(
             event_id=derived_id(identity.key, "turn"),
@@ -183,7 +181,7 @@ class EventProcessor:
             ordering_key=routable(resolution.session.key),
             occurred_at=entry.timestamp,  # the stored entry's: a replay rebuilds this very event
         )
-        turns = Outcome(turns=(turn,), applied_before=before)
+        turns = Outcome(turns=(turn,), applied_before=before, held_secret=bool(findings))
         told = await self._redaction_notice(identity, findings, resolution.session, entry, delivery)
         if resolution.archived is None:
             return told + turns
@@ -193,12 +191,14 @@ class EventProcessor:
         return await self._run_text_command(event, identity, event.command)
 
     async def _run_text_command(self, event: InboundMessage | CommandEvent, identity: Identity, text: str) -> Outcome:
-        (text,) = await self._redacting.counted(event.agent_id, text)  # arguments are stored, echoed
+        (redacted,) = await self.redacting.counted(event.agent_id, text)  # arguments are stored, echoed
         try:
-            command = parse_command(text)
+            command = parse_command(redacted)
         except CommandError as exc:
-            return self._say.reply(identity, event.agent_id, None, str(exc), event.source, "error")
-        return await self._run(identity, event.agent_id, event.source, command)
+            answer = self._say.reply(identity, event.agent_id, None, str(exc), event.source, "error")
+            return answer.holding_secret(redacted != text)
+        outcome = await self._run(identity, event.agent_id, event.source, command)
+        return outcome.holding_secret(redacted != text)
 
     async def _checkpoint_event(
         self, event: CheckpointSave | CheckpointRestore | CheckpointDelete, identity: Identity
@@ -207,9 +207,9 @@ class EventProcessor:
             args = (event.name, *([event.description] if event.description else []))
         else:
             args = (event.checkpoint_id,)
-        args = await self._redacting.counted(event.agent_id, *args)
-        command = command_for("checkpoint", event.type.split(".")[1], args)
-        return await self._run(identity, event.agent_id, event.source, command)
+        redacted = await self.redacting.counted(event.agent_id, *args)
+        command = command_for("checkpoint", event.type.split(".")[1], redacted)
+        return (await self._run(identity, event.agent_id, event.source, command)).holding_secret(redacted != args)
 
     async def _run(self, identity: Identity, agent_id: str, source: ChatSource, command: Command) -> Outcome:
         address = address_of(agent_id, source)
@@ -243,16 +243,18 @@ class EventProcessor:
             event_id=identity.key,
             fingerprint=identity.fingerprint,
         )
-        draft = await self._redacting.redactions.draft(event.agent_id, draft, findings)
+        draft = await self.redacting.redactions.draft(event.agent_id, draft, findings)
+        if findings:
+            draft = dataclasses.replace(draft, fingerprint=blurred(identity.fingerprint))
         try:
             entry, before = await self._manager.transcript.append_once(session.id, draft, allow_archived=True)
         except ContentTooLarge as exc:
             raise Rejected("too-long", str(exc)) from exc
-        self._redacting.count(findings, before)
+        self.redacting.count(findings, before)
         if event.role != "assistant" or not entry.content:
             # No reply to route by: a notice goes to the chat the session last heard from.
             told = await self._redaction_notice(identity, findings, session, entry, session.delivery_context)
-            return Outcome(applied_before=before) + told
+            return Outcome(applied_before=before, held_secret=bool(findings)) + told
         delivery = await self._route_for(session, event)
         told = await self._redaction_notice(identity, findings, session, entry, delivery)
         reply = ReplyEvent(
@@ -265,7 +267,7 @@ class EventProcessor:
             delivery=delivery,
             occurred_at=entry.timestamp,  # the stored entry's: a replay rebuilds this very event
         )
-        return Outcome(replies=(reply,), applied_before=before) + told
+        return Outcome(replies=(reply,), applied_before=before, held_secret=bool(findings)) + told
 
     async def _route_for(self, session: SessionEntry, event: AgentMessage) -> DeliveryContext:
         """Where the answered message came from; the session's last route only as a fallback."""
@@ -290,7 +292,7 @@ class EventProcessor:
 
     async def _summary(self, event: SummaryProduced, identity: Identity) -> Outcome:
         session = await self._session_or_reject(event.session_id, event)
-        (content,) = await self._redacting.counted(event.agent_id, event.content)
+        (content,) = await self.redacting.counted(event.agent_id, event.content)
         summary_id = derived_id(identity.key, "summary")
         try:
             await self._manager.add_summary(session.id, event.from_seq, event.to_seq, content, summary_id=summary_id)
@@ -383,7 +385,7 @@ class EventProcessor:
         delivery: DeliveryContext | None,
     ) -> Outcome:
         """The chat is told once per session (derived from the stored entries: a replay decides the same)."""
-        text = await self._redacting.notice(findings, entry.session_id, entry.seq)
+        text = await self.redacting.notice(findings, entry.session_id, entry.seq)
         if text is None:
             return Outcome()
         return self._say.notice(identity, session, "secrets-redacted", text, delivery)

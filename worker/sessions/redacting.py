@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from schemas import AgentSettings, RedactionPattern
 from worker.engine.redaction import BUILT_IN, MARKER, Findings, Redactor, custom_detector
@@ -113,8 +114,51 @@ class RedactionStep:
             for kind in findings.kinds:
                 self._counter(kind)
 
+    async def dead_letter_body(self, body: bytes) -> tuple[bytes, tuple[str, ...]]:
+        """A rejected event's body as it may be kept, secrets redacted, and the kinds found (counted)."""
+        findings = Findings()
+        cleaned = await redacted_body(body, self.redactions, findings)
+        self.count(findings)
+        return cleaned, tuple(findings.kinds)
+
     async def notice(self, findings: Findings, session_id: str, seq: int) -> str | None:
         """The notice for the chat when entry `seq` is the session's first redacted one, else None."""
         if not findings or await self.redactions.redacted_before(session_id, seq):
             return None
         return notice_text(findings)
+
+
+_DEFAULT_AGENT = "main"  # whose redaction applies when the body names no agent it can be read for
+
+
+def _agent_of(doc: Any) -> str:
+    agent = doc.get("agentId") if isinstance(doc, dict) else None
+    return agent.strip() if isinstance(agent, str) and 0 < len(agent.strip()) <= 256 else _DEFAULT_AGENT
+
+
+async def redacted_body(body: bytes, redactions: Redactions, findings: Findings) -> bytes:
+    """A dead letter's body with its secrets replaced by [redacted:<kind>] (each kind added to
+    `findings`), as storing the event would have: dead letters are kept for replay, so written too.
+    A JSON body has every string redacted and is re-serialized; any other body is redacted as text;
+    a body with nothing found is kept byte for byte."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        doc = None
+    redactor = await redactions.redactor(_agent_of(doc))
+    if redactor is None:  # the agent switched redaction off: its dead letters keep what it sent
+        return body
+    before = len(findings.kinds)
+    if doc is not None:
+        try:
+            cleaned = redactor.value(doc, findings)
+        except RecursionError:  # nested too deep to walk: redacted as text below
+            cleaned, doc = None, None
+        if doc is not None:
+            if len(findings.kinds) == before:
+                return body
+            return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode()
+    # Not JSON (or not UTF-8): redact the text, keeping undecodable bytes as they were.
+    text = body.decode("utf-8", errors="surrogateescape")
+    cleaned_text = redactor.text(text, findings)
+    return body if len(findings.kinds) == before else cleaned_text.encode("utf-8", errors="surrogateescape")

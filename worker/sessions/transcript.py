@@ -12,7 +12,7 @@ from typing import Any
 from schemas import ROLES, DeliveryContext, Role, SessionEntry, TranscriptEntry, Usage
 from worker.engine.clock import Clock
 from worker.engine.delivery import merge_delivery
-from worker.engine.idempotency import bare_id
+from worker.engine.idempotency import bare_id, same_meaning
 from worker.engine.keyed_lock import KeyedLock
 from worker.engine.payload import PayloadCodec, Sealed, pack_payload, unpack_payload
 from worker.engine.tokens import TokenCount, TokenCounter
@@ -150,7 +150,7 @@ class Transcript:
         stored = await self._store.find_entry_by_event(event_id)
         if stored is None:
             raise StoreConflict(f"event {event_id} was reported stored but cannot be read back")
-        if fingerprint is not None and stored.fingerprint is not None and stored.fingerprint != fingerprint:
+        if fingerprint is not None and not same_meaning(stored.fingerprint, fingerprint):
             raise EventIdConflict(
                 f"event id {bare_id(event_id)!r} was used before in this chat or session for another event"
             )
