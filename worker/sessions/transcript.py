@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from worker.errors import (
 )
 from worker.stores.base import DuplicateEvent, EntryRecords, SessionUpdate, StoredEntry
 
-_APPEND_ATTEMPTS = 8
+_APPEND_ATTEMPTS = 12
 _NO_USAGE = Usage()
 SessionLookup = Callable[[str], Awaitable[SessionEntry | None]]
 EXPORT_PAGE = 1000
@@ -140,8 +141,9 @@ class Transcript:
                 except DuplicateEvent:
                     return await self._existing(event_id, draft.fingerprint), True
                 except StoreConflict:
-                    # Another process appended to this session; re-read and take the next number.
-                    await asyncio.sleep(0.005 * (attempt + 1))
+                    # Another process appended to this session; re-read and take the next number,
+                    # after a random pause, so that the writer who keeps winning does not starve this one.
+                    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 5)))  # noqa: S311
                     continue
                 return self._as_written(entry, draft, tokens()), False
         raise StoreConflict(f"could not append to session {session_id}: too many concurrent writers")
