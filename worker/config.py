@@ -47,6 +47,12 @@ class Advanced(BaseModel):
         description="allocations between young-generation garbage collections, with what start-up built"
         " frozen (0: CPython's defaults, 700 and nothing frozen)",
     )
+    write_buffer_frames: int = Field(
+        default=4096,
+        ge=1,
+        description="outgoing frames a broker connection may queue before a publish or an ack waits"
+        " (aiormq's own: 10); room for every in-flight delivery's frames, which prefetch bounds",
+    )
     stage_log_dir: str | None = Field(
         default=None,
         description="keep a stage log (each delivery's monotonic timestamps, as JSON lines) in this folder;"
@@ -215,8 +221,9 @@ class Settings(BaseSettings):
 RENAMED = {
     "SESSIONS_ACK_DELAY_MS": "SESSIONS_ADVANCED__ACK_DELAY_MS",
     "SESSIONS_GC_YOUNG_THRESHOLD": "SESSIONS_ADVANCED__GC_YOUNG_THRESHOLD",
+    "SESSIONS_AMQP_WRITE_BUFFER_FRAMES": "SESSIONS_ADVANCED__WRITE_BUFFER_FRAMES",
 }
-REMOVED = ("SESSIONS_COMMIT_WINDOW_MS", "SESSIONS_AMQP_WRITE_BUFFER_FRAMES")
+REMOVED = ("SESSIONS_COMMIT_WINDOW_MS",)
 
 
 def _variables(model: type[BaseModel], prefix: str) -> set[str]:

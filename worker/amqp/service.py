@@ -10,7 +10,7 @@ from typing import Any
 from aio_pika.abc import AbstractRobustConnection
 
 from schemas.topology import Topology
-from worker.amqp.connection import close_within, connect
+from worker.amqp.connection import close_within, connect, use_write_buffer
 from worker.amqp.consumer import EventHandler
 from worker.amqp.membership import Membership
 from worker.amqp.poison import PoisonGuard
@@ -86,6 +86,7 @@ class WorkerService:
 
     async def start(self) -> None:
         settings = self.settings
+        use_write_buffer(settings.advanced.write_buffer_frames)  # before the connections open
         self._connection = await connect(settings.amqp_url.get_secret_value())
         await declare_topology_once(self._connection, self.topology, delivery_limit=settings.delivery_limit)
         channel = await self._connection.channel(publisher_confirms=True)
