@@ -41,9 +41,21 @@ def check_file(path: str) -> None:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
-    # The header's page count is valid when its change counter matches "version-valid-for".
-    if header[24:28] == header[92:96] and size < pages * page_size:
+    # The header's page count is valid when its change counter matches "version-valid-for". With a
+    # write-ahead log beside the file the count may run ahead of the file: a checkpoint (another
+    # process's, or one a crash cut short) writes page 1 before the pages that extend the file,
+    # and SQLite takes the missing pages from the log.
+    if header[24:28] == header[92:96] and size < pages * page_size and not _has_log(target):
         raise _failed(path, f"it is truncated ({size} of {pages * page_size} bytes)", _RESTORE)
+
+
+def _has_log(database: Path) -> bool:
+    """A write-ahead log with frames in it (more than its 32-byte header) beside the database."""
+    log = database.with_name(database.name + "-wal")
+    try:
+        return log.stat().st_size > 32
+    except FileNotFoundError:
+        return False
 
 
 def open_failure(path: str, exc: BaseException) -> StoreOpenFailed:
