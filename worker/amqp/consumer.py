@@ -165,12 +165,12 @@ class EventHandler:
             return
         if outcome.applied_before and not looks_first and await self._replayed(message, event, identity, settle):
             return
-        # Record and publish together; the ack waits for both (the record lets a redelivery
-        # re-publish exactly this outcome). A turn-only outcome needs no record: a replay rebuilds it.
-        if outcome.rebuilt_on_replay:
-            await self._publisher.publish_outcome(outcome)
-        else:
-            await asyncio.gather(self._outcomes.record(identity, outcome), self._publisher.publish_outcome(outcome))
+        # Record, then publish, then ack: a worker that dies after the publish leaves the record, so
+        # the redelivery re-publishes exactly these bytes instead of running the command again. A
+        # turn-only outcome (every chat message) needs no record: a replay rebuilds it.
+        if not outcome.rebuilt_on_replay:
+            await self._outcomes.record(identity, outcome)
+        await self._publisher.publish_outcome(outcome)
         stages.mark(stages.CONFIRMED)
         await settle(message)
         self.metrics.event(event.type, "applied")
