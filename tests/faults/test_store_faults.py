@@ -113,3 +113,33 @@ async def test_recorded_outcomes_are_sealed_and_replayed_as_recorded(tmp_path: P
     with sqlite3.connect(db) as conn:
         docs = [row[0] for row in conn.execute("SELECT doc FROM outcomes")]
     assert len(docs) == 1 and docs[0].startswith("enc1:") and "blue door" not in docs[0]
+
+
+class _CheckingPublisher(RecordingPublisher):
+    """Notes, at each publish, how many outcome records another connection sees committed: what a
+    redelivery would find, were the worker killed the moment the broker confirmed the publish."""
+
+    def __init__(self, db: Path) -> None:
+        super().__init__()
+        self._db = db
+        self.committed_at_publish: list[int] = []
+
+    async def publish_outcome(self, outcome: Any) -> None:
+        with sqlite3.connect(self._db) as conn:
+            self.committed_at_publish.append(conn.execute("SELECT count(*) FROM outcomes").fetchone()[0])
+        await super().publish_outcome(outcome)
+
+
+async def test_a_commands_outcome_is_committed_before_it_is_published(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    manager = create_session_manager(db_path=str(db), token_counter=CharRatioCounter())
+    await manager.open()
+    publisher = _CheckingPublisher(db)
+    handler = handler_for(manager, publisher)
+    await handler.handle(cast(Any, _delivery("m6")))  # a chat message: not recorded (a replay rebuilds it)
+    for n, command in enumerate(("/status", "/history", "/new")):
+        event = CommandEvent(event_id=f"c{n}", source=SOURCE, command=command)
+        body = event.model_dump(mode="json", by_alias=True)
+        await handler.handle(cast(Any, delivery_of(body, ordering_key("main", SOURCE))))
+    await manager.close()
+    assert publisher.committed_at_publish == [0, 1, 2, 3]
