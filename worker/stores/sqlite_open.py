@@ -13,6 +13,7 @@ from worker.errors import StoreOpenFailed
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER = 100
+_LOG_HEADER = 32  # a write-ahead log's own header: a log no larger holds no frames
 _RESTORE = "restore it from a backup, or move it away to start with an empty store"
 
 
@@ -50,10 +51,10 @@ def check_file(path: str) -> None:
 
 
 def _has_log(database: Path) -> bool:
-    """A write-ahead log with frames in it (more than its 32-byte header) beside the database."""
+    """A write-ahead log with frames in it beside the database."""
     log = database.with_name(database.name + "-wal")
     try:
-        return log.stat().st_size > 32
+        return log.stat().st_size > _LOG_HEADER
     except FileNotFoundError:
         return False
 
