@@ -36,6 +36,9 @@ class SessionEntry(WireModel):
     status: SessionStatus = "active"
     archived_reason: ArchiveReason | None = None
     archived_at: datetime | None = None
+    # The event (its scoped key) whose handling archived it: a retry of that event, after a fault
+    # cut it short, finds the reset it made and still announces it.
+    archived_by: str | None = None
     channel: str | None = None
     last_channel: str | None = None
     last_to: str | None = None

@@ -69,6 +69,17 @@ def session_reset_due(policy: ResetPolicy, session: SessionEntry, now: datetime)
     return reset_due(session_policy(policy, session), session.last_activity_at, now)
 
 
+def reset_of(session: SessionEntry) -> ResetDue | None:
+    """The daily or idle reset that archived this session, if one did."""
+    if session.archived_at is None:
+        return None
+    if session.archived_reason == "daily":
+        return ResetDue("daily", session.archived_at)
+    if session.archived_reason == "idle":
+        return ResetDue("idle", session.archived_at)
+    return None
+
+
 def reset_due(policy: ResetPolicy, last_activity_at: datetime, now: datetime) -> ResetDue | None:
     """The reset that applies to a session last active at `last_activity_at`, if any.
 

@@ -43,7 +43,7 @@ from worker.engine.idempotency import (
 )
 from worker.engine.outcome import Outcome, derived_id
 from worker.engine.redaction import Findings
-from worker.engine.resets import session_policy, session_reset_due
+from worker.engine.resets import ResetDue, reset_of, session_policy, session_reset_due
 from worker.engine.scope import session_key, slot_key
 from worker.errors import (
     ContentTooLarge,
@@ -59,7 +59,6 @@ from worker.service.control import ignored, kept_minimum, over_budget, past_rule
 from worker.service.inbound import ChatToAnswer
 from worker.sessions.manager import SessionManager
 from worker.sessions.redacting import RedactionCounter, RedactionStep
-from worker.sessions.slots import Resolution
 from worker.sessions.transcript import Draft
 from worker.stores.base import StoredEntry
 
@@ -185,7 +184,7 @@ class EventProcessor:
         told = await self._redaction_notice(identity, findings, resolution.session, entry, delivery)
         if resolution.archived is None:
             return told + turns
-        return await self._reset_notice(identity, resolution, delivery) + told + turns
+        return await self._reset_notice(identity, resolution.archived, resolution.due, delivery) + told + turns
 
     async def _command_event(self, event: CommandEvent, identity: Identity) -> Outcome:
         return await self._run_text_command(event, identity, event.command)
@@ -329,6 +328,9 @@ class EventProcessor:
     # the session's current state does not justify changes nothing, and says so in one log line.
     async def _scheduled_reset(self, event: SessionResetDue, identity: Identity) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
+        if session is not None and session.status == "archived" and session.archived_by == identity.key:
+            # A retry: the first attempt archived it, and a fault cut it short before the notice.
+            return await self._reset_notice(identity, session, None, session.delivery_context)
         if session is None or session.status != "active" or session.last_activity_at > event.due_at:
             return Outcome()  # already rolled over, deleted, or active again since it fell due
         if session.agent_id != event.agent_id:
@@ -337,10 +339,9 @@ class EventProcessor:
         due = session_reset_due(settings.reset, session, self._clock())
         if due is None:
             return ignored(event, "the session is not due for a reset under its agent's policy")
-        if not await self._manager.store.archive_session(session.id, due.reason, self._clock()):
+        if not await self._manager.store.archive_session(session.id, due.reason, self._clock(), by=identity.key):
             return Outcome()
-        text = f"session reset: {due.describe(session_policy(settings.reset, session))}. {UNDO}."
-        return self._say.notice(identity, session, "session-reset", text, session.delivery_context)
+        return await self._reset_notice(identity, session, due, session.delivery_context)
 
     async def _retention(self, event: RetentionDue, identity: Identity) -> Outcome:
         session = await self._manager.store.get_session(event.session_id)
@@ -390,10 +391,13 @@ class EventProcessor:
             return Outcome()
         return self._say.notice(identity, session, "secrets-redacted", text, delivery)
 
-    async def _reset_notice(self, identity: Identity, resolution: Resolution, delivery: DeliveryContext) -> Outcome:
-        if resolution.archived is None or resolution.due is None:
+    async def _reset_notice(
+        self, identity: Identity, archived: SessionEntry, due: ResetDue | None, delivery: DeliveryContext | None
+    ) -> Outcome:
+        """The notice of a daily or idle reset; `due` None rebuilds it from how the session was archived."""
+        due = due or reset_of(archived)
+        if due is None:
             return Outcome()
-        settings = await self._manager.get_settings(resolution.archived.agent_id)
-        policy = session_policy(settings.reset, resolution.archived)
-        text = f"session reset: {resolution.due.describe(policy)}. {UNDO}."
-        return self._say.notice(identity, resolution.archived, "session-reset", text, delivery)
+        settings = await self._manager.get_settings(archived.agent_id)
+        text = f"session reset: {due.describe(session_policy(settings.reset, archived))}. {UNDO}."
+        return self._say.notice(identity, archived, "session-reset", text, delivery)

@@ -9,10 +9,10 @@ from schemas import AgentSettings, ArchiveReason, SessionEntry
 from worker.engine.clock import Clock
 from worker.engine.delivery import merge_delivery
 from worker.engine.keyed_lock import KeyedLock
-from worker.engine.resets import ResetDue, session_reset_due
+from worker.engine.resets import ResetDue, reset_of, session_reset_due
 from worker.engine.scope import ChatAddress, slot_key
 from worker.errors import InvalidArgument, StoreConflict
-from worker.stores.base import SessionRecords
+from worker.stores.base import SessionQuery, SessionRecords
 
 _RESOLVE_ATTEMPTS = 8
 
@@ -60,6 +60,8 @@ class SlotResolver:
             if current is not None:
                 current_due = session_reset_due(settings.reset, current, now)
                 if current_due is None:
+                    if archived is None and event_id is not None and current.opened_by == event_id:
+                        archived, due = await self._reset_by(settings.agent_id, key, event_id)
                     return Resolution(
                         await self._touch_delivery(current, address) if touch else current,
                         created=False,
@@ -67,13 +69,26 @@ class SlotResolver:
                         due=due,
                     )
                 # Only the caller whose archive succeeds reports the reset: one notice per reset.
-                if await self._store.archive_session(current.id, current_due.reason, now):
+                if await self._store.archive_session(current.id, current_due.reason, now, by=event_id):
                     archived, due = current, current_due
                 continue
+            if archived is None and event_id is not None:
+                archived, due = await self._reset_by(settings.agent_id, key, event_id)
             session = await self._create(settings.agent_id, key, address, event_id)
             if session is not None:
                 return Resolution(session, created=True, archived=archived, due=due)
         raise StoreConflict(f"could not settle slot {key}: too many concurrent changes")
+
+    async def _reset_by(
+        self, agent_id: str, key: str, event_id: str
+    ) -> tuple[SessionEntry, ResetDue] | tuple[None, None]:
+        """The daily or idle reset this event made in an attempt that a fault cut short (after the
+        archive, before its notice went out): its retry reports it all the same."""
+        query = SessionQuery(agent_id=agent_id, key=key, status="archived", archived_by=event_id, limit=1)
+        for session in await self._store.list_sessions(query):
+            if (due := reset_of(session)) is not None:
+                return session, due
+        return None, None
 
     async def reset(
         self, settings: AgentSettings, address: ChatAddress, reason: ArchiveReason, event_id: str | None = None

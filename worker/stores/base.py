@@ -79,6 +79,7 @@ class SessionQuery:
     status: SessionStatus | None = None
     active_since: datetime | None = None
     key: str | None = None
+    archived_by: str | None = None  # the event that archived them (SessionEntry.archived_by)
     limit: int = 50
     # Keyset cursor: sessions strictly after (last_activity_at, id) in newest-first order.
     after: tuple[datetime, str] | None = None
@@ -144,8 +145,10 @@ class SessionRecords(Protocol):
         """False when another session already holds this (agent, key, generation)."""
 
     async def get_session(self, session_id: str) -> SessionEntry | None: ...
-    async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
-        """Active -> archived; False if it was not active."""
+    async def archive_session(
+        self, session_id: str, reason: ArchiveReason, at: datetime, by: str | None = None
+    ) -> bool:
+        """Active -> archived (`by`: the event that did it, if one did); False if it was not active."""
 
     async def reactivate_session(
         self, session_id: str, generation: int, at: datetime, opened_by: str | None = None

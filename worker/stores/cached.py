@@ -78,8 +78,10 @@ class CachedStore(DelegatingStore):
             self._put(session)
         return inserted
 
-    async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
-        archived = await self.inner.archive_session(session_id, reason, at)
+    async def archive_session(
+        self, session_id: str, reason: ArchiveReason, at: datetime, by: str | None = None
+    ) -> bool:
+        archived = await self.inner.archive_session(session_id, reason, at, by)
         self.forget(session_id)  # archived by us or by someone else: either way re-read next time
         return archived
 

@@ -64,8 +64,10 @@ class DelegatingStore(SessionStore):
     async def get_session(self, session_id: str) -> SessionEntry | None:
         return await self.inner.get_session(session_id)
 
-    async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
-        return await self.inner.archive_session(session_id, reason, at)
+    async def archive_session(
+        self, session_id: str, reason: ArchiveReason, at: datetime, by: str | None = None
+    ) -> bool:
+        return await self.inner.archive_session(session_id, reason, at, by)
 
     async def reactivate_session(
         self, session_id: str, generation: int, at: datetime, opened_by: str | None = None

@@ -125,11 +125,14 @@ class MongoStore(MongoMaintenance):
         return session_from_doc(await self._sessions.find_one({"_id": session_id}))
 
     @unavailable
-    async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
+    async def archive_session(
+        self, session_id: str, reason: ArchiveReason, at: datetime, by: str | None = None
+    ) -> bool:
+        archived = {"status": "archived", "archived_reason": reason, "archived_at": at, "archived_by": by}
         result = await self._sessions.update_one(
             {"_id": session_id, "status": "active"},
             {
-                "$set": {"status": "archived", "archived_reason": reason, "archived_at": at, "updated_at": at},
+                "$set": {**archived, "updated_at": at},
                 "$inc": {"version": 1},
             },
         )
@@ -149,6 +152,7 @@ class MongoStore(MongoMaintenance):
                         "generation": generation,
                         "archived_reason": None,
                         "archived_at": None,
+                        "archived_by": None,
                         "updated_at": at,
                         **opener,
                     },
@@ -189,7 +193,7 @@ class MongoStore(MongoMaintenance):
         if query.limit <= 0:  # pymongo treats limit 0 as "no limit"
             return []
         where: Doc = {}
-        for name in ("agent_id", "status", "key"):
+        for name in ("agent_id", "status", "key", "archived_by"):
             if (value := getattr(query, name)) is not None:
                 where[name] = value
         if query.active_since is not None:

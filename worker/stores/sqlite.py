@@ -22,7 +22,12 @@ from worker.stores.sqlite_attempts import ATTEMPTS_SCHEMA
 from worker.stores.sqlite_bytes import count_agent_bytes
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_maintenance import SqliteMaintenance
-from worker.stores.sqlite_migrations import migrate_agent_bytes, migrate_event_keys, migrate_stored_bytes
+from worker.stores.sqlite_migrations import (
+    migrate_agent_bytes,
+    migrate_archived_by,
+    migrate_event_keys,
+    migrate_stored_bytes,
+)
 from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
     SCHEMA,
@@ -71,6 +76,7 @@ class SqliteStore(SqliteMaintenance):
         await self._db.write(migrate_event_keys, alone=True)
         await self._db.write(migrate_stored_bytes, alone=True)
         await self._db.write(migrate_agent_bytes, alone=True)
+        await self._db.write(migrate_archived_by, alone=True)
 
     async def close(self) -> None:
         await self._db.close()
@@ -128,11 +134,13 @@ class SqliteStore(SqliteMaintenance):
     async def get_session(self, session_id: str) -> SessionEntry | None:
         return await self._one_session(f"{_SELECT_SESSION} WHERE id = ?", (session_id,))
 
-    async def archive_session(self, session_id: str, reason: ArchiveReason, at: datetime) -> bool:
+    async def archive_session(
+        self, session_id: str, reason: ArchiveReason, at: datetime, by: str | None = None
+    ) -> bool:
         return await self._update(
-            "UPDATE sessions SET status = 'archived', archived_reason = ?, archived_at = ?, version = version + 1,"
-            " updated_at = ? WHERE id = ? AND status = 'active'",
-            (reason, to_ms(at), to_ms(at), session_id),
+            "UPDATE sessions SET status = 'archived', archived_reason = ?, archived_at = ?, archived_by = ?,"
+            " version = version + 1, updated_at = ? WHERE id = ? AND status = 'active'",
+            (reason, to_ms(at), by, to_ms(at), session_id),
         )
 
     async def reactivate_session(
@@ -140,7 +148,7 @@ class SqliteStore(SqliteMaintenance):
     ) -> bool:
         try:
             return await self._update(
-                "UPDATE sessions SET status = 'active', archived_reason = NULL, archived_at = NULL,"
+                "UPDATE sessions SET status = 'active', archived_reason = NULL, archived_at = NULL, archived_by = NULL,"
                 " version = version + 1, generation = ?, updated_at = ?, opened_by = coalesce(?, opened_by)"
                 " WHERE id = ? AND status = 'archived'",
                 (generation, to_ms(at), opened_by, session_id),
@@ -171,7 +179,8 @@ class SqliteStore(SqliteMaintenance):
     async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]:
         clauses: list[str] = []
         params: list[Any] = []
-        for column, value in (("agent_id", query.agent_id), ("status", query.status), ("key", query.key)):
+        filters = (("agent_id", query.agent_id), ("status", query.status), ("key", query.key))
+        for column, value in (*filters, ("archived_by", query.archived_by)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)

@@ -13,6 +13,7 @@ from worker.stores.sqlite_bytes import AGENT_BYTES_TABLE, recount_agent_bytes
 SCOPED_EVENT_KEYS = 1  # entries and outcomes carry fingerprints; entries' event ids are scoped
 STORED_BYTES = 2  # sessions count their transcript bytes as stored
 AGENT_BYTES = 3  # a counter per agent of its sessions' stored bytes
+ARCHIVED_BY = 4  # sessions name the event that archived them
 
 
 def migrate_event_keys(conn: sqlite3.Connection) -> None:
@@ -77,3 +78,14 @@ def migrate_agent_bytes(conn: sqlite3.Connection) -> None:
         conn.execute(AGENT_BYTES_TABLE)
         recount_agent_bytes(conn)
         conn.execute(f"PRAGMA user_version = {AGENT_BYTES}")
+
+
+def migrate_archived_by(conn: sqlite3.Connection) -> None:
+    """Adds the column naming the event that archived a session (empty for those archived before)."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= ARCHIVED_BY:
+        return
+    with _immediate(conn):
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+        if "archived_by" not in columns:
+            conn.execute("ALTER TABLE sessions ADD COLUMN archived_by TEXT")
+        conn.execute(f"PRAGMA user_version = {ARCHIVED_BY}")

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     view TEXT NOT NULL,
     opened_by TEXT,
     version INTEGER NOT NULL DEFAULT 0,
+    archived_by TEXT,
     UNIQUE (agent_id, key, generation)
 );
 CREATE INDEX IF NOT EXISTS sessions_slot_status ON sessions (agent_id, key, status);
@@ -132,7 +133,7 @@ SESSION_COLUMNS = (
     "id, agent_id, key, generation, status, archived_reason, archived_at, channel, last_channel,"
     " last_to, last_account_id, last_thread_id, delivery_context, created_at, updated_at,"
     " last_activity_at, message_count, last_seq, input_tokens, output_tokens, stored_bytes, model, origin, view,"
-    " opened_by, version"
+    " opened_by, version, archived_by"
 )
 ENTRY_COLUMNS = (
     "session_id, seq, event_id, role, ts, token_count, important, input_tokens, output_tokens,"
@@ -181,6 +182,7 @@ def session_params(session: SessionEntry) -> tuple[Any, ...]:
         _json(doc["view"]),
         session.opened_by,
         session.version,
+        session.archived_by,
     )
 
 
@@ -212,6 +214,7 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
         view,
         opened_by,
         version,
+        archived_by,
     ) = row
     return SessionEntry.model_validate(
         {
@@ -241,6 +244,7 @@ def session_from_row(row: sqlite3.Row | tuple[Any, ...]) -> SessionEntry:
             "view": json.loads(view),
             "opened_by": opened_by,
             "version": version,
+            "archived_by": archived_by,
         }
     )
 

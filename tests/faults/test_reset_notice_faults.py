@@ -1,0 +1,144 @@
+"""A reset is announced even when a store fault cuts short the attempt that made it.
+
+The event that archives a session for a daily or idle reset is named on it (`archived_by`); the
+retry after a fault (a full disk, a lost connection, a worker killed) finds that reset and sends
+the notice the first attempt could not. On both stores, for a chat message and a scheduler event."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from schemas import ResetPolicy, SessionEntry
+from schemas.events import ChatSource, InboundMessage, SessionResetDue
+from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, delivery_of, handler_for
+from worker import create_session_manager
+from worker.engine.clock import ManualClock
+from worker.engine.tokens import CharRatioCounter, TokenCount
+from worker.errors import StoreUnavailable
+from worker.service.processor import ordering_key
+from worker.sessions.manager import SessionManager
+from worker.stores.base import SessionStore, SessionUpdate, StoredEntry
+from worker.stores.delegating import DelegatingStore
+from worker.stores.sqlite import SqliteStore
+
+SOURCE = ChatSource(channel="telegram", peer_id="7", user_id="7")
+IDLE = ResetPolicy(mode="idle", idle_minutes=30)
+
+
+class FailingOnce(DelegatingStore):
+    """Fails the next call of the armed method with StoreUnavailable, as a full disk would."""
+
+    armed: str | None = None
+
+    def _trip(self, method: str) -> None:
+        if self.armed == method:
+            self.armed = None
+            raise StoreUnavailable(f"{method}: disk full")
+
+    async def insert_session(self, session: SessionEntry) -> bool:
+        self._trip("insert_session")
+        return await self.inner.insert_session(session)
+
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
+        self._trip("append_entry")
+        return await self.inner.append_entry(entry, update, tokens)
+
+    async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
+        self._trip("save_outcome")
+        await self.inner.save_outcome(key, outcome, at, fingerprint)
+
+
+def _message(event_id: str) -> Delivery:
+    event = InboundMessage(event_id=event_id, source=SOURCE, text="hi")
+    return delivery_of(event.model_dump(mode="json", by_alias=True), ordering_key("main", SOURCE))
+
+
+def _manager(store: FailingOnce, clock: ManualClock) -> SessionManager:
+    return create_session_manager(store=store, clock=clock, token_counter=CharRatioCounter(), reset_policy=IDLE)
+
+
+def _notices(publisher: RecordingPublisher, kind: str) -> list[str]:
+    return [notice.text for outcome in publisher.outcomes for notice in outcome.notices if notice.kind == kind]
+
+
+# insert_session: after the archive, before the new session; append_entry: after both; save_outcome:
+# after the append, before the outcome (with its notice) is recorded.
+@pytest.mark.parametrize("fault", ["insert_session", "append_entry", "save_outcome"])
+async def test_a_message_that_found_its_session_idle_announces_the_reset_after_a_fault(
+    store: SessionStore, clock: ManualClock, fault: str
+) -> None:
+    failing = FailingOnce(store)
+    manager = _manager(failing, clock)
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+    await handler.handle(cast(Any, _message("m1")))
+    old = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    clock.advance(timedelta(minutes=45))
+    failing.armed = fault
+    delivery = _message("m2")
+    await handler.handle(cast(Any, delivery))
+    assert failing.armed is None and delivery.acks == 1  # the fault struck, and the retry went through
+    assert _notices(publisher, "session-reset") == [
+        "session reset: idle for 30 min. Send /session resume to go back to the previous session."
+    ]
+    assert (await manager.get_session(old.id)).archived_reason == "idle"
+    await handler.handle(cast(Any, _message("m3")))  # the next message hears nothing more of it
+    assert len(_notices(publisher, "session-reset")) == 1
+    new = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    assert [e.content for e in await manager.get_history(new.id)] == ["hi", "hi"]
+
+
+async def test_a_scheduled_reset_is_announced_after_a_fault(store: SessionStore, clock: ManualClock) -> None:
+    failing = FailingOnce(store)
+    manager = _manager(failing, clock)
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+    await handler.handle(cast(Any, _message("m1")))
+    session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    clock.advance(timedelta(minutes=45))
+    event = SessionResetDue(event_id="reset-1", session_id=session.id, reason="idle", due_at=clock())
+    control = delivery_of(event.model_dump(mode="json", by_alias=True), session.key)
+    control.user_id = SCHEDULER_USER
+    failing.armed = "save_outcome"  # archived, then the record of its notice fails
+    await handler.handle(cast(Any, control))
+    assert failing.armed is None and control.acks == 1
+    assert (await manager.get_session(session.id)).archived_reason == "idle"
+    assert len(_notices(publisher, "session-reset")) == 1
+    await handler.handle(cast(Any, _message("m2")))  # the reset was announced already: not again
+    assert len(_notices(publisher, "session-reset")) == 1
+
+
+async def test_a_reset_the_scheduler_made_is_not_announced_again_by_the_next_message(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    manager = _manager(FailingOnce(store), clock)
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+    await handler.handle(cast(Any, _message("m1")))
+    session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    clock.advance(timedelta(minutes=45))
+    assert await manager.store.archive_session(session.id, "idle", clock(), by="another event")
+    await handler.handle(cast(Any, _message("m2")))
+    assert _notices(publisher, "session-reset") == []
+
+
+async def test_an_older_sqlite_store_gains_the_column_at_start_up(tmp_path: Path, clock: ManualClock) -> None:
+    store = SqliteStore.at_path(str(tmp_path / "old.db"))
+    await store.ensure_schema()
+
+    def as_version_3_left_it(conn: sqlite3.Connection) -> None:
+        conn.execute("ALTER TABLE sessions DROP COLUMN archived_by")
+        conn.execute("PRAGMA user_version = 3")
+
+    await store._db.write(as_version_3_left_it, alone=True)
+    await store.ensure_schema()
+    manager = _manager(FailingOnce(store), clock)
+    session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    assert await manager.store.archive_session(session.id, "idle", clock(), by="evt")
+    assert (await manager.get_session(session.id)).archived_by == "evt"
+    await manager.close()
