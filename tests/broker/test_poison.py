@@ -1,6 +1,6 @@
 """Crash loops: worker deaths alone never dead-letter healthy events, and an event that kills the
 worker every time is dead-lettered `poison` after SESSIONS_POISON_ATTEMPTS tries while the rest of
-its chat goes on."""
+its chat goes on; a worker killed right after it reset a session still announces the reset."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aio_pika
@@ -20,9 +21,10 @@ from aio_pika.abc import AbstractChannel
 from schemas.events import ChatSource, InboundMessage
 from tests.support.backends import WorkerStore
 from tests.support.broker import BrokerHarness, isolated_topology
-from tests.support.crashing_worker import CRASH_MARKER
+from tests.support.crashing_worker import CRASH_MARKER, CRASH_ONCE_MARKER
 from tests.support.processes import WorkerProcesses
 from worker import create_session_manager
+from worker.engine.clock import ManualClock
 from worker.engine.tokens import TiktokenCounter
 from worker.service.processor import ordering_key
 
@@ -170,3 +172,41 @@ async def test_an_event_that_kills_the_worker_is_dead_lettered_as_poison(
     histories = await _histories(db, token_counter, slots)
     for slot in range(slots):
         assert histories[slot] == [f"slot {slot} message {r}" for r in range(3)], f"slot {slot}"
+
+
+async def test_a_reset_made_just_before_a_crash_is_announced_after_the_restart(
+    harness_and_db: tuple[BrokerHarness, Path], amqp_url: str, tmp_path: Path, token_counter: TiktokenCounter
+) -> None:
+    harness, db = harness_and_db
+    idle_since = ManualClock(datetime.now(UTC) - timedelta(hours=2))
+    async with create_session_manager(db_path=str(db), token_counter=token_counter, clock=idle_since) as manager:
+        old = await manager.get_or_create_session(user_id="p0", channel_id="slack", peer_id="p0")
+        await manager.add_message(old.id, "user", "two hours ago")
+    flag = tmp_path / "crashed"
+    workers = WorkerProcesses(
+        amqp_url,
+        harness.names,
+        WorkerStore("sqlite", str(db)),
+        log_dir=tmp_path,
+        module="tests.support.crashing_worker",
+        SESSIONS_RESET_MODE="idle",
+        SESSIONS_IDLE_MINUTES="30",
+        CRASH_ONCE_FLAG=str(flag),
+    )
+    assert harness.gateway is not None
+    # Killed after the reset (archive, new session) and before the entry and its notice.
+    event = InboundMessage(event_id="e-back", source=_source(0), text=f"back again {CRASH_ONCE_MARKER}")
+    await harness.gateway.publish(event, ordering_key("main", _source(0)))
+    workers.start(0, wait=False)
+    try:
+        began = time.monotonic()
+        while not harness.turns.items and time.monotonic() - began < 60:
+            await asyncio.sleep(0.2)
+            if workers.exited(0):
+                workers.start(0, wait=False)
+    finally:
+        workers.stop_all()
+    assert flag.exists()  # it did crash
+    resets = [n for n in harness.notices.items if n["kind"] == "session-reset"]
+    assert [n["sessionId"] for n in resets] == [old.id]
+    assert [t["inReplyTo"] for t in harness.turns.items] == ["e-back"]

@@ -1,5 +1,7 @@
-"""A worker process for poison tests: the real worker, whose token counter kills the process
-(SIGKILL, as the OOM killer would) whenever it meets a message containing CRASH_MARKER.
+"""A worker process for crash tests: the real worker, whose token counter kills the process
+(SIGKILL, as the OOM killer would) whenever it meets a message containing CRASH_MARKER, and once
+for CRASH_ONCE_MARKER (the first time, while the file that CRASH_ONCE_FLAG names does not exist).
+The count runs just before the entry is written: after the session was resolved (reset, created).
 
 Test-only: the production worker has no such hook. Run as `python -m tests.support.crashing_worker`
 with the usual SESSIONS_* environment.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 from worker import create_session_manager
 from worker.amqp.service import WorkerService
@@ -20,6 +23,8 @@ from worker.engine.tokens import TiktokenCounter
 from worker.sessions.options import options_from_settings
 
 CRASH_MARKER = "kill-the-worker"
+CRASH_ONCE_MARKER = "kill-the-worker-once"
+CRASH_ONCE_FLAG = "CRASH_ONCE_FLAG"  # the environment variable naming the flag file
 
 
 class CrashingCounter:
@@ -27,7 +32,12 @@ class CrashingCounter:
         self._inner = inner
 
     def count(self, text: str) -> int:
-        if CRASH_MARKER in text:
+        if CRASH_ONCE_MARKER in text:
+            flag = Path(os.environ[CRASH_ONCE_FLAG])
+            if not flag.exists():
+                flag.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+        elif CRASH_MARKER in text:
             os.kill(os.getpid(), signal.SIGKILL)
         return self._inner.count(text)
 
