@@ -7,54 +7,30 @@ the notice the first attempt could not. On both stores, for a chat message and a
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from schemas import ResetPolicy, SessionEntry
+from schemas import ResetPolicy
 from schemas.events import ChatSource, InboundMessage, SessionResetDue
+from tests.support.failing_store import FailingOnce
 from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, delivery_of, handler_for
 from worker import create_session_manager
 from worker.engine.clock import ManualClock
-from worker.engine.tokens import CharRatioCounter, TokenCount
-from worker.errors import StoreUnavailable
+from worker.engine.tokens import CharRatioCounter
 from worker.service.processor import ordering_key
 from worker.sessions.manager import SessionManager
-from worker.stores.base import SessionStore, SessionUpdate, StoredEntry
-from worker.stores.delegating import DelegatingStore
+from worker.stores.base import SessionStore
 from worker.stores.sqlite import SqliteStore
 
 SOURCE = ChatSource(channel="telegram", peer_id="7", user_id="7")
 IDLE = ResetPolicy(mode="idle", idle_minutes=30)
 
 
-class FailingOnce(DelegatingStore):
-    """Fails the next call of the armed method with StoreUnavailable, as a full disk would."""
-
-    armed: str | None = None
-
-    def _trip(self, method: str) -> None:
-        if self.armed == method:
-            self.armed = None
-            raise StoreUnavailable(f"{method}: disk full")
-
-    async def insert_session(self, session: SessionEntry) -> bool:
-        self._trip("insert_session")
-        return await self.inner.insert_session(session)
-
-    async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
-        self._trip("append_entry")
-        return await self.inner.append_entry(entry, update, tokens)
-
-    async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
-        self._trip("save_outcome")
-        await self.inner.save_outcome(key, outcome, at, fingerprint)
-
-
-def _message(event_id: str) -> Delivery:
-    event = InboundMessage(event_id=event_id, source=SOURCE, text="hi")
+def _message(event_id: str, text: str = "hi") -> Delivery:
+    event = InboundMessage(event_id=event_id, source=SOURCE, text=text)
     return delivery_of(event.model_dump(mode="json", by_alias=True), ordering_key("main", SOURCE))
 
 
@@ -91,6 +67,28 @@ async def test_a_message_that_found_its_session_idle_announces_the_reset_after_a
     assert len(_notices(publisher, "session-reset")) == 1
     new = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     assert [e.content for e in await manager.get_history(new.id)] == ["hi", "hi"]
+
+
+@pytest.mark.parametrize("fault", [None, "insert_session", "save_outcome"])
+async def test_a_command_that_found_its_session_idle_announces_the_reset(
+    store: SessionStore, clock: ManualClock, fault: str | None
+) -> None:
+    failing = FailingOnce(store)
+    manager = _manager(failing, clock)
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+    await handler.handle(cast(Any, _message("m1")))
+    clock.advance(timedelta(minutes=45))
+    failing.armed = fault
+    await handler.handle(cast(Any, _message("c1", "/checkpoint save before-lunch")))  # opens the session
+    assert failing.armed is None
+    assert len(_notices(publisher, "session-reset")) == 1
+    (result,) = [r.text for o in publisher.outcomes for r in o.replies if r.kind == "command-result"]
+    new = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    (checkpoint,) = await manager.list_checkpoints(new.id)
+    assert result == f"Checkpoint {checkpoint.id} saved: before-lunch (0 messages)."
+    await handler.handle(cast(Any, _message("m2")))
+    assert len(_notices(publisher, "session-reset")) == 1
 
 
 async def test_a_scheduled_reset_is_announced_after_a_fault(store: SessionStore, clock: ManualClock) -> None:
@@ -132,6 +130,7 @@ async def test_an_older_sqlite_store_gains_the_column_at_start_up(tmp_path: Path
     await store.ensure_schema()
 
     def as_version_3_left_it(conn: sqlite3.Connection) -> None:
+        conn.execute("DROP INDEX sessions_archived_by")
         conn.execute("ALTER TABLE sessions DROP COLUMN archived_by")
         conn.execute("PRAGMA user_version = 3")
 
@@ -141,4 +140,10 @@ async def test_an_older_sqlite_store_gains_the_column_at_start_up(tmp_path: Path
     session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     assert await manager.store.archive_session(session.id, "idle", clock(), by="evt")
     assert (await manager.get_session(session.id)).archived_by == "evt"
+    plan = await store._db.read(
+        lambda conn: conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM sessions WHERE agent_id = 'main' AND archived_by = 'evt'"
+        ).fetchall()
+    )
+    assert "sessions_archived_by" in str(plan)  # the migration made the index a retry looks with
     await manager.close()

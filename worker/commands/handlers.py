@@ -8,6 +8,7 @@ from typing import Literal
 
 from schemas import AgentSettings, SessionEntry
 from worker.commands.parsing import Command
+from worker.engine.resets import ResetDue
 from worker.engine.scope import ChatAddress
 from worker.errors import InvalidArgument
 from worker.sessions.manager import SessionManager
@@ -34,6 +35,9 @@ class CommandResult:
     session_id: str | None
     # Sessions the command archived in other chats, each of which is told once.
     archived_elsewhere: tuple[SessionEntry, ...] = ()
+    # The daily or idle reset made while opening the chat's session for the command: announced
+    # as a message's would be.
+    reset: tuple[SessionEntry, ResetDue] | None = None
 
 
 def checkpoint_id_for(key: str) -> str:
@@ -144,7 +148,7 @@ async def session_model(ctx: CommandContext) -> CommandResult:
 
 # Agent settings (admins) ------------------------------------------------------------------------
 async def set_scope(ctx: CommandContext) -> CommandResult:
-    change = await ctx.manager.change_scope(ctx.command.args[0], agent_id=ctx.address.agent_id)
+    change = await ctx.manager.change_scope(ctx.command.args[0], agent_id=ctx.address.agent_id, key=ctx.key)
     archived = f"; {plural(len(change.archived), 'session')} that no longer fit it archived (kept)"
     text = f"Session scope is now {change.settings.scope}{archived if change.archived else ''}."
     return CommandResult(text, None, change.archived)

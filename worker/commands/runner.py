@@ -8,6 +8,7 @@ from worker.commands.handlers import CommandContext, CommandResult
 from worker.commands.parsing import Command
 from worker.commands.registry import BY_WORDS, ChatCommand
 from worker.engine.delivery import clean_id
+from worker.engine.resets import ResetDue
 from worker.engine.scope import ChatAddress
 from worker.errors import RequestError
 from worker.sessions.manager import SessionManager
@@ -50,13 +51,20 @@ class CommandRunner:
         settings = await self._manager.get_settings(address.agent_id)
         if command.syntax.admin and not is_admin(settings, address):
             raise CommandRefused(f"Only the agent's admins can change {command.usage.split(' ')[1]} settings.")
-        session = await self._session_for(chat_command, address, key)
+        session, reset = await self._session_for(chat_command, address, key)
         result = await chat_command.handler(CommandContext(self._manager, address, settings, command, key, session))
-        return CommandResult(_clip(result.text, self._max_reply_chars), result.session_id, result.archived_elsewhere)
+        text = _clip(result.text, self._max_reply_chars)
+        return CommandResult(text, result.session_id, result.archived_elsewhere, reset)
 
-    async def _session_for(self, command: ChatCommand, address: ChatAddress, key: str) -> SessionEntry | None:
+    async def _session_for(
+        self, command: ChatCommand, address: ChatAddress, key: str
+    ) -> tuple[SessionEntry | None, tuple[SessionEntry, ResetDue] | None]:
+        """The session the command works on, and the reset that opening it made, if one did."""
         if command.session == "none":
-            return None
+            return None, None
         if command.session == "peek":
-            return await self._manager.find_session(address)
-        return (await self._manager.resolve(address, key)).session
+            return await self._manager.find_session(address), None
+        resolution = await self._manager.resolve(address, key)
+        if resolution.archived is None or resolution.due is None:
+            return resolution.session, None
+        return resolution.session, (resolution.archived, resolution.due)

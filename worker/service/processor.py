@@ -52,7 +52,6 @@ from worker.errors import (
     RequestError,
     SessionNotActive,
     SessionNotFound,
-    SessionsError,
 )
 from worker.service.announcements import Announcer, address_of
 from worker.service.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
@@ -218,6 +217,9 @@ class EventProcessor:
             text = f"{exc} (usage: {command.usage})" if isinstance(exc, InvalidArgument) else str(exc)
             return self._say.reply(identity, agent_id, None, text, source, "error")
         answer = self._say.reply(identity, agent_id, result.session_id, result.text, source, "command-result")
+        if result.reset is not None:  # opening the chat's session for the command reset it: say so first
+            archived, due = result.reset
+            answer = await self._reset_notice(identity, archived, due, address.delivery()) + answer
         for archived in result.archived_elsewhere:
             text = (
                 f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
@@ -300,9 +302,10 @@ class EventProcessor:
         return Outcome()
 
     async def _important(self, event: MarkImportant, identity: Identity) -> Outcome:
+        session = await self._session_or_reject(event.session_id, event)
         try:
-            await self._manager.mark_important(event.session_id, event.seq, event.important)
-        except SessionsError as exc:
+            await self._manager.mark_important(session.id, event.seq, event.important)
+        except RequestError as exc:  # not a store fault: those are waited out, never dead-lettered
             raise Rejected("not-found", str(exc)) from exc
         return Outcome()
 

@@ -378,15 +378,19 @@ class SessionManager:
         return (await self.change_scope(scope, agent_id=agent_id)).settings
 
     @opening
-    async def change_scope(self, scope: str, *, agent_id: str | None = None) -> ScopeChange:
+    async def change_scope(self, scope: str, *, agent_id: str | None = None, key: str | None = None) -> ScopeChange:
         """Change who shares a session. Each active session whose slot the new scope no longer
         has is archived (reason scope-change), so none is left active and unreachable; the
-        chat's next message opens its session under the new scope."""
+        chat's next message opens its session under the new scope. A retry of the event `key`
+        reports the sessions an attempt of it archived before a fault cut it short, too."""
         settings = await self.agents.set_scope(agent_id or self._default_agent, scope)
         archived: list[SessionEntry] = []
+        if key is not None:
+            before = SessionQuery(agent_id=settings.agent_id, status="archived", archived_by=key)
+            archived += [s async for s in every_session(self.store, before) if s.archived_reason == "scope-change"]
         async for session in every_session(self.store, SessionQuery(agent_id=settings.agent_id, status="active")):
             misfit = not key_fits(settings.scope, session.key)
-            if misfit and await self.store.archive_session(session.id, "scope-change", self._clock()):
+            if misfit and await self.store.archive_session(session.id, "scope-change", self._clock(), by=key):
                 archived.append(session)
         return ScopeChange(settings, tuple(archived))
 

@@ -3,8 +3,10 @@
 The session it replaces is archived (reason resumed-other) and its visible entries, the messages
 that arrived since the reset, are appended in order at the end of the resumed session: only those
 are copied (re-sealed under the resumed session), never the resumed session's own transcript.
-Idempotent on the event's key: the resumed session records it as its opener, and each carried
-entry's id derives from the entry it carries.
+Idempotent on the event's key: the resumed session records it as its opener, the replaced one
+as its archiver, and each carried entry's id derives from the entry it carries. So a retry after a
+fault cut an attempt short (after the archive, or after the reactivation) finishes that attempt:
+the same target, the same replaced session, the same entries carried.
 """
 
 from __future__ import annotations
@@ -41,19 +43,22 @@ class Resumer:
         async with self._locks.hold(f"slot:{agent_id}:{slot}"):
             members = await self._store.list_sessions(SessionQuery(agent_id=agent_id, key=slot, limit=_SLOT_SESSIONS))
             current = next((m for m in members if m.status == "active"), None)
+            # The session an earlier attempt of this event replaced, if one got that far.
+            earlier = _replaced_by(members, key)
             if current is not None and key is not None and current.opened_by == key:
-                return await self._carry(current, _last_replaced(members))  # a retry: finish what it began
-            target = _target(members, current, target_id)
+                return await self._carry(current, earlier)  # a retry: finish what it began
+            replaced = current or earlier
+            target = _target(members, replaced, target_id)
             now = self._clock()
             if current is not None:
-                await self._store.archive_session(current.id, "resumed-other", now)
+                await self._store.archive_session(current.id, "resumed-other", now, by=key)
             generation = await self._store.last_generation(agent_id, slot) + 1
             if not await self._store.reactivate_session(target.id, generation, now, opened_by=key):
                 raise InvalidArgument(f"session {target.id} could not be resumed; it changed meanwhile, try again")
             resumed = await self._store.get_session(target.id)
             if resumed is None:
                 raise SessionNotFound(f"no session {target.id}")
-            return await self._carry(resumed, current)
+            return await self._carry(resumed, replaced)
 
     async def _carry(self, target: SessionEntry, replaced: SessionEntry | None) -> Resumed:
         if replaced is None:
@@ -77,7 +82,7 @@ class Resumer:
         return Resumed(fresh or target, replaced, carried)
 
 
-def _target(members: list[SessionEntry], current: SessionEntry | None, target_id: str | None) -> SessionEntry:
+def _target(members: list[SessionEntry], replaced: SessionEntry | None, target_id: str | None) -> SessionEntry:
     if target_id is not None:
         found = next((m for m in members if m.id == target_id), None)
         if found is None:
@@ -85,12 +90,15 @@ def _target(members: list[SessionEntry], current: SessionEntry | None, target_id
         if found.status == "active":
             raise InvalidArgument(f"session {target_id} is the active one already")
         return found
-    earlier = [m for m in members if m.status == "archived" and m.archived_at is not None]
+    replaced_id = None if replaced is None else replaced.id
+    earlier = [m for m in members if m.status == "archived" and m.archived_at is not None and m.id != replaced_id]
     if not earlier:
         raise InvalidArgument("there is no earlier session to resume in this chat")
     return max(earlier, key=lambda m: (m.archived_at, m.id))
 
 
-def _last_replaced(members: list[SessionEntry]) -> SessionEntry | None:
-    replaced = [m for m in members if m.archived_reason == "resumed-other" and m.archived_at is not None]
-    return max(replaced, key=lambda m: (m.archived_at, m.id)) if replaced else None
+def _replaced_by(members: list[SessionEntry], key: str | None) -> SessionEntry | None:
+    """The session that this event's resume archived (as resumed-other), if it did."""
+    if key is None:
+        return None
+    return next((m for m in members if m.archived_reason == "resumed-other" and m.archived_by == key), None)

@@ -84,27 +84,36 @@ class SlotResolver:
     ) -> tuple[SessionEntry, ResetDue] | tuple[None, None]:
         """The daily or idle reset this event made in an attempt that a fault cut short (after the
         archive, before its notice went out): its retry reports it all the same."""
+        archived = await self._archived_by(agent_id, key, event_id)
+        due = None if archived is None else reset_of(archived)
+        return (None, None) if archived is None or due is None else (archived, due)
+
+    async def _archived_by(self, agent_id: str, key: str, event_id: str) -> SessionEntry | None:
+        """The slot's session that this event archived, if it did (in this attempt or an earlier one)."""
         query = SessionQuery(agent_id=agent_id, key=key, status="archived", archived_by=event_id, limit=1)
-        for session in await self._store.list_sessions(query):
-            if (due := reset_of(session)) is not None:
-                return session, due
-        return None, None
+        found = await self._store.list_sessions(query)
+        return found[0] if found else None
 
     async def reset(
         self, settings: AgentSettings, address: ChatAddress, reason: ArchiveReason, event_id: str | None = None
     ) -> Resolution:
         """Archive the slot's active session (if any) and start a new one.
 
-        Replaying the same `event_id` finds the session it opened and changes nothing.
+        Replaying the same `event_id` finds the session it opened and changes nothing; it reports
+        the session it archived, even when a fault cut the first attempt short.
         """
         key = slot_key(settings, address)
         async with self._locks.hold(f"slot:{settings.agent_id}:{key}"):
             archived = None
             current = await self._store.find_active(settings.agent_id, key)
             if current is not None and event_id is not None and current.opened_by == event_id:
-                return Resolution(current, created=False)
-            if current is not None and await self._store.archive_session(current.id, reason, self._clock()):
+                archived = await self._archived_by(settings.agent_id, key, event_id)
+                return Resolution(current, created=False, archived=archived)
+            now = self._clock()
+            if current is not None and await self._store.archive_session(current.id, reason, now, by=event_id):
                 archived = current
+            elif current is None and event_id is not None:  # archived by this event's cut-short attempt?
+                archived = await self._archived_by(settings.agent_id, key, event_id)
             resolution = await self._resolve(settings, key, address, event_id)
             return Resolution(resolution.session, created=resolution.created, archived=archived)
 

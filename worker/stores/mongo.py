@@ -62,6 +62,7 @@ class MongoStore(MongoMaintenance):
             (self._sessions, [("agent_id", up), ("created_at", up), ("_id", up)], False),
             (self._sessions, [("created_at", up), ("_id", up)], False),
             (self._sessions, newest, False),
+            (self._sessions, [("archived_by", up)], False),  # a retry finds what its event archived
             (self._entries, [("session_id", up), ("seq", up)], True),
             (self._entries, [("event_id", up)], True),
             (self._checkpoints, [("session_id", up), ("created_at", up)], False),

@@ -88,4 +88,8 @@ def migrate_archived_by(conn: sqlite3.Connection) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
         if "archived_by" not in columns:
             conn.execute("ALTER TABLE sessions ADD COLUMN archived_by TEXT")
+        # A retry looks up what its event archived; only archived sessions carry the column.
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS sessions_archived_by ON sessions (archived_by) WHERE archived_by IS NOT NULL"
+        )
         conn.execute(f"PRAGMA user_version = {ARCHIVED_BY}")

@@ -1,0 +1,53 @@
+"""A store that fails one chosen call once, as a full disk or a lost connection would."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas import ArchiveReason, SessionEntry
+from worker.engine.tokens import TokenCount
+from worker.errors import StoreUnavailable
+from worker.stores.base import SessionUpdate, StoredEntry
+from worker.stores.delegating import DelegatingStore
+
+
+class FailingOnce(DelegatingStore):
+    """Fails the next call of the method named by `armed` with StoreUnavailable, then disarms;
+    `tripped` says whether it did."""
+
+    armed: str | None = None
+    tripped: bool = False
+
+    def _trip(self, method: str) -> None:
+        if self.armed == method:
+            self.armed = None
+            self.tripped = True
+            raise StoreUnavailable(f"{method}: disk full")
+
+    async def insert_session(self, session: SessionEntry) -> bool:
+        self._trip("insert_session")
+        return await self.inner.insert_session(session)
+
+    async def archive_session(
+        self, session_id: str, reason: ArchiveReason, at: datetime, by: str | None = None
+    ) -> bool:
+        self._trip("archive_session")
+        return await self.inner.archive_session(session_id, reason, at, by)
+
+    async def reactivate_session(
+        self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
+    ) -> bool:
+        self._trip("reactivate_session")
+        return await self.inner.reactivate_session(session_id, generation, at, opened_by)
+
+    async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
+        self._trip("append_entry")
+        return await self.inner.append_entry(entry, update, tokens)
+
+    async def set_important(self, session_id: str, seq: int, important: bool) -> bool:
+        self._trip("set_important")
+        return await self.inner.set_important(session_id, seq, important)
+
+    async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
+        self._trip("save_outcome")
+        await self.inner.save_outcome(key, outcome, at, fingerprint)
