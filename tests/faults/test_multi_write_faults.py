@@ -12,10 +12,10 @@ from typing import Any, cast
 import pytest
 
 from schemas import SessionEntry
-from schemas.events import ChatSource, CommandEvent, InboundMessage, MarkImportant, SessionResume
+from schemas.events import ChatSource, CommandEvent, InboundMessage, MarkImportant, RetentionDue, SessionResume
 from schemas.topology import HEADER_FORWARDED
 from tests.support.failing_store import FailingOnce
-from tests.support.fakes import Delivery, RecordingPublisher, delivery_of, handler_for
+from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, delivery_of, handler_for
 from worker import create_session_manager
 from worker.amqp.consumer import EventHandler
 from worker.engine.clock import ManualClock
@@ -75,7 +75,7 @@ async def _armed(
     return _texts(publisher, start)
 
 
-# /new and /reset: the undo hint naming the archived session is lost -----------------------
+# /new and /reset: the reply still names the archived session (its undo hint).
 @pytest.mark.parametrize("fault", [None, "insert_session", "save_outcome"])
 @pytest.mark.parametrize("command", ["/new", "/reset"])
 async def test_new_after_fault(store: SessionStore, clock: ManualClock, fault: str | None, command: str) -> None:
@@ -98,8 +98,8 @@ async def test_new_after_fault(store: SessionStore, clock: ManualClock, fault: s
     ]
 
 
-# /session resume (command): after the archive of the current session, the retry resumes
-#    the session it just archived (the wrong one).
+# /session resume (command): a retry after the current session's archive resumes the same target,
+# not the session its first attempt archived.
 @pytest.mark.parametrize("fault", [None, "reactivate_session", "save_outcome"])
 async def test_session_resume_command_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
     failing = FailingOnce(store)
@@ -127,7 +127,7 @@ async def test_session_resume_command_after_fault(store: SessionStore, clock: Ma
     assert [e.content for e in await manager.get_history(s1.id)] == ["hi", "after the reset"]
 
 
-# session.resume event: after the archive, the retry finds no current session, carries nothing.
+# session.resume event: a retry after the archive still carries what arrived since the reset.
 @pytest.mark.parametrize("fault", [None, "reactivate_session", "save_outcome"])
 async def test_session_resume_event_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
     failing = FailingOnce(store)
@@ -149,8 +149,8 @@ async def test_session_resume_event_after_fault(store: SessionStore, clock: Manu
     assert [e.content for e in await manager.get_history(s1.id)] == ["hi", "after the reset"]
 
 
-# A retried resume (fault after everything) that had no current session to replace carries
-#    an earlier resume's replaced session into the resumed one.
+# A retried resume that had no current session to replace carries nothing, not an earlier
+# resume's replaced session.
 @pytest.mark.parametrize("fault", [None, "save_outcome"])
 async def test_resume_with_no_current_session_retried(
     store: SessionStore, clock: ManualClock, fault: str | None
@@ -182,8 +182,7 @@ async def test_resume_with_no_current_session_retried(
     assert (await manager.get_session(s3.id)).status == "archived"
 
 
-# /session scope: settings saved, sessions archived, then the record fails; the retry finds
-#    nothing left to archive: the count and every scope-change notice are lost.
+# /session scope: a retry after the archives reports them and tells each chat.
 @pytest.mark.parametrize("fault", [None, "save_outcome"])
 async def test_scope_change_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
     failing = FailingOnce(store)
@@ -201,6 +200,43 @@ async def test_scope_change_after_fault(store: SessionStore, clock: ManualClock,
         "command-result: Session scope is now main; 2 sessions that no longer fit it archived (kept)."
     )
     assert sorted(kinds).count(("notice", "scope-change")) == 2
+
+
+# /checkpoint delete: a retry after the delete answers "deleted", not "no checkpoint".
+@pytest.mark.parametrize("fault", [None, "delete_checkpoint", "save_outcome"])
+async def test_checkpoint_delete_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
+    failing = FailingOnce(store)
+    manager = _manager(failing, clock)
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+    await _deliver(handler, publisher, _chat("m1", "hi"))
+    await _deliver(handler, publisher, _chat("c1", '/checkpoint save "x"'))
+    session = await _slot(manager)
+    (checkpoint,) = await manager.list_checkpoints(session.id)
+    published = await _armed(failing, fault, handler, publisher, _chat("d1", f"/checkpoint delete {checkpoint.id}"))
+    assert published == [("reply", f"command-result: Checkpoint {checkpoint.id} deleted.", session.id)]
+    assert await manager.list_checkpoints(session.id) == []
+
+
+# session.retention: a retry after the delete still publishes the deletion's notice.
+@pytest.mark.parametrize("fault", [None, "delete_sessions", "save_outcome"])
+async def test_retention_delete_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
+    failing = FailingOnce(store)
+    manager = _manager(failing, clock)
+    await manager.agents.update("main", retention={"keep_minimum": 0})
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+    await _deliver(handler, publisher, _chat("m1", "hi"))
+    session = await _slot(manager)
+    clock.advance(timedelta(days=31))
+    event = RetentionDue(event_id="ret-1", session_id=session.id, rule="max_inactive")
+    control = delivery_of(event.model_dump(mode="json", by_alias=True), session.key)
+    control.user_id = SCHEDULER_USER
+    published = await _armed(failing, fault, handler, publisher, control)
+    assert published == [
+        ("notice", f"retention-deleted: session {session.id} deleted by retention (max_inactive): 1 entry", session.id)
+    ]
+    assert await manager.store.get_session(session.id) is None
 
 
 # entry.important: a store fault is waited out, never dead-lettered as "not-found".

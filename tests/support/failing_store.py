@@ -7,7 +7,7 @@ from datetime import datetime
 from schemas import ArchiveReason, SessionEntry
 from worker.engine.tokens import TokenCount
 from worker.errors import StoreUnavailable
-from worker.stores.base import SessionUpdate, StoredEntry
+from worker.stores.base import DeletedCounts, SessionUpdate, StoredEntry
 from worker.stores.delegating import DelegatingStore
 
 
@@ -43,6 +43,14 @@ class FailingOnce(DelegatingStore):
     async def append_entry(self, entry: StoredEntry, update: SessionUpdate, tokens: TokenCount | None = None) -> bool:
         self._trip("append_entry")
         return await self.inner.append_entry(entry, update, tokens)
+
+    async def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        self._trip("delete_checkpoint")
+        return await self.inner.delete_checkpoint(checkpoint_id)
+
+    async def delete_sessions(self, session_ids: list[str]) -> DeletedCounts:
+        self._trip("delete_sessions")
+        return await self.inner.delete_sessions(session_ids)
 
     async def set_important(self, session_id: str, seq: int, important: bool) -> bool:
         self._trip("set_important")

@@ -202,7 +202,7 @@ async def restore_checkpoint(ctx: CommandContext) -> CommandResult:
 
 async def delete_checkpoint(ctx: CommandContext) -> CommandResult:
     session, checkpoint_id = _opened(ctx), ctx.command.args[0]
-    await ctx.manager.delete_checkpoint(checkpoint_id, session_id=session.id)
+    await ctx.manager.delete_checkpoint(checkpoint_id, session_id=session.id, key=ctx.key)
     return CommandResult(f"Checkpoint {checkpoint_id} deleted.", session.id)
 
 

@@ -22,7 +22,6 @@ from schemas.events import (
     InboundMessage,
     MarkImportant,
     ModelChange,
-    RetentionDue,
     SessionResetDue,
     SessionResume,
     SummaryProduced,
@@ -54,8 +53,9 @@ from worker.errors import (
     SessionNotFound,
 )
 from worker.service.announcements import Announcer, address_of
-from worker.service.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
+from worker.service.control import ignored
 from worker.service.inbound import ChatToAnswer
+from worker.service.retention import RetentionDeletes
 from worker.sessions.manager import SessionManager
 from worker.sessions.redacting import RedactionCounter, RedactionStep
 from worker.sessions.transcript import Draft
@@ -101,6 +101,7 @@ class EventProcessor:
         self._say = Announcer(clock)
         self.redacting = RedactionStep(manager.redactions, on_redacted)
         self._commands = CommandRunner(manager, max_reply_chars=max_reply_chars)
+        self._retention = RetentionDeletes(manager, clock, self._say)
         self._handlers: dict[str, Callable[..., Awaitable[Outcome]]] = {
             "message.inbound": self._inbound,
             "command": self._command_event,
@@ -113,7 +114,7 @@ class EventProcessor:
             "session.model": self._model,
             "session.resume": self._resume,
             "session.reset": self._scheduled_reset,
-            "session.retention": self._retention,
+            "session.retention": self._retention.apply,
         }
 
     async def slot_key(self, event: InboundEvent) -> str:
@@ -345,28 +346,6 @@ class EventProcessor:
         if not await self._manager.store.archive_session(session.id, due.reason, self._clock(), by=identity.key):
             return Outcome()
         return await self._reset_notice(identity, session, due, session.delivery_context)
-
-    async def _retention(self, event: RetentionDue, identity: Identity) -> Outcome:
-        session = await self._manager.store.get_session(event.session_id)
-        if session is None:
-            return Outcome()  # deleted already: a second scheduler or a replay
-        if session.agent_id != event.agent_id:
-            return ignored(event, f"the session belongs to agent {session.agent_id!r}")
-        retention = (await self._manager.get_settings(session.agent_id)).retention
-        if retention.mode == "off":
-            return ignored(event, "retention is off for the agent")
-        if not past_rule(session, event.rule, retention, self._clock()):
-            return ignored(event, f"the session is not past {event.rule} ({rule_limit(event.rule, retention)})")
-        if event.rule == "max_store_bytes" and not await over_budget(self._manager.store, session, retention):
-            return ignored(event, "the agent is within its store budget")
-        if await kept_minimum(self._manager.store, session, retention.keep_minimum):
-            return ignored(event, f"keep_minimum ({retention.keep_minimum}) protects the session")
-        if event.mode == "warn" or retention.mode == "warn":
-            text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
-            return self._say.notice(identity, session, "retention-warning", text, None)
-        counts = await self._manager.store.delete_sessions([session.id])
-        text = f"session {session.id} deleted by retention ({event.rule}): {plural(counts.entries, 'entry', 'entries')}"
-        return self._say.notice(identity, session, "retention-deleted", text, None)
 
     # Helpers -----------------------------------------------------------------------------------
     async def _session_or_reject(self, session_id: str, event: InboundEvent) -> SessionEntry:

@@ -27,10 +27,11 @@ from worker.engine.redaction import Findings
 from worker.engine.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
 from worker.engine.scope import ChatAddress, key_fits, slot_key
 from worker.engine.view import cleared_view
-from worker.errors import InvalidArgument, SessionNotFound
+from worker.errors import CheckpointNotFound, InvalidArgument, SessionNotFound
 from worker.sessions.agents import AgentDirectory
 from worker.sessions.checkpoints import CheckpointBook
 from worker.sessions.context import ContextWindow, build_window
+from worker.sessions.deletions import DeletionNotes
 from worker.sessions.drafts import checked_draft
 from worker.sessions.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
 from worker.sessions.opening import opening
@@ -70,6 +71,7 @@ class SessionManager:
         self._slots = SlotResolver(store, clock, locks)
         self._checkpoints = CheckpointBook(store, clock, locks, transcript.codec)
         self._resumer = Resumer(store, transcript, clock, locks)
+        self._deletions = DeletionNotes(store, clock)
         self._locks = locks
         self._default_agent = "main"
         self.redactions = Redactions(agents.get, store, transcript)
@@ -363,9 +365,19 @@ class SessionManager:
         return await self._checkpoints.apply(checkpoint, owner.id)
 
     @opening
-    async def delete_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> None:
+    async def delete_checkpoint(
+        self, checkpoint_id: str, *, session_id: str | None = None, key: str | None = None
+    ) -> None:
+        """Delete it; the event `key`'s retry, after a fault cut its delete short, succeeds too."""
         within = None if session_id is None else await self.get_session(session_id)
-        await self._checkpoints.find(checkpoint_id, within)
+        try:
+            await self._checkpoints.find(checkpoint_id, within)
+        except CheckpointNotFound:
+            if key is not None and await self._deletions.noted(key) == {"checkpoint": checkpoint_id}:
+                return  # deleted by this event's earlier attempt
+            raise
+        if key is not None:
+            await self._deletions.note(key, {"checkpoint": checkpoint_id})
         await self._checkpoints.delete(checkpoint_id)
 
     # Settings and maintenance -----------------------------------------------------------------
