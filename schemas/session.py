@@ -37,8 +37,9 @@ class SessionEntry(WireModel):
     archived_reason: ArchiveReason | None = None
     archived_at: datetime | None = None
     # The event (its scoped key) whose handling archived it: a retry of that event, after a fault
-    # cut it short, finds the reset it made and still announces it.
-    archived_by: str | None = None
+    # cut it short, finds the reset it made and still announces it. Stored, never shown: the key
+    # names the chat that sent the event (an admin's, for a scope change).
+    archived_by: str | None = Field(default=None, exclude=True)
     channel: str | None = None
     last_channel: str | None = None
     last_to: str | None = None

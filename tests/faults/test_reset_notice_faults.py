@@ -23,7 +23,7 @@ from worker.engine.tokens import CharRatioCounter
 from worker.service.processor import ordering_key
 from worker.sessions.manager import SessionManager
 from worker.stores.base import SessionStore
-from worker.stores.sqlite import SqliteStore
+from worker.stores.sqlite import ARCHIVED_BY_SQL, SqliteStore
 
 SOURCE = ChatSource(channel="telegram", peer_id="7", user_id="7")
 IDLE = ResetPolicy(mode="idle", idle_minutes=30)
@@ -91,6 +91,38 @@ async def test_a_command_that_found_its_session_idle_announces_the_reset(
     assert len(_notices(publisher, "session-reset")) == 1
 
 
+async def test_a_command_that_fails_after_its_session_was_reset_still_announces_the_reset(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    manager = _manager(FailingOnce(store), clock)
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+    await handler.handle(cast(Any, _message("m1")))
+    clock.advance(timedelta(minutes=45))
+    await handler.handle(cast(Any, _message("c1", "/checkpoint restore cp_nope")))  # opens, then fails
+    assert len(_notices(publisher, "session-reset")) == 1
+    assert [r.kind for o in publisher.outcomes for r in o.replies] == ["notice", "error"]
+
+
+async def test_a_retry_held_up_past_the_idle_limit_keeps_the_session_it_opened(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    failing = FailingOnce(store)
+    manager = _manager(failing, clock)
+    publisher = RecordingPublisher()
+    handler = handler_for(manager, publisher, clock=clock)
+    await handler.handle(cast(Any, _message("m1")))
+    old = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    clock.advance(timedelta(minutes=45))
+    failing.armed = "append_entry"  # reset and opened, then the store fails for longer than the idle limit
+    failing.outage = lambda: clock.advance(timedelta(minutes=45))
+    await handler.handle(cast(Any, _message("m2")))
+    resets = [n for o in publisher.outcomes for n in o.notices if n.kind == "session-reset"]
+    assert [n.session_id for n in resets] == [old.id]  # the reset it made, not one of its own session
+    session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
+    assert session.generation == 2 and session.message_count == 1  # m2, in the session it opened
+
+
 async def test_a_scheduled_reset_is_announced_after_a_fault(store: SessionStore, clock: ManualClock) -> None:
     failing = FailingOnce(store)
     manager = _manager(failing, clock)
@@ -140,10 +172,7 @@ async def test_an_older_sqlite_store_gains_the_column_at_start_up(tmp_path: Path
     session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     assert await manager.store.archive_session(session.id, "idle", clock(), by="evt")
     assert (await manager.get_session(session.id)).archived_by == "evt"
-    plan = await store._db.read(
-        lambda conn: conn.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM sessions WHERE agent_id = 'main' AND archived_by = 'evt'"
-        ).fetchall()
-    )
+    assert [s.id for s in await store.archived_by("evt")] == [session.id]
+    plan = await store._db.read(lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {ARCHIVED_BY_SQL}", ("evt",)).fetchall())
     assert "sessions_archived_by" in str(plan)  # the migration made the index a retry looks with
     await manager.close()

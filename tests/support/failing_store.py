@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from schemas import ArchiveReason, SessionEntry
@@ -13,15 +14,18 @@ from worker.stores.delegating import DelegatingStore
 
 class FailingOnce(DelegatingStore):
     """Fails the next call of the method named by `armed` with StoreUnavailable, then disarms;
-    `tripped` says whether it did."""
+    `tripped` says whether it did, and `outage` (if set) runs as it fails: time passing, say."""
 
     armed: str | None = None
     tripped: bool = False
+    outage: Callable[[], object] | None = None
 
     def _trip(self, method: str) -> None:
         if self.armed == method:
             self.armed = None
             self.tripped = True
+            if self.outage is not None:
+                self.outage()
             raise StoreUnavailable(f"{method}: disk full")
 
     async def insert_session(self, session: SessionEntry) -> bool:

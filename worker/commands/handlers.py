@@ -8,7 +8,6 @@ from typing import Literal
 
 from schemas import AgentSettings, SessionEntry
 from worker.commands.parsing import Command
-from worker.engine.resets import ResetDue
 from worker.engine.scope import ChatAddress
 from worker.errors import InvalidArgument
 from worker.sessions.manager import SessionManager
@@ -35,9 +34,6 @@ class CommandResult:
     session_id: str | None
     # Sessions the command archived in other chats, each of which is told once.
     archived_elsewhere: tuple[SessionEntry, ...] = ()
-    # The daily or idle reset made while opening the chat's session for the command: announced
-    # as a message's would be.
-    reset: tuple[SessionEntry, ResetDue] | None = None
 
 
 def checkpoint_id_for(key: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from schemas import AgentSettings, SessionEntry
 from schemas.delivery import normalize_channel
 from worker.commands.handlers import CommandContext, CommandResult
@@ -40,21 +42,34 @@ def _clip(text: str, limit: int) -> str:
     return text[: limit - 60].rstrip() + "\n… (truncated; use the export API or CLI for the rest)"
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedCommand:
+    """A command allowed to run, with its session opened, and the reset that opening made, if any."""
+
+    context: CommandContext
+    reset: tuple[SessionEntry, ResetDue] | None
+
+
 class CommandRunner:
     def __init__(self, manager: SessionManager, *, max_reply_chars: int = 4000) -> None:
         self._manager = manager
         self._max_reply_chars = max_reply_chars
 
-    async def run(self, command: Command, address: ChatAddress, key: str) -> CommandResult:
-        """Run the command for `address`'s user; raises SessionsError subclasses for bad input."""
-        chat_command = BY_WORDS[(command.name, command.sub)]
+    async def open(self, command: Command, address: ChatAddress, key: str) -> OpenedCommand:
+        """Check who may run it and open the session it works on (which may reset the chat's:
+        `reset` says so, and the caller announces it whatever the command's own result)."""
         settings = await self._manager.get_settings(address.agent_id)
         if command.syntax.admin and not is_admin(settings, address):
             raise CommandRefused(f"Only the agent's admins can change {command.usage.split(' ')[1]} settings.")
+        chat_command = BY_WORDS[(command.name, command.sub)]
         session, reset = await self._session_for(chat_command, address, key)
-        result = await chat_command.handler(CommandContext(self._manager, address, settings, command, key, session))
-        text = _clip(result.text, self._max_reply_chars)
-        return CommandResult(text, result.session_id, result.archived_elsewhere, reset)
+        return OpenedCommand(CommandContext(self._manager, address, settings, command, key, session), reset)
+
+    async def run(self, opened: OpenedCommand) -> CommandResult:
+        """Run an opened command; raises SessionsError subclasses for bad input."""
+        command = opened.context.command
+        result = await BY_WORDS[(command.name, command.sub)].handler(opened.context)
+        return CommandResult(_clip(result.text, self._max_reply_chars), result.session_id, result.archived_elsewhere)
 
     async def _session_for(
         self, command: ChatCommand, address: ChatAddress, key: str

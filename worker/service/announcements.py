@@ -5,7 +5,9 @@ Their ids derive from the event's scoped key, so a replay yields the very same e
 
 from __future__ import annotations
 
-from schemas import DeliveryContext, SessionEntry
+from typing import Protocol
+
+from schemas import DeliveryContext
 from schemas.events import ChatSource
 from schemas.outbound import NoticeEvent, NoticeKind, ReplyEvent, ReplyKind
 from worker.engine.clock import Clock
@@ -25,6 +27,15 @@ def address_of(agent_id: str, source: ChatSource) -> ChatAddress:
         message_id=source.message_id,
         chat_type=source.chat_type,
     )
+
+
+class Told(Protocol):
+    """What a notice names: a session (a SessionEntry, or what is noted of a deleted one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def agent_id(self) -> str: ...
 
 
 class Announcer:
@@ -50,7 +61,7 @@ class Announcer:
     def notice(
         self,
         identity: Identity,
-        session: SessionEntry,
+        session: Told,
         kind: NoticeKind,
         text: str,
         delivery: DeliveryContext | None,

@@ -213,14 +213,18 @@ class EventProcessor:
     async def _run(self, identity: Identity, agent_id: str, source: ChatSource, command: Command) -> Outcome:
         address = address_of(agent_id, source)
         try:
-            result = await self._commands.run(command, address, identity.key)
+            opened = await self._commands.open(command, address, identity.key)
         except RequestError as exc:
-            text = f"{exc} (usage: {command.usage})" if isinstance(exc, InvalidArgument) else str(exc)
-            return self._say.reply(identity, agent_id, None, text, source, "error")
-        answer = self._say.reply(identity, agent_id, result.session_id, result.text, source, "command-result")
-        if result.reset is not None:  # opening the chat's session for the command reset it: say so first
-            archived, due = result.reset
-            answer = await self._reset_notice(identity, archived, due, address.delivery()) + answer
+            return self._command_error(identity, agent_id, source, command, exc)
+        told = Outcome()
+        if opened.reset is not None:  # opening the chat's session reset it: said first, whatever follows
+            archived, due = opened.reset
+            told = await self._reset_notice(identity, archived, due, address.delivery())
+        try:
+            result = await self._commands.run(opened)
+        except RequestError as exc:
+            return told + self._command_error(identity, agent_id, source, command, exc)
+        answer = told + self._say.reply(identity, agent_id, result.session_id, result.text, source, "command-result")
         for archived in result.archived_elsewhere:
             text = (
                 f"This chat's session {archived.id} was archived (kept) because the agent's session scope"
@@ -229,6 +233,12 @@ class EventProcessor:
             )
             answer += self._say.notice(identity, archived, "scope-change", text, archived.delivery_context, each=True)
         return answer
+
+    def _command_error(
+        self, identity: Identity, agent_id: str, source: ChatSource, command: Command, exc: RequestError
+    ) -> Outcome:
+        text = f"{exc} (usage: {command.usage})" if isinstance(exc, InvalidArgument) else str(exc)
+        return self._say.reply(identity, agent_id, None, text, source, "error")
 
     # Agent runtime events -----------------------------------------------------------------------
     async def _agent_message(self, event: AgentMessage, identity: Identity) -> Outcome:

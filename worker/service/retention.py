@@ -6,7 +6,8 @@ between the delete and the outcome's record still publishes the deletion's notic
 
 from __future__ import annotations
 
-from schemas import SessionEntry
+from dataclasses import dataclass
+
 from schemas.events import RetentionDue
 from worker.commands.handlers import plural
 from worker.engine.clock import Clock
@@ -16,6 +17,14 @@ from worker.service.announcements import Announcer
 from worker.service.control import ignored, kept_minimum, over_budget, past_rule, rule_limit
 from worker.sessions.deletions import DeletionNotes
 from worker.sessions.manager import SessionManager
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """A session deleted by retention, as its notice names it."""
+
+    id: str
+    agent_id: str
 
 
 class RetentionDeletes:
@@ -45,9 +54,12 @@ class RetentionDeletes:
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
             return self._say.notice(identity, session, "retention-warning", text, None)
         entries = (await self._store.count_records([session.id])).entries
-        noted = await self._deletions.note(identity.key, {"session": session.model_dump_json(), "entries": entries})
+        what = {"session": session.id, "agent": session.agent_id, "entries": entries}  # ids and a count only
+        noted = await self._deletions.note(identity.key, what)
         await self._store.delete_sessions([session.id])
-        return self._retention_deleted(identity, session, event.rule, int(noted["entries"]))
+        return self._retention_deleted(
+            identity, Deleted(session.id, session.agent_id), event.rule, int(noted["entries"])
+        )
 
     async def _deleted_before(self, identity: Identity, event: RetentionDue) -> Outcome:
         """A session gone already: deleted by this event's attempt that a fault cut short (said
@@ -55,9 +67,9 @@ class RetentionDeletes:
         noted = await self._deletions.noted(identity.key)
         if noted is None:
             return Outcome()
-        session = SessionEntry.model_validate_json(noted["session"])
-        return self._retention_deleted(identity, session, event.rule, int(noted["entries"]))
+        deleted = Deleted(str(noted["session"]), str(noted["agent"]))
+        return self._retention_deleted(identity, deleted, event.rule, int(noted["entries"]))
 
-    def _retention_deleted(self, identity: Identity, session: SessionEntry, rule: str, entries: int) -> Outcome:
+    def _retention_deleted(self, identity: Identity, session: Deleted, rule: str, entries: int) -> Outcome:
         text = f"session {session.id} deleted by retention ({rule}): {plural(entries, 'entry', 'entries')}"
         return self._say.notice(identity, session, "retention-deleted", text, None)

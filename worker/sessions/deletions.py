@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from worker.engine.clock import Clock
-from worker.engine.outcome import derived_id
 from worker.stores.base import OutcomeRecords
 
 
@@ -34,5 +33,9 @@ class DeletionNotes:
 
 
 def _note_key(key: str) -> str:
-    # A uuid's hex: never an event's scoped key, whose parts are joined by a control character.
-    return derived_id(key, "deletes")
+    # Holds a control character that no event id on the wire may hold and no scoped key uses, so
+    # no event's record (scoped, or a legacy bare id) is read as a note, nor a note as an outcome.
+    return f"{key}{_NOTE}"
+
+
+_NOTE = "\x1edeletes"

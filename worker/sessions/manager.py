@@ -398,8 +398,8 @@ class SessionManager:
         settings = await self.agents.set_scope(agent_id or self._default_agent, scope)
         archived: list[SessionEntry] = []
         if key is not None:
-            before = SessionQuery(agent_id=settings.agent_id, status="archived", archived_by=key)
-            archived += [s async for s in every_session(self.store, before) if s.archived_reason == "scope-change"]
+            before = await self.store.archived_by(key)
+            archived += [s for s in before if s.agent_id == settings.agent_id and s.archived_reason == "scope-change"]
         async for session in every_session(self.store, SessionQuery(agent_id=settings.agent_id, status="active")):
             misfit = not key_fits(settings.scope, session.key)
             if misfit and await self.store.archive_session(session.id, "scope-change", self._clock(), by=key):

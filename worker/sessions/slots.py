@@ -12,7 +12,7 @@ from worker.engine.keyed_lock import KeyedLock
 from worker.engine.resets import ResetDue, reset_of, session_reset_due
 from worker.engine.scope import ChatAddress, slot_key
 from worker.errors import InvalidArgument, StoreConflict
-from worker.stores.base import SessionQuery, SessionRecords
+from worker.stores.base import SessionRecords
 
 _RESOLVE_ATTEMPTS = 8
 
@@ -58,9 +58,11 @@ class SlotResolver:
             now = self._clock()
             current = await self._store.find_active(settings.agent_id, key)
             if current is not None:
-                current_due = session_reset_due(settings.reset, current, now)
+                opened_by_this = event_id is not None and current.opened_by == event_id
+                # A session this event opened is its own, however long a store outage kept its retry.
+                current_due = None if opened_by_this else session_reset_due(settings.reset, current, now)
                 if current_due is None:
-                    if archived is None and event_id is not None and current.opened_by == event_id:
+                    if archived is None and event_id is not None and opened_by_this:
                         archived, due = await self._reset_by(settings.agent_id, key, event_id)
                     return Resolution(
                         await self._touch_delivery(current, address) if touch else current,
@@ -90,9 +92,8 @@ class SlotResolver:
 
     async def _archived_by(self, agent_id: str, key: str, event_id: str) -> SessionEntry | None:
         """The slot's session that this event archived, if it did (in this attempt or an earlier one)."""
-        query = SessionQuery(agent_id=agent_id, key=key, status="archived", archived_by=event_id, limit=1)
-        found = await self._store.list_sessions(query)
-        return found[0] if found else None
+        found = await self._store.archived_by(event_id)
+        return next((s for s in found if (s.agent_id, s.key) == (agent_id, key)), None)
 
     async def reset(
         self, settings: AgentSettings, address: ChatAddress, reason: ArchiveReason, event_id: str | None = None

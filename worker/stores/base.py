@@ -79,7 +79,6 @@ class SessionQuery:
     status: SessionStatus | None = None
     active_since: datetime | None = None
     key: str | None = None
-    archived_by: str | None = None  # the event that archived them (SessionEntry.archived_by)
     limit: int = 50
     # Keyset cursor: sessions strictly after (last_activity_at, id) in newest-first order.
     after: tuple[datetime, str] | None = None
@@ -149,6 +148,9 @@ class SessionRecords(Protocol):
         self, session_id: str, reason: ArchiveReason, at: datetime, by: str | None = None
     ) -> bool:
         """Active -> archived (`by`: the event that did it, if one did); False if it was not active."""
+
+    async def archived_by(self, event_key: str) -> list[SessionEntry]:
+        """The sessions archived by that event, still archived (an index lookup: few or none)."""
 
     async def reactivate_session(
         self, session_id: str, generation: int, at: datetime, opened_by: str | None = None

@@ -69,6 +69,9 @@ class DelegatingStore(SessionStore):
     ) -> bool:
         return await self.inner.archive_session(session_id, reason, at, by)
 
+    async def archived_by(self, event_key: str) -> list[SessionEntry]:
+        return await self.inner.archived_by(event_key)
+
     async def reactivate_session(
         self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
     ) -> bool:

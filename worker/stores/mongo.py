@@ -140,6 +140,11 @@ class MongoStore(MongoMaintenance):
         return result.modified_count == 1
 
     @unavailable
+    async def archived_by(self, event_key: str) -> list[SessionEntry]:
+        cursor = self._sessions.find({"archived_by": event_key, "status": "archived"})
+        return [SessionEntry.model_validate(model_fields_of(doc)) async for doc in cursor]
+
+    @unavailable
     async def reactivate_session(
         self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
     ) -> bool:
@@ -194,7 +199,7 @@ class MongoStore(MongoMaintenance):
         if query.limit <= 0:  # pymongo treats limit 0 as "no limit"
             return []
         where: Doc = {}
-        for name in ("agent_id", "status", "key", "archived_by"):
+        for name in ("agent_id", "status", "key"):
             if (value := getattr(query, name)) is not None:
                 where[name] = value
         if query.active_since is not None:

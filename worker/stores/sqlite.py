@@ -41,6 +41,8 @@ from worker.stores.sqlite_rows import (
 )
 
 _SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM sessions"
+# No ORDER BY: the partial index on archived_by answers it, however many sessions are archived.
+ARCHIVED_BY_SQL = f"{_SELECT_SESSION} WHERE archived_by = ? AND status = 'archived'"
 _SELECT_ENTRY = f"SELECT {ENTRY_COLUMNS} FROM entries"
 _INSERT_ENTRY = f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS.split(',')))})"
 _DELIVERY_SET = "delivery_context = ?, last_channel = ?, last_to = ?, last_account_id = ?, last_thread_id = ?"
@@ -143,6 +145,9 @@ class SqliteStore(SqliteMaintenance):
             (reason, to_ms(at), by, to_ms(at), session_id),
         )
 
+    async def archived_by(self, event_key: str) -> list[SessionEntry]:
+        return await self._many_sessions(ARCHIVED_BY_SQL, (event_key,))
+
     async def reactivate_session(
         self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
     ) -> bool:
@@ -179,8 +184,7 @@ class SqliteStore(SqliteMaintenance):
     async def list_sessions(self, query: SessionQuery) -> list[SessionEntry]:
         clauses: list[str] = []
         params: list[Any] = []
-        filters = (("agent_id", query.agent_id), ("status", query.status), ("key", query.key))
-        for column, value in (*filters, ("archived_by", query.archived_by)):
+        for column, value in (("agent_id", query.agent_id), ("status", query.status), ("key", query.key)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
