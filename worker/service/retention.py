@@ -7,6 +7,7 @@ between the delete and the outcome's record still publishes the deletion's notic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.events import RetentionDue
 from worker.commands.handlers import plural
@@ -54,8 +55,9 @@ class RetentionDeletes:
             text = f"session {session.id} is past retention ({event.rule}) and would be deleted"
             return self._say.notice(identity, session, "retention-warning", text, None)
         entries = (await self._store.count_records([session.id])).entries
-        what = {"session": session.id, "agent": session.agent_id, "entries": entries}  # ids and a count only
-        noted = await self._deletions.note(identity.key, what)
+        what: dict[str, Any] = {"session": session.id, "agent": session.agent_id, "entries": entries}  # ids, a count
+        await self._deletions.note(identity.key, what)
+        noted = await self._deletions.noted(identity.key) or what  # an earlier attempt's, if it noted first
         await self._store.delete_sessions([session.id])
         return self._retention_deleted(
             identity, Deleted(session.id, session.agent_id), event.rule, int(noted["entries"])

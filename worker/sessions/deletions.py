@@ -20,11 +20,10 @@ class DeletionNotes:
         self._store = store
         self._clock = clock
 
-    async def note(self, key: str, what: dict[str, Any]) -> dict[str, Any]:
-        """Note what the event `key` is about to delete; the note kept, which an earlier attempt's
-        is (it counted before a delete that may have been cut short halfway)."""
+    async def note(self, key: str, what: dict[str, Any]) -> None:
+        """Note what the event `key` is about to delete; an earlier attempt's note is kept (it
+        counted before a delete that may have been cut short halfway)."""
         await self._store.save_outcome(_note_key(key), json.dumps(what), self._clock(), None)
-        return await self.noted(key) or what
 
     async def noted(self, key: str) -> dict[str, Any] | None:
         """What the event `key` noted it would delete, if it got that far."""

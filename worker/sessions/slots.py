@@ -74,9 +74,10 @@ class SlotResolver:
                 if await self._store.archive_session(current.id, current_due.reason, now, by=event_id):
                     archived, due = current, current_due
                 continue
-            if archived is None and event_id is not None:
+            last = await self._store.last_generation(settings.agent_id, key)
+            if archived is None and event_id is not None and last > 0:  # a slot never used has nothing archived
                 archived, due = await self._reset_by(settings.agent_id, key, event_id)
-            session = await self._create(settings.agent_id, key, address, event_id)
+            session = await self._create(settings.agent_id, key, address, event_id, last + 1)
             if session is not None:
                 return Resolution(session, created=True, archived=archived, due=due)
         raise StoreConflict(f"could not settle slot {key}: too many concurrent changes")
@@ -118,9 +119,10 @@ class SlotResolver:
             resolution = await self._resolve(settings, key, address, event_id)
             return Resolution(resolution.session, created=resolution.created, archived=archived)
 
-    async def _create(self, agent_id: str, key: str, address: ChatAddress, event_id: str | None) -> SessionEntry | None:
+    async def _create(
+        self, agent_id: str, key: str, address: ChatAddress, event_id: str | None, generation: int
+    ) -> SessionEntry | None:
         now = self._clock()
-        generation = await self._store.last_generation(agent_id, key) + 1
         delivery = address.delivery()
         session = SessionEntry(
             id=new_session_id(),

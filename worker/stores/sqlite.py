@@ -146,7 +146,7 @@ class SqliteStore(SqliteMaintenance):
         )
 
     async def archived_by(self, event_key: str) -> list[SessionEntry]:
-        return await self._many_sessions(ARCHIVED_BY_SQL, (event_key,))
+        return await self._many_sessions(ARCHIVED_BY_SQL, (event_key,), point=True)
 
     async def reactivate_session(
         self, session_id: str, generation: int, at: datetime, opened_by: str | None = None
@@ -311,8 +311,8 @@ class SqliteStore(SqliteMaintenance):
 
         return await self._db.read(run, point=True)
 
-    async def _many_sessions(self, sql: str, params: tuple[Any, ...]) -> list[SessionEntry]:
+    async def _many_sessions(self, sql: str, params: tuple[Any, ...], *, point: bool = False) -> list[SessionEntry]:
         def run(conn: Connection) -> list[SessionEntry]:
             return [session_from_row(row) for row in conn.execute(sql, params).fetchall()]
 
-        return await self._db.read(run)
+        return await self._db.read(run, point=point)
