@@ -14,22 +14,16 @@ import pytest
 from schemas import SessionEntry
 from schemas.events import ChatSource, CommandEvent, InboundMessage, MarkImportant, RetentionDue, SessionResume
 from schemas.topology import HEADER_FORWARDED
-from tests.support.failing_store import FailingOnce
-from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, delivery_of, handler_for
-from worker import create_session_manager
+from tests.support.failing_store import FailingOnce, fault_rig
+from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, delivery_of
 from worker.amqp.consumer import EventHandler
 from worker.engine.clock import ManualClock
-from worker.engine.tokens import CharRatioCounter
 from worker.service.processor import ordering_key
 from worker.sessions.manager import SessionManager
 from worker.stores.base import SessionStore
 
 SOURCE = ChatSource(channel="telegram", peer_id="1", user_id="1", account_id="bot")
 OTHER = ChatSource(channel="discord", peer_id="2", user_id="2", account_id="bot")
-
-
-def _manager(store: FailingOnce, clock: ManualClock) -> SessionManager:
-    return create_session_manager(store=store, clock=clock, token_counter=CharRatioCounter())
 
 
 async def _deliver(handler: EventHandler, publisher: RecordingPublisher, delivery: Delivery) -> Delivery:
@@ -79,10 +73,7 @@ async def _armed(
 @pytest.mark.parametrize("fault", [None, "insert_session", "save_outcome"])
 @pytest.mark.parametrize("command", ["/new", "/reset"])
 async def test_new_after_fault(store: SessionStore, clock: ManualClock, fault: str | None, command: str) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock)
     await _deliver(handler, publisher, _chat("m1", "hi"))
     old = await _slot(manager)
     clock.advance(timedelta(minutes=1))
@@ -102,10 +93,7 @@ async def test_new_after_fault(store: SessionStore, clock: ManualClock, fault: s
 # not the session its first attempt archived.
 @pytest.mark.parametrize("fault", [None, "reactivate_session", "save_outcome"])
 async def test_session_resume_command_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock)
     await _deliver(handler, publisher, _chat("m1", "hi"))
     s1 = await _slot(manager)
     clock.advance(timedelta(minutes=1))
@@ -130,10 +118,7 @@ async def test_session_resume_command_after_fault(store: SessionStore, clock: Ma
 # session.resume event: a retry after the archive still carries what arrived since the reset.
 @pytest.mark.parametrize("fault", [None, "reactivate_session", "save_outcome"])
 async def test_session_resume_event_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock)
     await _deliver(handler, publisher, _chat("m1", "hi"))
     s1 = await _slot(manager)
     clock.advance(timedelta(minutes=1))
@@ -155,10 +140,7 @@ async def test_session_resume_event_after_fault(store: SessionStore, clock: Manu
 async def test_resume_with_no_current_session_retried(
     store: SessionStore, clock: ManualClock, fault: str | None
 ) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock)
     await _deliver(handler, publisher, _chat("m1", "one"))
     s1 = await _slot(manager)
     clock.advance(timedelta(minutes=1))
@@ -185,11 +167,8 @@ async def test_resume_with_no_current_session_retried(
 # /session scope: a retry after the archives reports them and tells each chat.
 @pytest.mark.parametrize("fault", [None, "save_outcome"])
 async def test_scope_change_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
+    failing, manager, publisher, handler = fault_rig(store, clock)
     await manager.agents.update("main", scope="per-channel-peer", admins=("telegram:1",))
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
     await _deliver(handler, publisher, _chat("m1", "hi"))
     await _deliver(handler, publisher, _chat("m2", "hi", OTHER))
     command = CommandEvent(event_id="sc1", source=SOURCE, command="/session scope main")
@@ -205,10 +184,7 @@ async def test_scope_change_after_fault(store: SessionStore, clock: ManualClock,
 # /checkpoint delete: a retry after the delete answers "deleted", not "no checkpoint".
 @pytest.mark.parametrize("fault", [None, "delete_checkpoint", "save_outcome"])
 async def test_checkpoint_delete_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock)
     await _deliver(handler, publisher, _chat("m1", "hi"))
     await _deliver(handler, publisher, _chat("c1", '/checkpoint save "x"'))
     session = await _slot(manager)
@@ -221,11 +197,8 @@ async def test_checkpoint_delete_after_fault(store: SessionStore, clock: ManualC
 # session.retention: a retry after the delete still publishes the deletion's notice.
 @pytest.mark.parametrize("fault", [None, "delete_sessions", "save_outcome"])
 async def test_retention_delete_after_fault(store: SessionStore, clock: ManualClock, fault: str | None) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
+    failing, manager, publisher, handler = fault_rig(store, clock)
     await manager.agents.update("main", retention={"keep_minimum": 0})
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
     await _deliver(handler, publisher, _chat("m1", "hi"))
     session = await _slot(manager)
     clock.advance(timedelta(days=31))
@@ -244,10 +217,7 @@ async def test_retention_delete_after_fault(store: SessionStore, clock: ManualCl
 async def test_mark_important_store_fault_is_retried(
     store: SessionStore, clock: ManualClock, fault: str | None
 ) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock)
     await _deliver(handler, publisher, _chat("m1", "hi"))
     session = await _slot(manager)
     event = MarkImportant(event_id="i1", session_id=session.id, seq=1)
@@ -259,9 +229,7 @@ async def test_mark_important_store_fault_is_retried(
 
 
 async def test_mark_important_on_another_agents_session_is_refused(store: SessionStore, clock: ManualClock) -> None:
-    manager = _manager(FailingOnce(store), clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    _, manager, publisher, handler = fault_rig(store, clock)
     await _deliver(handler, publisher, _chat("m1", "hi"))
     session = await _slot(manager)
     event = MarkImportant(event_id="i1", agent_id="other", session_id=session.id, seq=1)

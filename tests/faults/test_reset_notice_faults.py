@@ -15,13 +15,10 @@ import pytest
 
 from schemas import ResetPolicy
 from schemas.events import ChatSource, InboundMessage, SessionResetDue
-from tests.support.failing_store import FailingOnce
-from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, delivery_of, handler_for
-from worker import create_session_manager
+from tests.support.failing_store import fault_rig
+from tests.support.fakes import SCHEDULER_USER, Delivery, RecordingPublisher, delivery_of
 from worker.engine.clock import ManualClock
-from worker.engine.tokens import CharRatioCounter
 from worker.service.processor import ordering_key
-from worker.sessions.manager import SessionManager
 from worker.stores.base import SessionStore
 from worker.stores.sqlite import ARCHIVED_BY_SQL, SqliteStore
 
@@ -34,10 +31,6 @@ def _message(event_id: str, text: str = "hi") -> Delivery:
     return delivery_of(event.model_dump(mode="json", by_alias=True), ordering_key("main", SOURCE))
 
 
-def _manager(store: FailingOnce, clock: ManualClock) -> SessionManager:
-    return create_session_manager(store=store, clock=clock, token_counter=CharRatioCounter(), reset_policy=IDLE)
-
-
 def _notices(publisher: RecordingPublisher, kind: str) -> list[str]:
     return [notice.text for outcome in publisher.outcomes for notice in outcome.notices if notice.kind == kind]
 
@@ -48,10 +41,7 @@ def _notices(publisher: RecordingPublisher, kind: str) -> list[str]:
 async def test_a_message_that_found_its_session_idle_announces_the_reset_after_a_fault(
     store: SessionStore, clock: ManualClock, fault: str
 ) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock, reset_policy=IDLE)
     await handler.handle(cast(Any, _message("m1")))
     old = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     clock.advance(timedelta(minutes=45))
@@ -73,10 +63,7 @@ async def test_a_message_that_found_its_session_idle_announces_the_reset_after_a
 async def test_a_command_that_found_its_session_idle_announces_the_reset(
     store: SessionStore, clock: ManualClock, fault: str | None
 ) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock, reset_policy=IDLE)
     await handler.handle(cast(Any, _message("m1")))
     clock.advance(timedelta(minutes=45))
     failing.armed = fault
@@ -94,9 +81,7 @@ async def test_a_command_that_found_its_session_idle_announces_the_reset(
 async def test_a_command_that_fails_after_its_session_was_reset_still_announces_the_reset(
     store: SessionStore, clock: ManualClock
 ) -> None:
-    manager = _manager(FailingOnce(store), clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    _, _, publisher, handler = fault_rig(store, clock, reset_policy=IDLE)
     await handler.handle(cast(Any, _message("m1")))
     clock.advance(timedelta(minutes=45))
     await handler.handle(cast(Any, _message("c1", "/checkpoint restore cp_nope")))  # opens, then fails
@@ -107,10 +92,7 @@ async def test_a_command_that_fails_after_its_session_was_reset_still_announces_
 async def test_a_retry_held_up_past_the_idle_limit_keeps_the_session_it_opened(
     store: SessionStore, clock: ManualClock
 ) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock, reset_policy=IDLE)
     await handler.handle(cast(Any, _message("m1")))
     old = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     clock.advance(timedelta(minutes=45))
@@ -124,10 +106,7 @@ async def test_a_retry_held_up_past_the_idle_limit_keeps_the_session_it_opened(
 
 
 async def test_a_scheduled_reset_is_announced_after_a_fault(store: SessionStore, clock: ManualClock) -> None:
-    failing = FailingOnce(store)
-    manager = _manager(failing, clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    failing, manager, publisher, handler = fault_rig(store, clock, reset_policy=IDLE)
     await handler.handle(cast(Any, _message("m1")))
     session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     clock.advance(timedelta(minutes=45))
@@ -146,9 +125,7 @@ async def test_a_scheduled_reset_is_announced_after_a_fault(store: SessionStore,
 async def test_a_reset_the_scheduler_made_is_not_announced_again_by_the_next_message(
     store: SessionStore, clock: ManualClock
 ) -> None:
-    manager = _manager(FailingOnce(store), clock)
-    publisher = RecordingPublisher()
-    handler = handler_for(manager, publisher, clock=clock)
+    _, manager, publisher, handler = fault_rig(store, clock, reset_policy=IDLE)
     await handler.handle(cast(Any, _message("m1")))
     session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     clock.advance(timedelta(minutes=45))
@@ -168,7 +145,7 @@ async def test_an_older_sqlite_store_gains_the_column_at_start_up(tmp_path: Path
 
     await store._db.write(as_version_3_left_it, alone=True)
     await store.ensure_schema()
-    manager = _manager(FailingOnce(store), clock)
+    manager = fault_rig(store, clock, reset_policy=IDLE).manager
     session = await manager.get_or_create_session(user_id="7", channel_id="telegram", peer_id="7")
     assert await manager.store.archive_session(session.id, "idle", clock(), by="evt")
     assert (await manager.get_session(session.id)).archived_by == "evt"

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from schemas import ArchiveReason, SessionEntry
-from worker.engine.tokens import TokenCount
+from tests.support.fakes import RecordingPublisher, handler_for
+from worker import create_session_manager
+from worker.amqp.consumer import EventHandler
+from worker.engine.clock import ManualClock
+from worker.engine.tokens import CharRatioCounter, TokenCount
 from worker.errors import StoreUnavailable
-from worker.stores.base import DeletedCounts, SessionUpdate, StoredEntry
+from worker.sessions.manager import SessionManager
+from worker.stores.base import DeletedCounts, SessionStore, SessionUpdate, StoredEntry
 from worker.stores.delegating import DelegatingStore
 
 
@@ -63,3 +69,20 @@ class FailingOnce(DelegatingStore):
     async def save_outcome(self, key: str, outcome: str, at: datetime, fingerprint: str | None) -> None:
         self._trip("save_outcome")
         await self.inner.save_outcome(key, outcome, at, fingerprint)
+
+
+class FaultRig(NamedTuple):
+    """A manager over a FailingOnce store, and the worker's handler publishing into a recorder."""
+
+    failing: FailingOnce
+    manager: SessionManager
+    publisher: RecordingPublisher
+    handler: EventHandler
+
+
+def fault_rig(store: SessionStore, clock: ManualClock, **options: Any) -> FaultRig:
+    """`options` are the manager's (create_session_manager's keywords)."""
+    failing = FailingOnce(store)
+    manager = create_session_manager(store=failing, clock=clock, token_counter=CharRatioCounter(), **options)
+    publisher = RecordingPublisher()
+    return FaultRig(failing, manager, publisher, handler_for(manager, publisher, clock=clock))
