@@ -15,7 +15,6 @@ server that is not MongoDB) are labelled as such: they are not MongoDB's.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
@@ -23,7 +22,7 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from benchmarks.cases import KEY
-from benchmarks.pipeline import bodies, engine_handler
+from benchmarks.pipeline import apply_all, bodies, engine_handler
 from worker import create_session_manager
 from worker.engine.clock import system_clock
 from worker.engine.crypto import EncryptingCodec, KeyRing
@@ -93,11 +92,11 @@ async def append_round_trips(url: str, database: str, *, events: int, slots: int
         async with manager:
             processor = EventProcessor(manager, system_clock)
             outcomes = OutcomeLog(manager.store, manager.transcript.codec, system_clock)
-            handle = engine_handler(processor, outcomes, asyncio.Semaphore(in_flight))
+            handle = engine_handler(processor, outcomes)
 
-            await asyncio.gather(*(handle(body) for body in bodies("warm", slots, slots)))  # every slot's session
+            await apply_all(handle, bodies("warm", slots, slots), in_flight)  # every slot's session
             sent.counts.clear()
-            await asyncio.gather(*(handle(body) for body in bodies("rtt", events, slots)))
+            await apply_all(handle, bodies("rtt", events, slots), in_flight)
     finally:
         drop(url, database)
     appends = sum(sent.counts[name] for name in APPEND_COMMANDS)
