@@ -116,6 +116,13 @@ class AgentDirectory:
             return await self.update(agent_id, reset={"mode": _without(current.reset.mode, "idle")})
         return await self.update(agent_id, reset={"idle_minutes": minutes, "mode": _with(current.reset.mode, "idle")})
 
+    async def set_redaction(
+        self, agent_id: str, enabled: bool | None = None, patterns: list[dict[str, str]] | None = None
+    ) -> AgentSettings:
+        """Switch redaction on or off, or replace the agent's own patterns; None leaves either as is."""
+        changes = {name: value for name, value in (("enabled", enabled), ("patterns", patterns)) if value is not None}
+        return await self.update(agent_id, redaction=changes)
+
 
 def _with(mode: ResetMode, part: str) -> ResetMode:
     parts = {p for p in mode.split("+") if p != "off"} | {part}

@@ -11,7 +11,9 @@ from worker.engine.payload import PayloadCodec
 from worker.engine.sealing import open_checkpoint, seal_checkpoint
 from worker.engine.view import close_view, restored_view
 from worker.errors import CheckpointNotFound, InvalidArgument, SessionNotFound, StoreConflict
-from worker.stores.base import CheckpointStore, SessionQuery, ViewChange
+from worker.sessions.deletions import DeletionNotes
+from worker.sessions.views import SessionViews
+from worker.stores.base import CheckpointStore, SessionQuery
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
@@ -23,11 +25,22 @@ def new_checkpoint_id() -> str:
 
 
 class CheckpointBook:
-    def __init__(self, store: CheckpointStore, clock: Clock, locks: KeyedLock, codec: PayloadCodec) -> None:
+    def __init__(
+        self,
+        store: CheckpointStore,
+        clock: Clock,
+        locks: KeyedLock,
+        codec: PayloadCodec,
+        *,
+        views: SessionViews,
+        notes: DeletionNotes,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._locks = locks
         self._codec = codec
+        self._views = views
+        self._notes = notes
 
     async def save(
         self, session_id: str, name: str, description: str | None, checkpoint_id: str | None = None
@@ -81,34 +94,41 @@ class CheckpointBook:
         checkpoint = await self._store.get_checkpoint(checkpoint_id)
         owner = None if checkpoint is None else await self._store.get_session(checkpoint.session_id)
         if checkpoint is None or owner is None:
-            raise CheckpointNotFound(f"no checkpoint {checkpoint_id}; /checkpoint list shows yours")
+            raise _not_found(checkpoint_id)
         if within is not None and (owner.agent_id, owner.key) != (within.agent_id, within.key):
             # Same message as a missing id: another slot's checkpoints are not even confirmed to exist.
-            raise CheckpointNotFound(f"no checkpoint {checkpoint_id}; /checkpoint list shows yours")
+            raise _not_found(checkpoint_id)
         return open_checkpoint(self._codec, checkpoint), owner
 
     async def apply(self, checkpoint: Checkpoint, session_id: str) -> SessionEntry:
         """Make the session's visible history exactly what it was when the checkpoint was saved."""
-        async with self._locks.hold(session_id):
-            session = await self._session(session_id)
-            change = ViewChange(
-                view=restored_view(checkpoint.view, session.last_seq),
-                message_count=checkpoint.message_count,
-                at=self._clock(),
-                expected_version=session.version,
-            )
-            if not await self._store.change_view(session.id, change):
-                raise StoreConflict(f"session {session.id} changed during the restore; try again")
-            return session.model_copy(
-                update={"view": change.view, "message_count": change.message_count, "updated_at": change.at}
-            )
+        restored = await self._views.change(
+            session_id, lambda session: (restored_view(checkpoint.view, session.last_seq), checkpoint.message_count)
+        )
+        if restored is None:
+            raise StoreConflict(f"session {session_id} changed during the restore; try again")
+        return restored
 
-    async def delete(self, checkpoint_id: str) -> None:
+    async def delete(self, checkpoint_id: str, within: SessionEntry | None, key: str | None) -> None:
+        """Delete it (with `within`, only one of that session's slot). Noted first under the event
+        `key`, so that the key's retry, after a fault cut its delete short, succeeds too."""
+        try:
+            await self.find(checkpoint_id, within)
+        except CheckpointNotFound:
+            if key is not None and await self._notes.noted(key) == {"checkpoint": checkpoint_id}:
+                return  # deleted by this event's earlier attempt
+            raise
+        if key is not None:
+            await self._notes.note(key, {"checkpoint": checkpoint_id})
         if not await self._store.delete_checkpoint(checkpoint_id):
-            raise CheckpointNotFound(f"no checkpoint {checkpoint_id}; /checkpoint list shows yours")
+            raise _not_found(checkpoint_id)
 
     async def _session(self, session_id: str) -> SessionEntry:
         session = await self._store.get_session(session_id)
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
         return session
+
+
+def _not_found(checkpoint_id: str) -> CheckpointNotFound:
+    return CheckpointNotFound(f"no checkpoint {checkpoint_id}; /checkpoint list shows yours")

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas import ContextStrategy, SessionEntry, Summary, TranscriptEntry
+from schemas import ContextDefaults, ContextStrategy, SessionEntry, Summary, TranscriptEntry
 from schemas.outbound import SummarizeRequest
 from schemas.topology import routable
 from worker.engine.outcome import derived_id
@@ -306,3 +306,16 @@ async def build_window(
     if not await builder.take_newest():
         return ContextWindow(session.id, strategy, max_tokens, [])
     return await _BUILDERS[strategy](builder)
+
+
+async def window_for(
+    store: HistoryStore,
+    transcript: Transcript,
+    session: SessionEntry,
+    defaults: ContextDefaults,
+    max_tokens: int | None,
+    strategy: ContextStrategy | None,
+) -> ContextWindow:
+    """build_window, with the agent's context defaults for a budget or strategy left unsaid."""
+    budget = defaults.max_tokens if max_tokens is None else max_tokens
+    return await build_window(store, transcript, session, max_tokens=budget, strategy=strategy or defaults.strategy)

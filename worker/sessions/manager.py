@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, overload
 
@@ -24,57 +23,49 @@ from schemas import (
 from worker.engine.clock import Clock
 from worker.engine.keyed_lock import KeyedLock
 from worker.engine.redaction import Findings
-from worker.engine.render import as_markdown, as_text, export_json, export_jsonl, export_markdown
-from worker.engine.scope import ChatAddress, key_fits, slot_key
-from worker.engine.view import cleared_view
-from worker.errors import CheckpointNotFound, InvalidArgument, SessionNotFound
+from worker.engine.scope import ChatAddress, slot_key
+from worker.errors import SessionNotFound
 from worker.sessions.agents import AgentDirectory
 from worker.sessions.checkpoints import CheckpointBook
-from worker.sessions.context import ContextWindow, build_window
+from worker.sessions.context import ContextWindow, window_for
 from worker.sessions.deletions import DeletionNotes
 from worker.sessions.drafts import checked_draft
+from worker.sessions.history import ExportFormat, History, HistoryFormat
 from worker.sessions.maintenance import CleanupReport, CleanupRequest, cleanup, cleanup_budget
+from worker.sessions.model_choice import ModelChoice, check_model
 from worker.sessions.opening import opening
-from worker.sessions.pages import every_session, page_of
+from worker.sessions.pages import page_of
 from worker.sessions.redacting import Redactions
 from worker.sessions.resume import Resumed, Resumer
+from worker.sessions.scope_change import ScopeChange, ScopeChanger
 from worker.sessions.slots import Resolution, SlotResolver
-from worker.sessions.summaries import check_summary, store_summary
+from worker.sessions.summaries import Summaries
 from worker.sessions.transcript import Transcript
-from worker.stores.base import SessionQuery, SessionStore, ViewChange
+from worker.sessions.views import SessionViews
+from worker.stores.base import SessionQuery, SessionStore
 
-HistoryFormat = Literal["messages", "markdown", "text"]
-
-
-@dataclass(frozen=True, slots=True)
-class ScopeChange:
-    settings: AgentSettings
-    archived: tuple[SessionEntry, ...]  # the active sessions the new scope has no slot for
-
-
-ExportFormat = Literal["markdown", "json", "jsonl"]
+__all__ = ["ExportFormat", "HistoryFormat", "ScopeChange", "SessionManager"]
 
 
 class SessionManager:
     def __init__(
-        self,
-        store: SessionStore,
-        transcript: Transcript,
-        agents: AgentDirectory,
-        clock: Clock,
-        locks: KeyedLock,
+        self, store: SessionStore, transcript: Transcript, agents: AgentDirectory, clock: Clock, locks: KeyedLock
     ) -> None:
         self.store = store
         self.transcript = transcript
         self.agents = agents
         self._clock = clock
-        self._slots = SlotResolver(store, clock, locks)
-        self._checkpoints = CheckpointBook(store, clock, locks, transcript.codec)
-        self._resumer = Resumer(store, transcript, clock, locks)
-        self._deletions = DeletionNotes(store, clock)
-        self._locks = locks
-        self._default_agent = "main"
         self.redactions = Redactions(agents.get, store, transcript)
+        self._slots = SlotResolver(store, clock, locks)
+        views = SessionViews(store, clock, locks)
+        notes = DeletionNotes(store, clock)
+        self._checkpoints = CheckpointBook(store, clock, locks, transcript.codec, views=views, notes=notes)
+        self._history = History(store, transcript, views)
+        self._summaries = Summaries(store, transcript, clock, self.redactions)
+        self._resumer = Resumer(store, transcript, clock, locks)
+        self._scopes = ScopeChanger(agents, store, clock)
+        self._models = ModelChoice(agents, store, clock)
+        self._default_agent = "main"
         self._is_open = False
         self._opening = asyncio.Lock()
 
@@ -146,22 +137,12 @@ class SessionManager:
 
     def check_model(self, settings: AgentSettings, model: str) -> None:
         """Refuses a model outside the agent's allow-list (an empty list allows any)."""
-        if not model.strip() or len(model) > 200:
-            raise InvalidArgument("a model name is 1 to 200 characters")
-        if settings.allowed_models and model not in settings.allowed_models:
-            allowed = ", ".join(settings.allowed_models)
-            raise InvalidArgument(f"model {model!r} is not available here; choose one of: {allowed}")
+        check_model(settings, model)
 
     @opening
     async def set_model(self, session_id: str, model: str | None) -> SessionEntry:
-        """Set the session's model override (None: back to the agent's default); every turn event
-        of the session then carries it, so the agent runtime answers with that model."""
-        session = await self.get_session(session_id)
-        if model is not None:
-            self.check_model(await self.agents.get(session.agent_id), model.strip())
-            model = model.strip()
-        if not await self.store.set_model(session.id, model, self._clock()):
-            raise SessionNotFound(f"no session {session_id}")
+        """Set the session's model override (None: the agent's default), which its turn events carry."""
+        await self._models.set(await self.get_session(session_id), model)
         return await self.get_session(session_id)
 
     @opening
@@ -225,11 +206,7 @@ class SessionManager:
     @opening
     async def restore_session(self, session_id: str) -> SessionEntry:
         """Make an archived session the active one of its slot again (the current one is archived)."""
-        target = await self.get_session(session_id)
-        if target.status == "active":
-            return target
-        await self._slots.reactivate(target)
-        return await self.get_session(session_id)
+        return await self._slots.restore(await self.get_session(session_id))
 
     @opening
     async def list_sessions(
@@ -275,10 +252,7 @@ class SessionManager:
             event_id=event_id,
             delivery=delivery,
         )
-        session = await self.transcript.current_session(session_id)  # the cached copy: no read
-        if session is None:
-            raise SessionNotFound(f"no session {session_id}")
-        draft = await self.redactions.draft(session.agent_id, draft, Findings())
+        draft = await self.redactions.session_draft(session_id, draft)
         return await self.transcript.append(session_id, draft, allow_archived=allow_archived)
 
     @overload
@@ -292,48 +266,22 @@ class SessionManager:
         self, session_id: str, *, limit: int = 50, format: HistoryFormat = "messages"
     ) -> list[TranscriptEntry] | str:
         await self.open()  # overloaded, so not @opening: opens itself on first use all the same
-        entries = await self.transcript.newest(await self.get_session(session_id), limit)
-        if format == "messages":
-            return entries
-        if format == "markdown":
-            return as_markdown(entries)
-        if format == "text":
-            return as_text(entries)
-        raise InvalidArgument(f"unknown history format {format!r}: use messages, markdown or text")
+        return await self._history.newest(await self.get_session(session_id), limit, format)
 
     @opening
     async def clear_history(self, session_id: str) -> SessionEntry:
         """Hide every entry so far; the session, its counters and checkpoints stay."""
-        async with self._locks.hold(session_id):
-            session = await self.get_session(session_id)
-            change = ViewChange(
-                view=cleared_view(session.last_seq),
-                message_count=0,
-                at=self._clock(),
-                expected_version=session.version,
-            )
-            if not await self.store.change_view(session.id, change):
-                raise InvalidArgument(f"session {session_id} changed during the clear; try again")
-            return session.model_copy(update={"view": change.view, "message_count": 0, "updated_at": change.at})
+        return await self._history.clear(session_id)
 
     @opening
     async def mark_important(self, session_id: str, seq: int, important: bool = True) -> None:
-        if not await self.store.set_important(session_id, seq, important):
-            raise InvalidArgument(f"session {session_id} has no entry #{seq}")
+        await self._history.mark_important(session_id, seq, important)
 
     @opening
     async def export(
         self, session_id: str, *, format: ExportFormat = "markdown", include_metadata: bool = False
     ) -> str:
-        session = await self.get_session(session_id)
-        entries = await self.transcript.all_visible(session)
-        if format == "markdown":
-            return export_markdown(session, entries, include_metadata=include_metadata)
-        if format == "json":
-            return export_json(session, entries, include_metadata=include_metadata)
-        if format == "jsonl":
-            return export_jsonl(entries, include_metadata=include_metadata)
-        raise InvalidArgument(f"unknown export format {format!r}: use markdown, json or jsonl")
+        return await self._history.export(await self.get_session(session_id), format, include_metadata=include_metadata)
 
     # Checkpoints ------------------------------------------------------------------------------
     @opening
@@ -353,16 +301,11 @@ class SessionManager:
 
     @opening
     async def restore_checkpoint(self, checkpoint_id: str, *, session_id: str | None = None) -> SessionEntry:
-        """Bring the checkpoint's session back to its saved history.
-
-        With `session_id`, the checkpoint must belong to that session's slot; if it belongs to an
-        archived session of the slot, that session becomes the active one again first.
-        """
+        """Bring the checkpoint's session back to its saved history. With `session_id`, only a checkpoint
+        of that session's slot; an archived session of the slot becomes the active one again first."""
         within = None if session_id is None else await self.get_session(session_id)
         checkpoint, owner = await self._checkpoints.find(checkpoint_id, within)
-        if owner.status != "active":
-            owner = await self.restore_session(owner.id)
-        return await self._checkpoints.apply(checkpoint, owner.id)
+        return await self._checkpoints.apply(checkpoint, (await self._slots.restore(owner)).id)
 
     @opening
     async def delete_checkpoint(
@@ -370,15 +313,7 @@ class SessionManager:
     ) -> None:
         """Delete it; the event `key`'s retry, after a fault cut its delete short, succeeds too."""
         within = None if session_id is None else await self.get_session(session_id)
-        try:
-            await self._checkpoints.find(checkpoint_id, within)
-        except CheckpointNotFound:
-            if key is not None and await self._deletions.noted(key) == {"checkpoint": checkpoint_id}:
-                return  # deleted by this event's earlier attempt
-            raise
-        if key is not None:
-            await self._deletions.note(key, {"checkpoint": checkpoint_id})
-        await self._checkpoints.delete(checkpoint_id)
+        await self._checkpoints.delete(checkpoint_id, within, key)
 
     # Settings and maintenance -----------------------------------------------------------------
     @opening
@@ -391,20 +326,9 @@ class SessionManager:
 
     @opening
     async def change_scope(self, scope: str, *, agent_id: str | None = None, key: str | None = None) -> ScopeChange:
-        """Change who shares a session. Each active session whose slot the new scope no longer
-        has is archived (reason scope-change), so none is left active and unreachable; the
-        chat's next message opens its session under the new scope. A retry of the event `key`
-        reports the sessions an attempt of it archived before a fault cut it short, too."""
-        settings = await self.agents.set_scope(agent_id or self._default_agent, scope)
-        archived: list[SessionEntry] = []
-        if key is not None:
-            before = await self.store.archived_by(key)
-            archived += [s for s in before if s.agent_id == settings.agent_id and s.archived_reason == "scope-change"]
-        async for session in every_session(self.store, SessionQuery(agent_id=settings.agent_id, status="active")):
-            misfit = not key_fits(settings.scope, session.key)
-            if misfit and await self.store.archive_session(session.id, "scope-change", self._clock(), by=key):
-                archived.append(session)
-        return ScopeChange(settings, tuple(archived))
+        """Change who shares a session; the active sessions the new scope has no slot for are archived
+        (the chat's next message opens its session under the new scope). Idempotent on `key`."""
+        return await self._scopes.change(agent_id or self._default_agent, scope, key)
 
     @opening
     async def set_reset_time(
@@ -421,8 +345,7 @@ class SessionManager:
         self, *, enabled: bool | None = None, patterns: list[dict[str, str]] | None = None, agent_id: str | None = None
     ) -> AgentSettings:
         """Switch the agent's redaction on or off, or replace its own patterns ({kind, pattern} each)."""
-        changes = {name: value for name, value in (("enabled", enabled), ("patterns", patterns)) if value is not None}
-        return await self.agents.update(agent_id or self._default_agent, redaction=changes)
+        return await self.agents.set_redaction(agent_id or self._default_agent, enabled, patterns)
 
     @opening
     async def cleanup(
@@ -451,13 +374,8 @@ class SessionManager:
     async def add_summary(
         self, session_id: str, from_seq: int, to_seq: int, content: str, *, summary_id: str | None = None
     ) -> Summary:
-        """Store a summary of entries from_seq..to_seq (the `summarize` context strategy uses it),
-        its secrets redacted first."""
-        session = await self.get_session(session_id)
-        check_summary(session, (from_seq, to_seq), content)
-        content = await self.redactions.text(session.agent_id, content, Findings())
-        summary_of = (session.id, from_seq, to_seq)
-        return await store_summary(self.store, self.transcript, self._clock, summary_of, content, summary_id)
+        """Store a summary of entries from_seq..to_seq, its secrets redacted first (`summarize` uses it)."""
+        return await self._summaries.add(await self.get_session(session_id), (from_seq, to_seq), content, summary_id)
 
     @opening
     async def get_context_history(
@@ -466,10 +384,4 @@ class SessionManager:
         """The newest history that fits `max_tokens` under `strategy` (defaults: the agent's settings)."""
         session = await self.get_session(session_id)
         defaults = (await self.get_settings(session.agent_id)).context
-        return await build_window(
-            self.store,
-            self.transcript,
-            session,
-            max_tokens=defaults.max_tokens if max_tokens is None else max_tokens,
-            strategy=strategy or defaults.strategy,
-        )
+        return await window_for(self.store, self.transcript, session, defaults, max_tokens, strategy)

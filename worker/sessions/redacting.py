@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas import AgentSettings, RedactionPattern
 from worker.engine.redaction import BUILT_IN, MARKER, Findings, Redactor, custom_detector
+from worker.errors import SessionNotFound
 from worker.sessions.transcript import Draft, Transcript
 from worker.stores.base import EntryRecords
 
@@ -71,6 +72,13 @@ class Redactions:
         if len(findings.kinds) == before:
             return draft  # nothing found: the caller's own objects, not copies
         return dataclasses.replace(draft, content=content, args=args, result=result)
+
+    async def session_draft(self, session_id: str, draft: Draft) -> Draft:
+        """The draft redacted as the session's agent says (the session as appends see it: no read)."""
+        session = await self._transcript.current_session(session_id)
+        if session is None:
+            raise SessionNotFound(f"no session {session_id}")
+        return await self.draft(session.agent_id, draft, Findings())
 
     async def redacted_before(self, session_id: str, seq: int, *, page: int = 200) -> bool:
         """Whether an entry of the session before `seq` holds a redaction (so the chat was told then).

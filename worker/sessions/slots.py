@@ -11,7 +11,7 @@ from worker.engine.delivery import merge_delivery
 from worker.engine.keyed_lock import KeyedLock
 from worker.engine.resets import ResetDue, reset_of, session_reset_due
 from worker.engine.scope import ChatAddress, slot_key
-from worker.errors import InvalidArgument, StoreConflict
+from worker.errors import InvalidArgument, SessionNotFound, StoreConflict
 from worker.stores.base import SessionRecords
 
 _RESOLVE_ATTEMPTS = 8
@@ -144,8 +144,18 @@ class SlotResolver:
         # The unique (agent, key, generation) index lets exactly one concurrent creator win.
         return session if await self._store.insert_session(session) else None
 
-    async def reactivate(self, target: SessionEntry) -> None:
-        """Make an archived session the active one of its slot again (the current one is archived)."""
+    async def restore(self, target: SessionEntry) -> SessionEntry:
+        """The session, active: an archived one is made its slot's active session again (read back)."""
+        if target.status == "active":
+            return target
+        await self._reactivate(target)
+        restored = await self._store.get_session(target.id)
+        if restored is None:
+            raise SessionNotFound(f"no session {target.id}")
+        return restored
+
+    async def _reactivate(self, target: SessionEntry) -> None:
+        """Make an archived session the active one of its slot (the current one is archived, superseded)."""
         async with self._locks.hold(f"slot:{target.agent_id}:{target.key}"):
             now = self._clock()
             current = await self._store.find_active(target.agent_id, target.key)

@@ -6,8 +6,10 @@ import uuid
 
 from schemas import SessionEntry, Summary
 from worker.engine.clock import Clock
+from worker.engine.redaction import Findings
 from worker.engine.sealing import seal_summary
 from worker.errors import InvalidArgument
+from worker.sessions.redacting import Redactions
 from worker.sessions.transcript import Transcript
 from worker.stores.base import CheckpointRecords
 
@@ -23,24 +25,26 @@ def check_summary(session: SessionEntry, span: tuple[int, int], content: str) ->
         raise InvalidArgument("a summary needs text")
 
 
-async def store_summary(
-    store: CheckpointRecords,
-    transcript: Transcript,
-    clock: Clock,
-    summary_of: tuple[str, int, int],
-    content: str,
-    summary_id: str | None,
-) -> Summary:
-    """Seal and store a summary of entries from_seq..to_seq of a session; returns it open."""
-    session_id, from_seq, to_seq = summary_of
-    summary = Summary(
-        id=summary_id or f"sum_{uuid.uuid4().hex[:16]}",
-        session_id=session_id,
-        from_seq=from_seq,
-        to_seq=to_seq,
-        content=content,
-        token_count=transcript.count_tokens(content),
-        created_at=clock(),
-    )
-    await store.insert_summary(seal_summary(transcript.codec, summary))
-    return summary
+class Summaries:
+    def __init__(self, store: CheckpointRecords, transcript: Transcript, clock: Clock, redactions: Redactions) -> None:
+        self._store = store
+        self._transcript = transcript
+        self._clock = clock
+        self._redactions = redactions
+
+    async def add(self, session: SessionEntry, span: tuple[int, int], content: str, summary_id: str | None) -> Summary:
+        """Check the summary of entries from_seq..to_seq, redact its secrets, seal and store it; returns it open."""
+        check_summary(session, span, content)
+        content = await self._redactions.text(session.agent_id, content, Findings())
+        from_seq, to_seq = span
+        summary = Summary(
+            id=summary_id or f"sum_{uuid.uuid4().hex[:16]}",
+            session_id=session.id,
+            from_seq=from_seq,
+            to_seq=to_seq,
+            content=content,
+            token_count=self._transcript.count_tokens(content),
+            created_at=self._clock(),
+        )
+        await self._store.insert_summary(seal_summary(self._transcript.codec, summary))
+        return summary
