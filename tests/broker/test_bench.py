@@ -92,9 +92,8 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     for side in ("bare", "worker"):
         assert use[side]["loop_thread_us"] > 0 and use[side]["broker_us"] > 0 and use[side]["bench_us"] > 0
         assert use[side]["total_us"] >= use[side]["loop_thread_us"] + use[side]["broker_us"]
-    # The SQLite writer thread: seen in the latency phase, which runs long enough for /proc's 10 ms
-    # ticks (this test's drains of 300 messages give it a few ms a process, often read as 0).
-    assert results["latency_cpu_us_per_msg"]["other_threads_us"] > 0
+    # Other threads (SQLite's, when another process holds the writers' lock) are counted apart.
+    assert results["latency_cpu_us_per_msg"]["other_threads_us"] >= 0
     assert results["cpu_bound_ratio"] > 0
     assert results["latency_cpu_us_per_msg"]["loop_thread_us"] > 0
     assert results["bare_loop_latency_cpu_us_per_msg"]["loop_thread_us"] > 0
@@ -104,9 +103,9 @@ async def test_bench_runs_every_phase_and_reports_medians_of_rounds(
     assert len(growth) == 2 and all(all(rate > 0 for rate in each.values()) for each in growth)
     ratios = sorted(each["sessions_many"] / each["sessions_100"] for each in growth)
     assert results["growth_ratio_sessions"] == pytest.approx(sum(ratios) / 2)
-    # The engine alone: its own threads only, both of them busy (the loop, and SQLite's writer).
+    # The engine alone: its own threads only (the loop, which commits while the locks are free, and SQLite's).
     engine = results["engine_cpu_us_per_msg"]
-    assert engine["loop_thread_us"] > 0 and engine["other_threads_us"] > 0
+    assert engine["loop_thread_us"] > 0 and engine["other_threads_us"] >= 0
     assert engine["total_us"] == pytest.approx(engine["loop_thread_us"] + engine["other_threads_us"], abs=0.2)
 
     # Every backlog depth (the main rounds' among them) and the live maxima, side by side.

@@ -20,7 +20,7 @@ async def test_every_event_is_applied_sealed_and_its_cpu_counted(tmp_path: Path)
         sessions = conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
     assert entries == (WARM_UP + 300, WARM_UP + 300, "bench")  # each event once, sealed with the bench key
     assert sessions == STORED_SESSIONS + 30  # one per slot, beside the stored ones
-    assert use["loop_thread_us"] > 0 and use["other_threads_us"] > 0
+    assert use["loop_thread_us"] > 0 and use["other_threads_us"] >= 0  # commits run on the loop when they can
     assert use["total_us"] == pytest.approx(use["loop_thread_us"] + use["other_threads_us"], abs=0.2)
 
 

@@ -1,6 +1,6 @@
 """SQLite group commits: writes that arrive together commit together, and one failing write
-rolls back alone (its half-done changes too) while the rest of its group lands; a group waits
-for another process's writer on the writer thread, never on the event loop."""
+rolls back alone (its half-done changes too) while the rest of its group lands; a group commits
+on the event loop while the locks are free, else on the writer thread, which waits for them."""
 
 from __future__ import annotations
 
@@ -116,6 +116,43 @@ def _insert_noting_thread(name: str, threads: list[str]) -> Callable[[Connection
     return run
 
 
+async def test_with_the_locks_free_a_group_commits_on_the_event_loop(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    threads: list[str] = []
+    try:
+        assert await db.write(_insert_noting_thread("alone", threads)) == "alone"
+        assert threads == [threading.current_thread().name]
+    finally:
+        await db.close()
+
+
+async def test_a_group_larger_than_a_lone_messages_commits_on_the_writer_thread(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    threads: list[str] = []
+    try:
+        count = sqlite_db.LOOP_GROUP_WRITES + 1
+        names = [f"row{index}" for index in range(count)]
+        assert await asyncio.gather(*(db.write(_insert_noting_thread(name, threads)) for name in names)) == names
+        assert len(threads) == count and all(name.startswith("sqlite-writer") for name in threads)
+        assert await _names(db) == sorted(names)
+    finally:
+        await db.close()
+
+
+async def test_a_bulky_write_takes_its_whole_group_to_the_writer_thread(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    threads: list[str] = []
+    try:
+        small = asyncio.ensure_future(db.write(_insert_noting_thread("small", threads)))
+        bulky = asyncio.ensure_future(db.write(_insert_noting_thread("bulky", threads), bulky=True))
+        assert await asyncio.gather(small, bulky) == ["small", "bulky"]
+        assert len(threads) == 2 and all(name.startswith("sqlite-writer") for name in threads)
+        assert await db.write(_insert_noting_thread("next", threads)) == "next"  # the next group: on the loop
+        assert threads[2] == threading.current_thread().name
+    finally:
+        await db.close()
+
+
 async def test_while_another_process_writes_a_group_waits_for_it_on_the_writer_thread(tmp_path: Path) -> None:
     db = await _open(tmp_path)
     threads: list[str] = []
@@ -188,5 +225,19 @@ async def test_a_point_read_runs_on_the_event_loop_and_goes_to_the_reader_thread
         busy_here[0] = False
         assert await db.read(count, point=True) == 1
         assert threads[2:] == [threading.main_thread().name]
+    finally:
+        await db.close()
+
+
+async def test_while_a_write_outside_a_transaction_runs_groups_go_to_the_writer_thread_behind_it(
+    tmp_path: Path,
+) -> None:
+    db = await _open(tmp_path)
+    threads: list[str] = []
+    try:
+        slow = asyncio.ensure_future(db.write(lambda conn: time.sleep(0.1), alone=True))
+        await asyncio.sleep(0.01)
+        assert await db.write(_insert_noting_thread("behind", threads)) == "behind"
+        assert slow.done() and threads[0].startswith("sqlite-writer")
     finally:
         await db.close()

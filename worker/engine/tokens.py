@@ -40,10 +40,10 @@ class TiktokenCounter:
 class TokenCount:
     """One text's token count, made once, by whoever asks first.
 
-    A store asks while it writes the entry, on the thread where it does its blocking work (the
-    SQLite writer thread). tiktoken releases the GIL while it counts: on the event-loop thread,
-    that release handed the GIL to the store's threads and back for every message, which cost the
-    loop several times the count itself.
+    A store asks just before it writes the entry, where it does its blocking work: the SQLite
+    writer thread, or the event loop for a group it commits there. tiktoken releases the GIL
+    while it counts: on the event loop while the writer thread was busy, that release handed the
+    GIL to the thread and back for every message, which cost the loop several times the count.
     """
 
     __slots__ = ("_counter", "_text", "_value")

@@ -300,7 +300,7 @@ class SqliteStore(SqliteMaintenance):
 
     async def prune_outcomes(self, before: datetime) -> int:
         return await self._db.write(
-            lambda conn: conn.execute("DELETE FROM outcomes WHERE at < ?", (to_ms(before),)).rowcount
+            lambda conn: conn.execute("DELETE FROM outcomes WHERE at < ?", (to_ms(before),)).rowcount, bulky=True
         )
 
     # Helpers ---------------------------------------------------------------------------------

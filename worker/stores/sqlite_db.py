@@ -1,13 +1,15 @@
 """SQLite connections (a writer, a reader, one for point reads) driven from asyncio, with group commits.
 
-sqlite3 is a blocking driver; writes and most reads run on threads of their own. Writes are
-group-committed: the write functions handed in during one turn of the event loop, or while the
-writer thread is busy, run together in the next transaction (should one fail, the group runs
-again with a savepoint per function, so that one rolls back alone), and each completes only when
-that transaction has committed. No group waits for company. Each transaction holds the writers'
-lock (worker/stores/sqlite_lock.py). The writer's commits never checkpoint the WAL (a checkpoint
-syncs): the reader thread runs one every so many groups. Point reads (a row by key, the hot
-path's lookups) run on the event loop, on a connection that never waits.
+Writes are group-committed: the write functions handed in during one turn of the event loop, or
+while a group is being written, run together in the next transaction (should one fail, the group
+runs again with a savepoint per function, so that one rolls back alone), and each completes only
+when that transaction has committed. A small group (a lone message's) commits on the event loop
+itself when the writers' lock (worker/stores/sqlite_lock.py) and SQLite's are free, as they are
+unless another process is writing: a transaction of a few rows without a sync (WAL,
+synchronous=NORMAL) takes less than handing it to a thread and back. The writer thread commits
+the rest (a backlog's groups, bulky writes, and any group that finds a lock taken, for which it
+waits). WAL checkpoints, which sync, run on the reader thread. Reads run on the reader thread, beside
+the writer; point reads (a row by key) run on the event loop, on a connection that never waits.
 """
 
 from __future__ import annotations
@@ -49,8 +51,14 @@ _UNWELL_CODES = frozenset(
 )
 
 
-# The writer's commits never checkpoint (a checkpoint syncs, and the group waiting for the commit
-# with it): the reader thread runs one, passive, after every this many groups.
+# A group of at most this many writes commits on the event loop when the locks are free: a lone
+# message's commit then takes less than a hand-off to the writer thread and back. Larger groups
+# (a backlog) go to the writer thread, where SQLite's work runs beside the event loop and the
+# next group grows while this one is written.
+LOOP_GROUP_WRITES = 4
+
+# The writer's commits never checkpoint (a checkpoint syncs, and a commit may run on the event
+# loop): the reader thread runs one, passive, after every this many groups.
 CHECKPOINT_EVERY_GROUPS = 100
 
 
@@ -113,8 +121,9 @@ def _prepare(group: Group) -> None:
 
 
 def _run_group(conn: Connection, lock: WriterLock, group: Group) -> list[Outcome]:
-    """Run every write's preparation, then every write in one transaction, committed once while
-    holding the writers' lock.
+    """Every write's preparation (done already for a group that tried the event loop first: it
+    is kept), then every write in one transaction, committed once while holding the writers' lock
+    (waiting for it: the writer thread's part).
 
     The usual group succeeds whole and runs without savepoints. If a function fails (a duplicate,
     a conflict: rare), the transaction is rolled back and the group run again with a savepoint per
@@ -122,9 +131,27 @@ def _run_group(conn: Connection, lock: WriterLock, group: Group) -> list[Outcome
     database, so running one twice is safe.
     """
     _prepare(group)
-    functions = [fn for fn, _, _ in group]
     with lock.held():
-        return _transaction(conn, functions)
+        return _transaction(conn, [fn for fn, _, _ in group])
+
+
+def _run_here(conn: Connection, lock: WriterLock, group: Group, busy_timeout_ms: int) -> list[Outcome] | None:
+    """The group committed at once, on this thread, if neither the writers' lock nor SQLite's is
+    taken; None (nothing done) if one is: the writer thread waits for it."""
+    if not lock.try_hold():
+        return None
+    try:
+        conn.execute("PRAGMA busy_timeout=0")  # SQLite's lock taken (a writer outside ours): do not wait here
+        try:
+            return _transaction(conn, [fn for fn, _, _ in group])
+        except sqlite3.OperationalError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY and not conn.in_transaction:
+                return None
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    finally:
+        lock.release()
 
 
 def _transaction(conn: Connection, functions: list[Callable[[Connection], Any]]) -> list[Outcome]:
@@ -191,6 +218,8 @@ class SqliteDatabase:
         self._flushing = False  # a group is due or being written; writes meanwhile wait for the next
         self._due: asyncio.Handle | None = None  # the next group, due at the end of this loop turn
         self._groups = 0
+        self._alone = 0  # writes outside a transaction running on the writer thread
+        self._bulky_pending = False  # the next group holds a bulky write: the writer thread commits it
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -233,17 +262,26 @@ class SqliteDatabase:
         self._lock.close()
         self._writer_pool = self._reader_pool = None
 
-    async def write(self, fn: Callable[[Connection], T], *, alone: bool = False, prepare: Prepare | None = None) -> T:
+    async def write(
+        self, fn: Callable[[Connection], T], *, alone: bool = False, bulky: bool = False, prepare: Prepare | None = None
+    ) -> T:
         """Run `fn` in the next group commit, `prepare` (if given) just before the transaction;
-        `alone` runs `fn` on the writer thread outside any transaction (DDL, PRAGMAs)."""
+        `alone` runs `fn` on the writer thread outside any transaction (DDL, PRAGMAs). A `bulky`
+        write (one that may touch many rows: retention, pruning) sends its group to the writer
+        thread, so that it never holds up the event loop."""
         if self._writer is None or self._writer_pool is None:
             raise RuntimeError("the SQLite store is not open; call ensure_schema() or open() first")
         if alone:
-            return await self._run(self._writer_pool, fn, self._writer)
+            self._alone += 1  # until it is done, groups go to the writer thread too: one connection, one thread
+            try:
+                return await self._run(self._writer_pool, fn, self._writer)
+            finally:
+                self._alone -= 1
         stages.mark(stages.COMMIT_START)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((fn, prepare, future))
+        self._bulky_pending = self._bulky_pending or bulky
         if not self._flushing:  # the writes handed in during this turn of the loop go together
             self._flushing = True
             self._due = loop.call_soon(self._commit_pending)
@@ -252,15 +290,26 @@ class SqliteDatabase:
         return result
 
     def _commit_pending(self) -> None:
-        """Hand the waiting writes to the writer thread as one group. Its completion comes back as
-        a plain callback, which hands each write its outcome and starts the next group: no task
-        and no future chain per group."""
+        """Commit the waiting writes as one group: here and now if it is small and the locks are
+        free, else on the writer thread. Its completion comes back as a plain callback, which hands
+        each write its outcome and starts the next group: no task and no future chain per group."""
         group, self._pending = self._pending, []
+        here = len(group) <= LOOP_GROUP_WRITES and not (self._alone or self._bulky_pending)
+        self._bulky_pending = False
         self._due = None
         if self._writer is None or self._writer_pool is None:
             self._flushing = False
             _settle(group, [(False, RuntimeError("the SQLite store was closed"))] * len(group))
             return
+        if here:
+            _prepare(group)
+            try:
+                outcomes = _run_here(self._writer, self._lock, group, self._busy_timeout_ms)
+            except BaseException as exc:  # the commit itself failed: every write in the group failed
+                outcomes = [(False, exc)] * len(group)
+            if outcomes is not None:
+                self._group_done(group, outcomes)
+                return
         loop = asyncio.get_running_loop()
         try:
             committed = self._writer_pool.submit(_run_group, self._writer, self._lock, group)
@@ -268,14 +317,17 @@ class SqliteDatabase:
             self._flushing = False
             _settle(group, [(False, exc)] * len(group))
             return
-        committed.add_done_callback(lambda done: _call_back(loop, self._group_done, group, done))
+        committed.add_done_callback(lambda done: _call_back(loop, self._thread_done, group, done))
 
-    def _group_done(self, group: Group, done: Done) -> None:
-        self._flushing = False
+    def _thread_done(self, group: Group, done: Done) -> None:
         try:
             outcomes = done.result()
         except BaseException as exc:  # the commit itself failed: every write in the group failed
             outcomes = [(False, exc)] * len(group)
+        self._group_done(group, outcomes)
+
+    def _group_done(self, group: Group, outcomes: list[Outcome]) -> None:
+        self._flushing = False
         _settle(group, outcomes)
         self._groups += 1
         if self._groups % CHECKPOINT_EVERY_GROUPS == 0 and self._reader is not None and self._reader_pool:

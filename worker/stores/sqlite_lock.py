@@ -26,7 +26,7 @@ def lock_path(database: str) -> str:
 
 
 class WriterLock:
-    """An exclusive flock on `path`, taken around each write transaction used from one thread."""
+    """An exclusive flock on `path`, taken around each write transaction by one writer at a time."""
 
     def __init__(self, path: str, timeout_ms: int) -> None:
         self.path = path
@@ -41,6 +41,16 @@ class WriterLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)  # frees the lock too, should it be held
+
+    def try_hold(self) -> bool:
+        """Take the lock if it is free at once (then release() it); False if another holds it."""
+        if self._fd is None:
+            raise RuntimeError("the SQLite writer lock is not open")
+        return _try_lock(self._fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:

@@ -71,7 +71,7 @@ class SqliteMaintenance(SqliteRecords):
             }
             return DeletedCounts(**counts)
 
-        return await self._db.write(run) if session_ids else DeletedCounts()
+        return await self._db.write(run, bulky=True) if session_ids else DeletedCounts()
 
     async def agent_stored_bytes(self, agent_id: str) -> int:
         def run(conn: Connection) -> int:
@@ -107,4 +107,4 @@ class SqliteMaintenance(SqliteRecords):
                 shift_stored_bytes(conn, session_id, -int(size))
             return int(count)
 
-        return await (self._db.write(run) if delete else self._db.read(run))
+        return await (self._db.write(run, bulky=True) if delete else self._db.read(run))
