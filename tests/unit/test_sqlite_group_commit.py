@@ -145,7 +145,7 @@ async def test_a_bulky_write_takes_its_whole_group_to_the_writer_thread(tmp_path
     try:
         small = asyncio.ensure_future(db.write(_insert_noting_thread("small", threads)))
         bulky = asyncio.ensure_future(db.write(_insert_noting_thread("bulky", threads), bulky=True))
-        assert await asyncio.gather(small, bulky) == ["small", "bulky"]
+        assert list(await asyncio.gather(small, bulky)) == ["small", "bulky"]
         assert len(threads) == 2 and all(name.startswith("sqlite-writer") for name in threads)
         assert await db.write(_insert_noting_thread("next", threads)) == "next"  # the next group: on the loop
         assert threads[2] == threading.current_thread().name
