@@ -27,7 +27,7 @@ benchmarks/cases.py.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
 import statistics
 import tempfile
@@ -164,7 +164,9 @@ async def _drain(
         start = case.start_bare if bare else case.start_worker
         return case, await drain(connection, case, start, slots or config.slots)
     except BaseException:
-        await _close(connection, case)
+        # What failed is what to report: a connection the broker closed cannot clean up after it.
+        with contextlib.suppress(Exception):
+            await _close(connection, case)
         raise
 
 
@@ -374,7 +376,3 @@ async def _growth(
         "growth_ratio_transcript": statistics.median(r["transcripts_long"] / r["transcripts_empty"] for r in rounds),
         "growth_rounds": rounds,
     }
-
-
-def run_sync(config: BenchConfig, progress: Callable[[str], None]) -> dict[str, Any]:
-    return asyncio.run(run(config, progress))

@@ -16,10 +16,12 @@ from typing import Any
 
 from schemas import DeliveryContext, SessionEntry
 from worker.engine.crypto import EncryptingCodec
+from worker.engine.idempotency import scoped, session_scope
 from worker.engine.payload import pack_payload
 from worker.engine.scope import ChatAddress, session_key
 from worker.stores.base import StoredEntry
-from worker.stores.sqlite_rows import ENTRY_COLUMNS, SCHEMA, SESSION_COLUMNS, entry_params, session_params
+from worker.stores.sqlite_migrations import SCHEMA_STEPS, create_tables
+from worker.stores.sqlite_rows import ENTRY_COLUMNS, SESSION_COLUMNS, entry_params, session_params
 
 BENCH_CHANNEL = "bench"
 
@@ -101,7 +103,7 @@ def insert_entries(
                 StoredEntry(
                     session_id=session_id,
                     seq=seq,
-                    event_id=f"pre-{session_id}-{seq}",
+                    event_id=scoped(f"pre-{session_id}-{seq}", session_scope(session_id)),  # as the store keys it
                     role="system" if seq == 1 else ("user" if seq % 2 else "assistant"),
                     timestamp=moment,
                     token_count=tokens(body),
@@ -126,7 +128,7 @@ def populate(path: str, *, idle_sessions: int, long_slots: int, entries_per_slot
     now = datetime.now(UTC).replace(microsecond=0)
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(SCHEMA)  # the store's own schema, as ensure_schema() creates it
+    create_tables(conn)  # the store's own tables, as ensure_schema() creates them
     marks = ",".join("?" * len(SESSION_COLUMNS.split(",")))
     with conn:
         conn.executemany(
@@ -142,6 +144,10 @@ def populate(path: str, *, idle_sessions: int, long_slots: int, entries_per_slot
         insert_entries(
             conn, f"s_{slot:07d}", entries_per_slot, text=lambda _: text, tokens=lambda _: 40, codec=codec, now=now
         )
+    # The store's own steps count the stored bytes and mark the file current: a worker opening a
+    # copy finds nothing to upgrade (rewriting a million rows at its start would be what it measures).
+    for step in SCHEMA_STEPS:
+        step(conn)
     conn.close()
 
 

@@ -63,7 +63,9 @@ def port_open(port: int) -> bool:
 class RabbitNode:
     """One private node. `start` may be called again after `stop` or `kill`: data survives."""
 
-    def __init__(self, scripts: Path, root: Path, home: Path, name: str, config: str = "") -> None:
+    def __init__(
+        self, scripts: Path, root: Path, home: Path, name: str, config: str = "", plugins: str = "rabbitmq_sharding"
+    ) -> None:
         self.scripts = scripts
         self.root = root
         self.home = home
@@ -73,7 +75,7 @@ class RabbitNode:
         self.process: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True)
         (root / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n{config}")
-        (root / "enabled_plugins").write_text("[rabbitmq_sharding].\n")
+        (root / "enabled_plugins").write_text(f"[{plugins}].\n")
         (root / "rabbitmq-env.conf").write_text("")  # instead of /etc/rabbitmq/rabbitmq-env.conf
 
     @property
@@ -225,16 +227,20 @@ def _write_cookie(home: Path) -> None:
 
 
 @contextmanager
-def private_nodes(count: int, *, cluster: bool = False, config: str = "") -> Iterator[list[RabbitNode]]:
+def private_nodes(
+    count: int, *, cluster: bool = False, config: str = "", plugins: str = "rabbitmq_sharding"
+) -> Iterator[list[RabbitNode]]:
     """`count` started private nodes (joined into one cluster when asked), killed and deleted on
-    exit whatever happened; `config` holds extra rabbitmq.conf lines. Data lives outside pytest's
+    exit whatever happened; `config` holds extra rabbitmq.conf lines, `plugins` the enabled ones
+    (comma-separated; empty for a broker as Debian installs it). Data lives outside pytest's
     tmp_path, which keeps old runs around."""
     scripts = rabbit_scripts()
     base = Path(f"/tmp/sessions-rabbit-{uuid.uuid4().hex[:8]}")  # short: Erlang paths in sockets
     _write_cookie(base / "home")
     tag = base.name.rsplit("-", 1)[1]
     nodes = [
-        RabbitNode(scripts, base / f"n{i}", base / "home", f"sesst{tag}n{i}@localhost", config) for i in range(count)
+        RabbitNode(scripts, base / f"n{i}", base / "home", f"sesst{tag}n{i}@localhost", config, plugins)
+        for i in range(count)
     ]
     try:
         for node in nodes:

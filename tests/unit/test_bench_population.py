@@ -65,3 +65,20 @@ def test_prefilled_stores_are_copies_of_one_template_made_once(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["round-1.db", "round-2.db", "template-20-2-5.db"]
     with sqlite3.connect(second) as conn:
         assert conn.execute("SELECT COUNT(*) FROM entries").fetchone() == (10,)
+
+
+async def test_a_populated_store_is_current_so_opening_it_rewrites_nothing(tmp_path: Path) -> None:
+    """A worker opening a pre-filled copy finds nothing to upgrade: the growth cases measure the
+    drain, not a migration of a million rows at the worker's start."""
+    path = tmp_path / "bench.db"
+    codec = EncryptingCodec(KeyRing.parse(f"bench:{KEY}"))
+    populate(str(path), idle_sessions=10, long_slots=2, entries_per_slot=30, codec=codec)
+    with sqlite3.connect(path) as conn:
+        stored = dict(conn.execute("SELECT id, stored_bytes FROM sessions WHERE id LIKE 's_000%'").fetchall())
+        counted = dict(conn.execute("SELECT session_id, sum(length(payload)) FROM entries GROUP BY session_id"))
+    assert stored == counted and all(stored.values())
+    before = path.read_bytes()
+    store = SqliteStore.at_path(str(path))
+    await store.ensure_schema()
+    await store.close()
+    assert path.read_bytes() == before, "opening the store changed the file: an upgrade step ran"

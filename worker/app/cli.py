@@ -9,7 +9,7 @@ import signal
 from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
@@ -117,7 +117,11 @@ def _serving(*, worker: bool, scheduler: bool) -> None:
     try:
         asyncio.run(_serve(load_settings(json_logs=True), worker=worker, scheduler=scheduler))
     except (MissingPlugin, TopologyMismatch, StartupError) as exc:
-        fail(escape(" ".join(str(exc).split())), code=2)
+        _unusable(exc)
+
+
+def _unusable(exc: Exception) -> NoReturn:
+    fail(escape(" ".join(str(exc).split())), code=2)
 
 
 @app.command()
@@ -330,7 +334,7 @@ def bench(
 ) -> None:
     """Benchmark the worker against a bare aio-pika loop on the real broker, side by side."""
     try:
-        from benchmarks.broker import run_sync
+        from benchmarks.broker import run as run_bench
         from benchmarks.cases import BenchConfig
         from benchmarks.report import print_table, write_report
     except ModuleNotFoundError as exc:
@@ -355,7 +359,7 @@ def bench(
         config.mongodb_url = mongodb_url or from_settings
         if not config.mongodb_url:
             fail("--store mongodb needs --mongodb-url or MONGODB_URL", code=2)
-    results = run_sync(config, progress=lambda step: errors.print(f"[dim]… {step}[/]"))
+    results = _broker(run_bench(config, progress=lambda step: errors.print(f"[dim]… {step}[/]")))
     command = "sessions bench" + (" --quick" if quick else "") + (f" --messages {messages}" if messages else "")
     command += f" --rounds {rounds}" if rounds is not None else ""
     command += f" --processes {processes}" if processes is not None else ""
@@ -370,15 +374,19 @@ def bench(
 
 
 def _broker(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a one-shot broker command; a broker it cannot reach or use is one line and exit status 2."""
     import logging
 
     from worker.amqp.failures import CLIENT_LOGGERS, NO_SUCH_ENTITY, UNREACHABLE
+    from worker.amqp.topology import MissingPlugin, TopologyMismatch
 
     # The failure is reported below in one line; the client libraries' own error logs would repeat it.
     for name in (*CLIENT_LOGGERS, "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return asyncio.run(coro)
+    except (MissingPlugin, TopologyMismatch) as exc:
+        _unusable(exc)
     except UNREACHABLE as exc:
         fail(f"cannot reach RabbitMQ: {exc}. Is it running? (make broker, or set AMQP_URL)", code=2)
     except NO_SUCH_ENTITY as exc:

@@ -18,21 +18,13 @@ from worker.stores.base import (
     StoredEntry,
     ViewChange,
 )
-from worker.stores.sqlite_attempts import ATTEMPTS_SCHEMA
 from worker.stores.sqlite_bytes import count_agent_bytes
 from worker.stores.sqlite_db import Connection, SqliteDatabase
 from worker.stores.sqlite_maintenance import SqliteMaintenance
-from worker.stores.sqlite_migrations import (
-    migrate_agent_bytes,
-    migrate_archived_by,
-    migrate_event_keys,
-    migrate_stored_bytes,
-)
+from worker.stores.sqlite_migrations import SCHEMA_STEPS
 from worker.stores.sqlite_rows import (
     ENTRY_COLUMNS,
-    SCHEMA,
     SESSION_COLUMNS,
-    ensure_one_active_per_slot,
     entry_from_row,
     entry_params,
     session_from_row,
@@ -72,13 +64,8 @@ class SqliteStore(SqliteMaintenance):
 
     async def ensure_schema(self) -> None:
         await self._db.open()
-        await self._db.write(lambda conn: conn.executescript(SCHEMA), alone=True)
-        await self._db.write(lambda conn: conn.executescript(ATTEMPTS_SCHEMA), alone=True)
-        await self._db.write(ensure_one_active_per_slot, alone=True)
-        await self._db.write(migrate_event_keys, alone=True)
-        await self._db.write(migrate_stored_bytes, alone=True)
-        await self._db.write(migrate_agent_bytes, alone=True)
-        await self._db.write(migrate_archived_by, alone=True)
+        for step in SCHEMA_STEPS:
+            await self._db.write(step, alone=True)
 
     async def close(self) -> None:
         await self._db.close()

@@ -1,14 +1,17 @@
-"""Upgrades of older SQLite stores, each run once and recorded in SQLite's user_version."""
+"""The steps that bring a SQLite file to the current schema: the tables, then the upgrades of
+older stores, each run once and recorded in SQLite's user_version."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from schemas import DeliveryContext
 from worker.engine.idempotency import legacy_entry_key
+from worker.stores.sqlite_attempts import ATTEMPTS_SCHEMA
 from worker.stores.sqlite_bytes import AGENT_BYTES_TABLE, recount_agent_bytes
+from worker.stores.sqlite_rows import SCHEMA, ensure_one_active_per_slot
 
 SCOPED_EVENT_KEYS = 1  # entries and outcomes carry fingerprints; entries' event ids are scoped
 STORED_BYTES = 2  # sessions count their transcript bytes as stored
@@ -93,3 +96,19 @@ def migrate_archived_by(conn: sqlite3.Connection) -> None:
             "CREATE INDEX IF NOT EXISTS sessions_archived_by ON sessions (archived_by) WHERE archived_by IS NOT NULL"
         )
         conn.execute(f"PRAGMA user_version = {ARCHIVED_BY}")
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+    conn.executescript(ATTEMPTS_SCHEMA)
+
+
+# In order, each alone (outside any other transaction): a new file and an old one alike end current.
+SCHEMA_STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    create_tables,
+    ensure_one_active_per_slot,
+    migrate_event_keys,
+    migrate_stored_bytes,
+    migrate_agent_bytes,
+    migrate_archived_by,
+)
