@@ -23,7 +23,7 @@ STAGE_CAPTION = (
 )
 
 TARGETS = {
-    "throughput_ratio_vs_bare_loop": (">=", 0.7),
+    "throughput_ratio_vs_bare_loop": (">=", 0.8),
     "growth_ratio_transcript": (">=", 0.9),
     "growth_ratio_sessions": (">=", 0.9),
     "p99_ms": ("<=", TARGET_P99_MS),

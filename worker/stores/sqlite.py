@@ -76,7 +76,7 @@ class SqliteStore(SqliteMaintenance):
             row = conn.execute("SELECT doc FROM settings WHERE agent_id = ?", (agent_id,)).fetchone()
             return None if row is None else AgentSettings.model_validate_json(row[0])
 
-        return await self._db.read(run)
+        return await self._db.read(run, point=True)
 
     async def save_settings(self, settings: AgentSettings) -> None:
         doc = settings.model_dump_json(exclude_unset=True)  # only what was set: other layers fill the rest
@@ -102,7 +102,8 @@ class SqliteStore(SqliteMaintenance):
             ).fetchone()
             return int(row[0] or 0)
 
-        return await self._db.read(run)
+        # One seek of the (agent_id, key, generation) index: a new chat's path, kept off the reader thread.
+        return await self._db.read(run, point=True)
 
     async def insert_session(self, session: SessionEntry) -> bool:
         params = session_params(session)
